@@ -1,0 +1,59 @@
+"""The ``cgclip`` command line: a thin layer over the library.
+
+Each module in this package that defines ``register(subparsers)`` contributes one subcommand (or a group of them).
+``register`` adds an :mod:`argparse` sub-parser and sets ``func`` to a callable ``(args) -> int``. Modules are
+discovered automatically, so adding a command means adding a file here.
+
+User errors (:class:`cgclip.errors.CgclipError`) are printed as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from typing import Sequence
+
+from cgclip import __version__
+from cgclip.errors import CgclipError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every discovered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="cgclip",
+        description="Video-based person re-identification with CG-CLIP (Caption-Guided CLIP).",
+    )
+    parser.add_argument("--version", action="version", version=f"cgclip {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cgclip`` console command; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else (logging.INFO if args.verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 1
+    try:
+        return int(func(args) or 0)
+    except CgclipError as exc:
+        print(f"cgclip {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cgclip {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
