@@ -1,0 +1,82 @@
+"""CLIP text and image features straight from a local Hugging Face CLIP directory (for the report and the
+attribute captioner). Features are the projected, L2-normalised CLIP embeddings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cgclip.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipFeatures:
+    """A CLIP model + tokenizer from ``clip_dir`` (``local_files_only``), on ``device``."""
+
+    def __init__(self, clip_dir: str | Path, device: str = "cpu") -> None:
+        from transformers import AutoTokenizer, CLIPModel
+
+        self.clip_dir = Path(clip_dir)
+        if not (self.clip_dir / "config.json").is_file():
+            raise CheckpointError("no config.json; pass a Hugging Face CLIP directory (config.json, "
+                                  "model.safetensors, tokenizer files)", path=self.clip_dir)
+        try:
+            self.model = CLIPModel.from_pretrained(str(self.clip_dir), local_files_only=True).to(device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.clip_dir), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot load CLIP ({type(exc).__name__}: {str(exc)[:160]}); pass a complete "
+                                  "Hugging Face CLIP directory", path=self.clip_dir) from exc
+        self.device = torch.device(device)
+        self.image_size = int(self.model.config.vision_config.image_size)
+        self.max_length = int(self.model.config.text_config.max_position_embeddings)
+
+    @staticmethod
+    def _features(out: Any) -> torch.Tensor:
+        feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return torch.nn.functional.normalize(feats.float(), dim=-1)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """``[len(texts), d]`` normalised text features (texts truncated to the model's context)."""
+        chunks = []
+        for i in range(0, len(texts), batch_size):
+            tok = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt").to(self.device)
+            chunks.append(self._features(self.model.get_text_features(**tok)).cpu())
+        if not chunks:
+            return torch.zeros(0, int(self.model.config.projection_dim))
+        return torch.cat(chunks)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Letterbox a (tall) person crop onto a square of the mean colour, resize, normalise: ``[3, S, S]``."""
+        image = image.convert("RGB")
+        side = max(image.size)
+        canvas = Image.new("RGB", (side, side), tuple(int(255 * m) for m in CLIP_MEAN))
+        canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        canvas = canvas.resize((self.image_size, self.image_size), Image.BICUBIC)
+        arr = (np.asarray(canvas, dtype=np.float32) / 255.0 - np.array(CLIP_MEAN, np.float32)) / \
+            np.array(CLIP_STD, np.float32)
+        return torch.from_numpy(arr.transpose(2, 0, 1).copy())
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """``[len(images), d]`` normalised image features."""
+        chunks = []
+        for i in range(0, len(images), batch_size):
+            pixels = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]]).to(self.device)
+            chunks.append(self._features(self.model.get_image_features(pixel_values=pixels)).cpu())
+        return torch.cat(chunks)
+
+    @property
+    def logit_scale(self) -> float:
+        """CLIP's learned temperature (exp of the logit scale), capped at 100 as in CLIP."""
+        return float(min(100.0, self.model.logit_scale.exp().item()))

@@ -1,0 +1,208 @@
+"""``cgclip caption``: write and check the captions of CG-CLIP's Text Memory.
+
+Subcommands: ``from-annotations`` (identity table → sentences + paraphrases), ``mllm`` (caption frames with a served or
+local multimodal LLM; resumable), ``augment`` (paraphrase captions through a back-end), ``report`` (caption quality:
+collisions between identities, missing identities) and ``attributes`` (CLIP zero-shot attribute captions).
+Jobs that leave failed items exit with status 1; rerun the same command to retry only those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from cgclip.cli._caption_opts import (add_backend_options, add_frame_options, build_backend, dataset_identities,
+                                      frame_items)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``cgclip caption`` and its subcommands."""
+    parser = subparsers.add_parser("caption", help="write, augment and check captions",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="caption_command", metavar="SUBCOMMAND", required=True)
+
+    p = sub.add_parser("from-annotations", help="captions from the identity table (templates + paraphrases)")
+    p.add_argument("table", type=Path, help="identities.csv, or a dataset folder holding one")
+    p.add_argument("--out", type=Path, required=True, help="caption store to write (.jsonl; added to if it exists)")
+    p.add_argument("--num", type=int, default=10, help="captions per identity (default 10, as in the paper)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--splits", help="only identities of these table splits, comma-separated (default all)")
+    p.add_argument("--paraphraser", choices=("rules", "llm"), default="rules",
+                   help="rule-based paraphrases (no model), or paraphrases through a back-end")
+    p.add_argument("--translate", action="store_true", help="translate non-English annotations through a back-end")
+    p.add_argument("--language", default="English")
+    add_backend_options(p)
+    p.set_defaults(func=run_from_annotations)
+
+    p = sub.add_parser("mllm", help="caption frames with a multimodal LLM (resumable)")
+    add_frame_options(p)
+    p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl); a rerun fills what is missing")
+    p.add_argument("--prompt-file", type=Path, help="prompt text (default: the paper's few-shot prompt)")
+    p.add_argument("--limit", type=int, help="caption at most this many new frames")
+    add_backend_options(p)
+    p.set_defaults(func=run_mllm)
+
+    p = sub.add_parser("augment", help="paraphrase captions through a back-end (resumable)")
+    p.add_argument("--captions", type=Path, required=True, help="caption store to read and add to")
+    p.add_argument("--sources", default="mllm", help="paraphrase captions of these sources (default mllm)")
+    p.add_argument("--per-caption", type=int, default=1, help="paraphrases per caption (default 1)")
+    p.add_argument("--limit", type=int, help="at most this many new paraphrases")
+    add_backend_options(p)
+    p.set_defaults(func=run_augment)
+
+    p = sub.add_parser("report", help="caption quality: per-identity counts, collisions, missing identities")
+    p.add_argument("--captions", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, help="dataset folder or identities.csv to check the store against")
+    p.add_argument("--splits", default="train", help="identities that need captions (default train; 'all')")
+    p.add_argument("--clip", type=Path, help="CLIP directory: also compare identities' mean caption features")
+    p.add_argument("--jaccard", type=float, default=0.9, help="near-identical token Jaccard (default 0.9)")
+    p.add_argument("--cosine", type=float, default=0.95, help="near-identical CLIP cosine (default 0.95)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, help="write the JSON summary here")
+    p.add_argument("--show", type=int, default=10, help="collision groups to print (default 10)")
+    p.set_defaults(func=run_report)
+
+    p = sub.add_parser("attributes", help="attribute captions by CLIP zero-shot scoring (no MLLM needed)")
+    add_frame_options(p, default_frames="4")
+    p.add_argument("--clip", type=Path, required=True, help="Hugging Face CLIP directory")
+    p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl)")
+    p.add_argument("--max-frames", type=int, default=16, help="frames per identity at most (default 16)")
+    p.add_argument("--attributes", help="comma-separated subset of gender,hair,upper,lower,shoes,number")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--scores-out", type=Path, help="write each identity's attribute probabilities (JSON)")
+    p.set_defaults(func=run_attributes)
+
+
+def _summary_line(what: str, s: Any, store: Any) -> str:
+    line = (f"{what}: {s.captioned} captioned, {s.failed} failed, {s.already_done} already done, of {s.requested} "
+            f"({s.seconds:.1f} s, {s.rate:.1f}/s)")
+    if s.failed:
+        line += f"; failures in {store.failures_path}; rerun the same command to retry them"
+    return line
+
+
+def run_from_annotations(args: argparse.Namespace) -> int:
+    """cgclip caption from-annotations."""
+    from cgclip.captions.augment import llm_paraphrase, translate_attributes
+    from cgclip.captions.load import captions_from_rows, identity_table_path
+    from cgclip.captions.store import CaptionStore
+    from cgclip.data.identity_table import read_identity_table, write_identity_table
+
+    table = identity_table_path(args.table) or args.table
+    rows = read_identity_table(table)
+    if args.splits:
+        wanted = {s.strip() for s in args.splits.split(",")}
+        rows = [r for r in rows if r.split in wanted]
+    backend = build_backend(args) if (args.translate or args.paraphraser == "llm") else None
+    if args.translate:
+        rows, failures = translate_attributes(rows, backend, args.language)
+        translated = args.out.with_name(args.out.stem + ".identities.csv")
+        write_identity_table(translated, rows)
+        print(f"translated table written to {translated}")
+        for f in failures:
+            print(f"not translated (kept as is): {f}", file=sys.stderr)
+    store = CaptionStore(args.out)
+    n_rules = 1 if args.paraphraser == "llm" else args.num
+    records = captions_from_rows(rows, n_rules, args.seed)
+    added = store.add(records)
+    per = {}
+    for r in records:
+        per[r.identity] = per.get(r.identity, 0) + 1
+    short = sorted(i for i, n in per.items() if n < n_rules)
+    print(f"wrote {added} new captions ({len(records)} generated) for {len(per)} identities to {args.out}")
+    if short:
+        print(f"{len(short)} identities have fewer than {n_rules} distinct captions (sparse annotation), e.g. "
+              f"{', '.join(short[:5])}")
+    if args.paraphraser == "llm":
+        by_id = {row.identity_id: row for row in rows}
+        descriptions = {r.identity: (r.text, [v for v in by_id[r.identity].attributes.values() if v])
+                        for r in records if r.source == "annotation"}
+        s = llm_paraphrase(store, backend, descriptions, n=args.num - 1)
+        print(_summary_line("LLM paraphrases", s, store))
+        return 1 if s.failed else 0
+    return 0
+
+
+def run_mllm(args: argparse.Namespace) -> int:
+    """cgclip caption mllm."""
+    from cgclip.captions.mllm import caption_frames, load_prompt
+    from cgclip.captions.store import CaptionStore
+
+    items = frame_items(args)
+    prompt = load_prompt(args.prompt_file)
+    backend = build_backend(args)
+    store = CaptionStore(args.out)
+    s = caption_frames(items, backend, store, prompt, limit=args.limit)
+    print(_summary_line(f"frames ({prompt.id})", s, store))
+    return 1 if s.failed else 0
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    """cgclip caption augment."""
+    from cgclip.captions.augment import augment_captions
+    from cgclip.captions.store import CaptionStore
+    from cgclip.errors import CgclipError
+
+    if not args.captions.is_file():
+        raise CgclipError("caption store not found; write captions first (cgclip caption mllm)", path=args.captions)
+    store = CaptionStore(args.captions)
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    s = augment_captions(store, build_backend(args), sources=sources, per_caption=args.per_caption, limit=args.limit)
+    print(_summary_line("augmentations", s, store))
+    return 1 if s.failed else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """cgclip caption report."""
+    from cgclip.captions.report import caption_report
+    from cgclip.captions.store import CaptionStore
+    from cgclip.errors import CgclipError
+    from cgclip.io_utils import write_json
+
+    if not args.captions.is_file():
+        raise CgclipError("caption store not found", path=args.captions)
+    expected = known = None
+    if args.dataset is not None:
+        expected, known = dataset_identities(args.dataset, args.splits)
+    report = caption_report(CaptionStore(args.captions), expected=expected, known=known, clip_dir=args.clip,
+                            jaccard_threshold=args.jaccard, cosine_threshold=args.cosine, device=args.device)
+    stats = report["captions_per_identity"]
+    print(f"{report['num_captions']} caption records for {report['num_identities']} identities (distinct captions "
+          f"per identity: min {stats['min']}, mean {stats['mean']}, max {stats['max']})")
+    print(f"identical caption sets: {sum(len(g) for g in report['identical_groups'])} identities in "
+          f"{len(report['identical_groups'])} groups; near-identical pairs (Jaccard >= {args.jaccard}): "
+          f"{report['near_identical_pairs']['num_pairs']}")
+    if report["clip"] is not None:
+        print(f"CLIP pairs (cosine >= {args.cosine}): {report['clip']['num_pairs']}")
+    for group in report["collision_groups"][:args.show]:
+        print("  colliding: " + ", ".join(group[:12]) + (f" (+{len(group) - 12})" if len(group) > 12 else ""))
+    if len(report["collision_groups"]) > args.show:
+        print(f"  ... {len(report['collision_groups']) - args.show} more groups")
+    if args.dataset is not None:
+        print(f"missing identities: {len(report['missing_identities'])}; unknown identities: "
+              f"{len(report['unknown_identities'])}")
+    print(f"recommendation: {report['recommendation']}")
+    if args.out is not None:
+        write_json(args.out, report)
+        print(f"report written to {args.out}")
+    return 0
+
+
+def run_attributes(args: argparse.Namespace) -> int:
+    """cgclip caption attributes."""
+    from cgclip.captions.attribute_captioner import caption_attributes, load_attribute_captioner
+    from cgclip.captions.store import CaptionStore
+    from cgclip.io_utils import write_json
+
+    items = frame_items(args)
+    attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
+    captioner = load_attribute_captioner(args.clip, args.device, attrs)
+    store = CaptionStore(args.out)
+    result = caption_attributes(items, captioner, store, model_name=args.clip.name, max_frames=args.max_frames)
+    print(f"attribute captions: {result['captioned']} identities captioned, {result['failed']} failed, "
+          f"{result['skipped']} already done; written to {args.out}")
+    if args.scores_out is not None:
+        write_json(args.scores_out, result["scores"])
+    return 1 if result["failed"] else 0
