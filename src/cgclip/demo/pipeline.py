@@ -1,0 +1,169 @@
+"""The main job end to end, on the embedded default: synthetic worlds → VReID datasets → captions → tiny CLIP →
+TAP, TF-CLIP and CG-CLIP trained and evaluated on each world → ``results.json``, a Markdown table and pictures.
+
+Every step writes into the output folder and is skipped when its output is already there, so an interrupted demo
+resumes where it stopped (training runs resume from their last epoch checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from cgclip.demo.settings import MODELS, WORLDS, DemoSettings, demo_settings
+from cgclip.errors import ConfigError
+from cgclip.io_utils import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def prepare_world(kind: str, out: Path, seed: int, settings: DemoSettings, say: Say = _quiet) -> Path:
+    """Generate the synthetic ``kind`` world and build its VReID dataset; returns the dataset folder."""
+    from cgclip.data.vreid_builder import build_vreid
+    from cgclip.synth import generate_world
+
+    world_dir, ds_dir = out / "worlds" / kind, out / "datasets" / kind
+    say(f"[{kind}] synthetic world → {world_dir}")
+    generate_world(kind, world_dir, seed, preset=settings.world_preset, workers=0, **settings.world_sizes)
+    if not (ds_dir / "manifest.json").is_file():
+        say(f"[{kind}] building the VReID dataset → {ds_dir}")
+        build_vreid(world_dir, ds_dir, world_dir / "identities.csv", world_dir / "track_mapping.csv",
+                    min_height=settings.min_height, seed=seed)
+    return ds_dir
+
+
+def write_captions(kind: str, ds_dir: Path, out: Path, say: Say = _quiet) -> Path:
+    """Captions from the world's identity table (10 paraphrases per identity), as ``cgclip caption from-annotations``."""
+    from cgclip.captions.load import captions_from_rows
+    from cgclip.captions.store import CaptionStore
+    from cgclip.data.identity_table import read_identity_table
+
+    path = out / "captions" / f"{kind}.jsonl"
+    if not path.is_file():
+        rows = [r for r in read_identity_table(ds_dir / "identities.csv") if r.split == "train"]
+        store = CaptionStore(path)
+        added = store.add(captions_from_rows(rows, 10, 0))
+        say(f"[{kind}] {added} captions for {len(rows)} train identities → {path}")
+    return path
+
+
+def prepare_clip(settings: DemoSettings, clip_dir: str | Path | None, say: Say = _quiet) -> Path:
+    """The CLIP checkpoint to fine-tune: ``clip_dir`` if given, else the cached embedded tiny CLIP (pretrained once)."""
+    from cgclip.errors import CheckpointError
+    from cgclip.models.clip_backbone import check_clip_dir
+    from cgclip.models.pretrain_clip import PretrainConfig, default_clip_dir, pretrain_clip
+
+    if clip_dir is not None:
+        check_clip_dir(Path(clip_dir))
+        return Path(clip_dir)
+    full = default_clip_dir()
+    candidates = [full] if settings.clip_minutes >= PretrainConfig().minutes else [full, full.with_name(
+        full.name + "-quick")]
+    for path in candidates:
+        try:
+            check_clip_dir(path)
+            say(f"embedded tiny CLIP: reusing {path}")
+            return path
+        except CheckpointError:
+            continue
+    target = candidates[-1]
+    say(f"embedded tiny CLIP: pretraining for about {settings.clip_minutes:g} min → {target} (cached for next time)")
+    report = pretrain_clip(target, PretrainConfig(minutes=settings.clip_minutes), overwrite=True)
+    acc = report.get("zero_shot", {})
+    if acc:
+        say("  zero-shot attribute accuracy on held-out crops: " + ", ".join(
+            f"{k} {v['accuracy']:.2f} (chance {v['chance']:.2f})" for k, v in acc.items()
+            if isinstance(v, dict) and "accuracy" in v))
+    return target
+
+
+def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, out: Path, seed: int,
+                       settings: DemoSettings, say: Say = _quiet) -> dict[str, Any]:
+    """Train ``model`` on the ``kind`` dataset with the ``tiny`` preset and evaluate it; returns its results."""
+    from cgclip.config import load_config
+    from cgclip.train.inference import evaluate_run
+    from cgclip.train.run_dir import RunDir
+    from cgclip.train.trainer import train
+
+    run_dir = out / "runs" / kind / model
+    results = run_dir / "results.json"
+    if results.is_file():
+        say(f"[{kind}] {model}: already trained and evaluated ({results})")
+        return read_json(results)
+    overrides = [f"model.name={model}", f"model.clip_path={clip}", f"data.root={ds_dir}", "data.kind=vreid",
+                 f"data.captions={captions}", f"train.seed={seed}", *settings.train_overrides]
+    cfg = load_config("tiny", overrides)
+    start = time.perf_counter()
+    say(f"[{kind}] training {model} ({cfg.train.epochs} epochs) → {run_dir}")
+    resume = RunDir(run_dir).has_checkpoint()
+    train(cfg, run_dir, resume=resume, on_epoch=lambda rec: say(_epoch_line(kind, model, rec)),
+          command=["cgclip", "demo"])
+    train_s = time.perf_counter() - start
+    res = evaluate_run(run_dir)
+    res.setdefault("timing", {})["train_s"] = round(train_s, 1)
+    write_json(results, res)
+    say(f"[{kind}] {model}: test mAP {100 * res['mAP']:.1f}, Rank-1 {100 * res['rank1']:.1f}")
+    return res
+
+
+def _epoch_line(kind: str, model: str, rec: dict[str, Any]) -> str:
+    parts = [f"[{kind}] {model} epoch {rec.get('epoch')}", f"loss {rec.get('loss', float('nan')):.3f}"]
+    if isinstance(rec.get("val"), dict) and "mAP" in rec["val"]:
+        parts.append(f"val mAP {100 * rec['val']['mAP']:.1f}")
+    if rec.get("tracklets_per_s"):
+        parts.append(f"{rec['tracklets_per_s']:.1f} tracklets/s")
+    return ", ".join(parts)
+
+
+def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Sequence[str] = WORLDS,
+             models: Sequence[str] = MODELS, clip_dir: str | Path | None = None, pictures: bool = True,
+             say: Say = _quiet) -> dict[str, Any]:
+    """Run the whole demo into ``out`` and return the summary written to ``out/results.json``.
+
+    Args:
+        out: output folder (created; an existing one is resumed).
+        quick: the short first-look settings (:func:`cgclip.demo.settings.demo_settings`).
+        seed: seed of the worlds and of training.
+        worlds: synthetic worlds to run ("sports", "dance").
+        models: models to train ("tap", "tfclip", "cgclip").
+        clip_dir: a CLIP checkpoint directory to use instead of the embedded tiny CLIP.
+        pictures: also draw the ranking grid, t-SNE and TFE attention pictures.
+        say: receives one line per step (the CLI prints them).
+    """
+    from cgclip.demo.report import write_report
+
+    unknown = [w for w in worlds if w not in WORLDS] + [m for m in models if m not in MODELS]
+    if unknown:
+        raise ConfigError(f"unknown world or model {', '.join(unknown)}; worlds: {', '.join(WORLDS)}; "
+                          f"models: {', '.join(MODELS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = demo_settings(quick)
+    start = time.perf_counter()
+    datasets = {kind: prepare_world(kind, out, seed, settings, say) for kind in worlds}
+    captions = {kind: write_captions(kind, datasets[kind], out, say) for kind in worlds}
+    clip = prepare_clip(settings, clip_dir, say)
+    results: dict[str, dict[str, Any]] = {}
+    for kind in worlds:
+        for model in models:
+            results.setdefault(kind, {})[model] = train_and_evaluate(
+                kind, model, datasets[kind], captions[kind], clip, out, seed, settings, say)
+    summary = write_report(out, results, settings=settings, seed=seed, quick=quick, clip=clip,
+                           elapsed_s=time.perf_counter() - start)
+    if pictures:
+        from cgclip.demo.pictures import draw_pictures
+
+        summary["pictures"] = draw_pictures(out, datasets, say)
+        write_json(out / "results.json", summary)
+    return summary
+
+
+__all__ = ["prepare_clip", "prepare_world", "run_demo", "train_and_evaluate", "write_captions", "demo_settings"]
