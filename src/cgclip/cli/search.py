@@ -1,0 +1,149 @@
+"""``cgclip search``: find the query persons in a gallery of tracklet features (exact or FAISS IVF / HNSW)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgclip.errors import EvaluationError
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``search`` sub-command."""
+    p = subparsers.add_parser(
+        "search", help="search a gallery of tracklet features for query persons",
+        description="Rank gallery tracklets for each query by cosine similarity. The gallery is a feature file "
+                    "(PATH.safetensors + PATH.json) or an index saved with --save-index; the query is a feature file "
+                    "or comma-separated gallery item numbers (query by example; the item itself is left out).")
+    p.add_argument("--gallery", required=True, metavar="FEATS_OR_INDEX", help="gallery feature file or saved index")
+    p.add_argument("--query", required=True, metavar="FEATS_OR_ITEMS",
+                   help="query feature file, or gallery item numbers such as 0,5,17")
+    p.add_argument("--topk", type=int, default=10, metavar="K", help="results per query (default 10)")
+    p.add_argument("--index-type", choices=("exact", "ivf", "hnsw"), default="exact",
+                   help="index to build over a gallery feature file (default exact; ivf/hnsw for large galleries)")
+    p.add_argument("--nlist", type=int, default=None, help="IVF lists (default ≈ 4·sqrt(N))")
+    p.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query (default 16)")
+    p.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node (default 32)")
+    p.add_argument("--ef-search", type=int, default=128, help="HNSW search breadth (default 128)")
+    p.add_argument("--save-index", metavar="PATH", help="write the built index to PATH (+ PATH.json)")
+    p.add_argument("--out", metavar="JSON", help="write the ranked results to this JSON file")
+    p.add_argument("--grid", metavar="PNG", help="draw a ranking grid of the first --grid-queries queries")
+    p.add_argument("--grid-queries", type=int, default=8, help="queries drawn in the grid (default 8)")
+    p.add_argument("--root", help="folder that relative frame paths are relative to (default: from the feature file)")
+    p.set_defaults(func=run)
+
+
+def _load_gallery(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(SearchIndex, FeatureSet of the gallery or None)."""
+    from cgclip.eval.features_io import load_features
+    from cgclip.eval.search import SearchIndex, is_index_path
+
+    if is_index_path(args.gallery):
+        index = SearchIndex.load(args.gallery)
+        index.set_search_params(nprobe=args.nprobe if index.index_type == "ivf" else None,
+                                ef_search=args.ef_search if index.index_type == "hnsw" else None)
+        source = index.meta.get("features")
+        gallery = None
+        if source:
+            try:
+                gallery = load_features(source)
+            except EvaluationError as exc:
+                logger.warning("gallery metadata unavailable (%s); results will name gallery items by id", exc)
+        return index, gallery
+    gallery = load_features(args.gallery)
+    stem = Path(args.gallery)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    index = SearchIndex.build(gallery.features, args.index_type, nlist=args.nlist, nprobe=args.nprobe,
+                              hnsw_m=args.hnsw_m, ef_search=args.ef_search,
+                              meta={"features": str(stem.resolve())})
+    return index, gallery
+
+
+def _load_query(spec: str, gallery: Any) -> tuple[Any, np.ndarray | None]:
+    """(FeatureSet of the queries, gallery item numbers when querying by example)."""
+    from cgclip.eval.features_io import load_features
+
+    if spec.replace(",", "").replace(" ", "").isdigit():
+        if gallery is None:
+            raise EvaluationError(f"--query {spec} names gallery items, but the gallery features are not available:"
+                                  " pass the gallery feature file")
+        items = np.array([int(s) for s in spec.split(",") if s.strip()], dtype=np.int64)
+        if items.max() >= len(gallery):
+            raise EvaluationError(f"--query item {int(items.max())} is out of range: the gallery has {len(gallery)}")
+        return gallery.subset(items), items
+    return load_features(spec), None
+
+
+def _results(index: Any, gallery: Any, queries: Any, items: np.ndarray | None, topk: int
+             ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    extra = 1 if items is not None else 0
+    scores, idx = index.search(queries.features, topk + extra)
+    if items is not None:  # drop the query item itself
+        keep = idx != items[:, None]
+        k_out = min(topk, idx.shape[1] - 1)
+        rows = [np.flatnonzero(k)[:k_out] for k in keep]
+        scores = np.stack([s[r] for s, r in zip(scores, rows)])
+        idx = np.stack([i[r] for i, r in zip(idx, rows)])
+    out = []
+    for qi in range(len(queries)):
+        ranked = []
+        for r, (j, s) in enumerate(zip(idx[qi].tolist(), scores[qi].tolist())):
+            if j < 0:
+                continue
+            entry: dict[str, Any] = {"rank": r + 1, "gallery": j, "id": index.ids[j], "score": s, "distance": 1.0 - s}
+            if gallery is not None:
+                entry.update(identity=gallery.identities[j], pid=int(gallery.pids[j]), camid=int(gallery.camids[j]),
+                             seqid=gallery.seqids[j])
+            ranked.append(entry)
+        out.append({"query": int(items[qi]) if items is not None else qi, "identity": queries.identities[qi],
+                    "pid": int(queries.pids[qi]), "camid": int(queries.camids[qi]), "results": ranked})
+    return out, scores, idx
+
+
+def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: np.ndarray, idx: np.ndarray) -> None:
+    from cgclip.eval.plots import save_ranking_grid
+
+    if gallery is None:
+        raise EvaluationError("--grid needs the gallery frames: pass the gallery feature file, not only an index")
+    n = min(args.grid_queries, len(queries))
+    first = lambda frames: frames[0] if frames else None  # noqa: E731
+    g_frames = [[first(gallery.frames[j]) if j >= 0 else None for j in idx[i]] for i in range(n)]
+    same = np.array([[j >= 0 and gallery.pids[j] == queries.pids[i] for j in idx[i]] for i in range(n)])
+    labels = [[gallery.identities[j] if j >= 0 else "" for j in idx[i]] for i in range(n)]
+    root = args.root or gallery.extra.get("root")
+    save_ranking_grid(args.grid, [first(queries.frames[i]) for i in range(n)], g_frames, same, 1.0 - scores[:n],
+                      query_labels=[queries.identities[i] or str(queries.pids[i]) for i in range(n)],
+                      gallery_labels=labels, root=root)
+    print(f"wrote ranking grid {args.grid}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cgclip search``; returns the exit status."""
+    from cgclip.io_utils import write_json
+
+    if args.topk < 1:
+        raise EvaluationError(f"--topk must be >= 1, got {args.topk}")
+    index, gallery = _load_gallery(args)
+    queries, items = _load_query(args.query, gallery)
+    results, scores, idx = _results(index, gallery, queries, items, args.topk)
+    print(f"searched {len(queries)} queries in {index.ntotal} gallery items ({index.index_type} index)")
+    for res in results[:5]:
+        top = ", ".join(f"{r.get('identity') or r['id']}:{r['score']:.3f}" for r in res["results"][:5])
+        print(f"  query {res['query']} ({res['identity'] or res['pid']}): {top}")
+    if args.save_index:
+        index.save(args.save_index)
+        print(f"wrote index {args.save_index} (+ .json)")
+    if args.out:
+        write_json(args.out, {"gallery": args.gallery, "query": args.query, "index_type": index.index_type,
+                              "params": index.params, "topk": args.topk, "queries": results})
+        print(f"wrote results {args.out}")
+    if args.grid:
+        _grid(args, gallery, queries, scores, idx)
+    return 0
