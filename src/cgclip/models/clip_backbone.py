@@ -1,0 +1,254 @@
+"""CLIP backbone for ReID: the image encoder (trainable) and the frozen text encoder, loaded from a local HF directory.
+
+:func:`load_clip` reads a Hugging Face-format CLIP checkpoint directory (``config.json`` with ``model_type`` ``clip``,
+``model.safetensors`` or sharded safetensors, CLIP tokenizer files) without any network access and returns
+:class:`ClipModels`:
+
+* ``.image`` — :class:`ClipImageEncoder`: the CLIP vision tower run at a ReID image size (256×128 by default, i.e.
+  16×8 patches + CLS = 129 tokens with patch 16). Its positional embeddings are resampled once from the checkpoint's
+  grid (:mod:`cgclip.models.pos_embed`) into a trainable table; an optional SIE camera embedding (TF-CLIP style) is
+  added to every token; the final LayerNorm is applied to all tokens (CLIP-ReID / TF-CLIP convention).
+* ``.text`` — :class:`ClipTextEncoder`: the frozen CLIP text tower + text projection + tokenizer, ``encode(texts)``.
+* ``.embed_dim`` — CLIP's joint embedding width d.
+
+The Hugging Face modules are kept inside (attention, MLPs and LayerNorms are not re-implemented). Directory checks
+live in :mod:`cgclip.models.clip_files` (re-exported here: :func:`check_clip_dir`, :func:`hf_quiet`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from cgclip.errors import CheckpointError
+from cgclip.models.clip_files import CLIP_DIR_FIX, check_clip_dir, hf_quiet
+from cgclip.models.pos_embed import grid_for_image, interpolate_pos_embed, square_grid
+
+logger = logging.getLogger(__name__)
+
+
+
+class ClipImageEncoder(nn.Module):
+    """CLIP vision tower at a fixed ReID input size; ``forward`` returns all tokens after the final LayerNorm.
+
+    Args:
+        vision_model: a ``transformers`` ``CLIPVisionModel`` (its ``embeddings``, ``pre_layrnorm``, ``encoder`` and
+            ``post_layernorm`` are used as they are).
+        visual_projection: CLIP's bias-free ``Linear(D, d)``.
+        image_size: ``(height, width)`` of the input crops; the patch grid is ``(height // p, width // p)``.
+        num_cameras: size of the SIE camera table (0 = no SIE).
+        sie_coef: scale of the SIE embedding added to the tokens.
+        live_positions: train the checkpoint's own table and resample it in every forward pass instead (used when
+            pretraining a CLIP whose saved grid differs from its training grid; :attr:`pos_embed` is then None).
+
+    The checkpoint's positional table (``vision_model.embeddings.position_embedding``) is resampled once into the
+    trainable parameter :attr:`pos_embed` ``[1 + P, D]`` and frozen itself (it no longer takes part in the forward
+    pass, and frozen parameters keep DDP's unused-parameter check quiet). An input of another size is accepted too:
+    :attr:`pos_embed` is resampled on the fly.
+    """
+
+    def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear, image_size: tuple[int, int] = (256, 128),
+                 num_cameras: int = 0, sie_coef: float = 1.0, live_positions: bool = False) -> None:
+        super().__init__()
+        self.vision_model = vision_model
+        self.visual_projection = visual_projection
+        embeddings = vision_model.embeddings
+        self.patch_size = int(embeddings.patch_size)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.grid = grid_for_image(self.image_size, self.patch_size)
+        table = embeddings.position_embedding.weight.detach()
+        self.source_grid = square_grid(table.shape[0] - 1)
+        if live_positions:
+            self.register_parameter("pos_embed", None)
+        else:
+            self.pos_embed = nn.Parameter(interpolate_pos_embed(table, self.grid, self.source_grid).clone())
+            embeddings.position_embedding.weight.requires_grad_(False)
+        self.num_cameras = int(num_cameras)
+        self.sie_coef = float(sie_coef)
+        if self.num_cameras > 0:
+            self.sie_embed = nn.Parameter(torch.zeros(self.num_cameras, self.width, dtype=table.dtype))
+            nn.init.trunc_normal_(self.sie_embed, std=0.02, a=-0.04, b=0.04)  # ±2σ
+        else:
+            self.register_parameter("sie_embed", None)
+
+    @property
+    def width(self) -> int:
+        """Token width D of the vision transformer."""
+        return int(self.vision_model.config.hidden_size)
+
+    @property
+    def embed_dim(self) -> int:
+        """CLIP's joint embedding width d (output of :meth:`project`)."""
+        return int(self.visual_projection.out_features)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image at the configured size: 1 (CLS) + rows × cols."""
+        return 1 + self.grid[0] * self.grid[1]
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply CLIP's visual projection ``D → d`` to the last dimension of ``x``."""
+        return self.visual_projection(x)
+
+    def positional_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The positional table ``[1 + rows*cols, D]`` for a patch grid (the trained table at the configured grid)."""
+        if self.pos_embed is None:
+            table = self.vision_model.embeddings.position_embedding.weight
+            return interpolate_pos_embed(table, grid, self.source_grid)
+        if tuple(grid) == self.grid:
+            return self.pos_embed
+        return interpolate_pos_embed(self.pos_embed, grid, self.grid)
+
+    def embed(self, pixel_values: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch + class-token embedding with positions and (optionally) SIE: ``[N, 1+P, D]`` before ``pre_layrnorm``."""
+        if pixel_values.dim() != 4:
+            raise ValueError(f"expected pixel_values [N, 3, H, W], got shape {tuple(pixel_values.shape)}")
+        emb = self.vision_model.embeddings
+        weight = emb.patch_embedding.weight
+        patches = emb.patch_embedding(pixel_values.to(device=weight.device, dtype=weight.dtype))
+        grid = (patches.shape[-2], patches.shape[-1])
+        patches = patches.flatten(2).transpose(1, 2)
+        cls = emb.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
+        tokens = torch.cat([cls, patches], dim=1)
+        tokens = tokens + self.positional_embedding(grid).to(tokens.dtype).unsqueeze(0)
+        if self.sie_embed is not None and camids is not None:
+            camids = torch.as_tensor(camids, device=tokens.device).long().reshape(-1)
+            if camids.numel() != tokens.shape[0]:
+                raise ValueError(f"got {camids.numel()} camera ids for {tokens.shape[0]} images")
+            if camids.numel() and (int(camids.min()) < 0 or int(camids.max()) >= self.num_cameras):
+                raise ValueError(f"camera ids must be in [0, {self.num_cameras}), got {camids.min()}..{camids.max()}")
+            tokens = tokens + self.sie_coef * self.sie_embed[camids].to(tokens.dtype).unsqueeze(1)
+        return tokens
+
+    def forward(self, pixel_values: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode images ``[N, 3, H, W]`` into tokens ``[N, 1+P, D]`` (token 0 = CLS), final LayerNorm applied to all."""
+        vm = self.vision_model
+        hidden = vm.pre_layrnorm(self.embed(pixel_values, camids))
+        hidden = vm.encoder(inputs_embeds=hidden).last_hidden_state
+        return vm.post_layernorm(hidden)
+
+    def encode_image(self, pixel_values: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
+        """CLIP image embedding: the projected CLS token ``[N, d]`` (not normalised)."""
+        return self.project(self.forward(pixel_values, camids)[:, 0])
+
+
+class ClipTextEncoder(nn.Module):
+    """CLIP text tower + text projection + tokenizer. Frozen by default (``requires_grad`` False, always eval mode).
+
+    ``encode(texts)`` returns L2-normalised float32 features ``[n, d]`` without gradients; texts longer than the
+    model's context (77 tokens for CLIP) are truncated. :meth:`forward_tokens` is the differentiable path used when
+    the tower is trained (``frozen=False``, as in pretraining).
+    """
+
+    def __init__(self, text_model: nn.Module, text_projection: nn.Linear, tokenizer: Any, frozen: bool = True) -> None:
+        super().__init__()
+        self.text_model = text_model
+        self.text_projection = text_projection
+        self.tokenizer = tokenizer
+        self.frozen = bool(frozen)
+        self.max_length = int(min(text_model.config.max_position_embeddings,
+                                  getattr(tokenizer, "model_max_length", 77) or 77))
+        if self.frozen:
+            self.requires_grad_(False)
+            super().train(False)
+
+    @property
+    def embed_dim(self) -> int:
+        """CLIP's joint embedding width d."""
+        return int(self.text_projection.out_features)
+
+    def train(self, mode: bool = True) -> "ClipTextEncoder":
+        """A frozen encoder stays in eval mode whatever the parent module asks."""
+        return super().train(False if self.frozen else mode)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask (padded to the longest text, truncated to :attr:`max_length`)."""
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Projected (not normalised) text features ``[n, d]`` of tokenised texts."""
+        device = self.text_projection.weight.device
+        out = self.text_model(input_ids=input_ids.to(device),
+                              attention_mask=None if attention_mask is None else attention_mask.to(device))
+        return self.text_projection(out.pooler_output)
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        """Projected (not normalised) features of ``texts``; differentiable when the encoder is not frozen."""
+        return self.forward_tokens(**self.tokenize(texts))
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """L2-normalised float32 features ``[len(texts), d]`` on the encoder's device, computed without gradients."""
+        texts = list(texts)
+        device = self.text_projection.weight.device
+        if not texts:
+            return torch.zeros(0, self.embed_dim, device=device)
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            feats = self.forward(texts[start:start + batch_size]).float()
+            chunks.append(torch.nn.functional.normalize(feats, dim=-1))
+        return torch.cat(chunks, dim=0)
+
+
+@dataclass
+class ClipModels:
+    """What :func:`load_clip` returns: the two towers, the joint width, CLIP's logit scale and the source."""
+
+    image: ClipImageEncoder
+    text: ClipTextEncoder
+    embed_dim: int
+    logit_scale: float
+    config: Any
+    path: Path
+
+
+def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_cameras: int = 0,
+              sie_coef: float = 1.0, dtype: torch.dtype | None = None, train_text: bool = False) -> ClipModels:
+    """Load a local Hugging Face CLIP directory for ReID (never downloads).
+
+    Args:
+        path: checkpoint directory (``config.json`` with ``model_type`` ``clip``, safetensors weights, tokenizer).
+        image_size: ``(height, width)`` of the ReID crops; positional embeddings are resampled to that grid.
+        num_cameras: number of cameras for the SIE embedding (0 disables SIE).
+        sie_coef: SIE scale (TF-CLIP uses 1.0 … 3.0).
+        dtype: parameter dtype (default float32; use autocast for bf16 compute).
+        train_text: leave the text tower trainable (only pretraining does this); ReID keeps it frozen.
+    """
+    from transformers import CLIPModel, CLIPTokenizer
+
+    path = Path(path)
+    check_clip_dir(path)
+    try:
+        with hf_quiet():
+            model, info = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=dtype or torch.float32,
+                                                    output_loading_info=True)
+            tokenizer = CLIPTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot load CLIP checkpoint ({msg}); {CLIP_DIR_FIX}", path=path) from exc
+    missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
+    if missing or info.get("mismatched_keys"):
+        bad = missing or [str(m) for m in info["mismatched_keys"]]
+        raise CheckpointError(f"weights do not match config.json ({len(bad)} missing or mismatched, e.g. {bad[0]}); "
+                              "re-export the checkpoint", path=path)
+    if len(tokenizer) > model.config.text_config.vocab_size:
+        raise CheckpointError(f"tokenizer has {len(tokenizer)} tokens but the text model only "
+                              f"{model.config.text_config.vocab_size}; use the tokenizer saved with these weights",
+                              path=path)
+    image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=image_size,
+                             num_cameras=num_cameras, sie_coef=sie_coef)
+    text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=not train_text)
+    logger.info("loaded CLIP from %s: vision width %d, grid %s -> %s, embed dim %d", path, image.width,
+                image.source_grid, image.grid, image.embed_dim)
+    return ClipModels(image=image, text=text, embed_dim=int(model.config.projection_dim),
+                      logit_scale=float(model.logit_scale.detach().float().exp()), config=model.config, path=path)
+
+
+__all__ = ["ClipImageEncoder", "ClipModels", "ClipTextEncoder", "check_clip_dir", "hf_quiet", "load_clip"]

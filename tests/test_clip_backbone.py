@@ -1,0 +1,212 @@
+"""CLIP loading: tokenizer building, positional-embedding resampling, image/text encoders, SIE and directory checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cgclip.errors import CheckpointError
+from cgclip.models.clip_backbone import ClipImageEncoder, check_clip_dir, load_clip
+from cgclip.models.pos_embed import interpolate_pos_embed
+from cgclip.models.random_clip import save_random_clip
+from cgclip.models.tokenizer import BOS_TOKEN, EOS_TOKEN, build_clip_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_random_clip(tmp_path_factory.mktemp("clip") / "tiny", size="tiny", seed=0)
+
+
+# --- tokenizer ---------------------------------------------------------------------------------------------------
+
+def test_tokenizer_round_trip(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast
+
+    corpus = [f"a player in a {c} jersey with number {n} and {h} hair." for c in ("red", "blue", "green")
+              for n in range(30) for h in ("short", "long")]
+    vocab = build_clip_tokenizer(tmp_path, corpus, num_merges=300)
+    assert max(vocab.values()) == vocab[EOS_TOKEN] == len(vocab) - 1 and vocab[BOS_TOKEN] == len(vocab) - 2
+    for cls in (CLIPTokenizer, CLIPTokenizerFast, AutoTokenizer):
+        tok = cls.from_pretrained(str(tmp_path), local_files_only=True)
+        assert tok.bos_token_id == vocab[BOS_TOKEN] and tok.eos_token_id == vocab[EOS_TOKEN] == tok.pad_token_id
+        ids = tok("A Player in a RED  jersey, number 17!")["input_ids"]
+        assert ids[0] == vocab[BOS_TOKEN] and ids[-1] == vocab[EOS_TOKEN]
+        tokens = tok.convert_ids_to_tokens(ids)
+        assert "player</w>" in tokens and "red</w>" in tokens and "jersey</w>" in tokens  # learned whole words
+        assert tok.decode(ids, skip_special_tokens=True) == "a player in a red jersey , number 1 7 !"
+    # bytes outside the corpus still encode without an unknown token and decode back
+    weird = "ünïcödé ☃ wörds"
+    ids = tok(weird)["input_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == weird
+    assert len(tok("word " * 200, truncation=True, max_length=77)["input_ids"]) == 77
+
+
+# --- positional embeddings -----------------------------------------------------------------------------------------
+
+def test_pos_embed_identity_and_shapes() -> None:
+    table = torch.randn(1 + 14 * 14, 32)
+    assert interpolate_pos_embed(table, (14, 14)) is table
+    out = interpolate_pos_embed(table, (16, 8))
+    assert out.shape == (1 + 16 * 8, 32)
+    assert torch.equal(out[0], table[0])  # class token untouched
+    small = interpolate_pos_embed(torch.randn(1 + 64, 8), (8, 4))
+    assert small.shape == (33, 8)
+    # a constant field stays constant; a field that varies only along rows keeps doing so
+    const = torch.cat([torch.zeros(1, 4), torch.full((49, 4), 3.0)])
+    assert torch.allclose(interpolate_pos_embed(const, (16, 8))[1:], torch.full((128, 4), 3.0), atol=1e-5)
+    rows = torch.arange(7.0).repeat_interleave(7).unsqueeze(1).expand(49, 2)
+    grid = interpolate_pos_embed(torch.cat([torch.zeros(1, 2), rows]), (16, 8))[1:].reshape(16, 8, 2)
+    assert torch.allclose(grid, grid[:, :1].expand_as(grid), atol=1e-5)
+    assert bool((grid[1:, 0, 0] >= grid[:-1, 0, 0] - 1e-5).all())  # still increasing down the rows
+    # non-square source grids need src_grid
+    with pytest.raises(ValueError):
+        interpolate_pos_embed(torch.randn(1 + 32, 4), (16, 8))
+    assert interpolate_pos_embed(torch.randn(1 + 32, 4), (16, 8), src_grid=(8, 4)).shape == (129, 4)
+
+
+# --- loading and encoders --------------------------------------------------------------------------------------------
+
+def test_load_tiny_shapes_text_and_freezing(tiny_dir: Path) -> None:
+    clip = load_clip(tiny_dir, image_size=(128, 64))
+    assert isinstance(clip.image, ClipImageEncoder)
+    assert clip.embed_dim == clip.image.embed_dim == clip.text.embed_dim == 256
+    assert clip.image.width == 192 and clip.image.grid == (8, 4) and clip.image.num_tokens == 33
+    tokens = clip.image(torch.randn(3, 3, 128, 64))
+    assert tokens.shape == (3, 33, 192)
+    assert clip.image.project(tokens).shape == (3, 33, 256)
+    feats = clip.text.encode(["a red shirt", "blue shoes", "number 7 " * 60], batch_size=2)
+    assert feats.shape == (3, 256) and feats.dtype == torch.float32
+    assert torch.allclose(feats.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert not feats.requires_grad
+    assert not any(p.requires_grad for p in clip.text.parameters())
+    holder = torch.nn.ModuleDict({"text": clip.text, "image": clip.image}).train()
+    assert not clip.text.training and clip.image.training
+    # the same text gives the same feature whatever the batch it is in (padding does not leak)
+    alone = clip.text.encode(["blue shoes"])
+    assert torch.allclose(alone[0], feats[1], atol=1e-5)
+    del holder
+
+
+def test_image_encoder_matches_hf_and_trains_pos_embed(tiny_dir: Path) -> None:
+    from transformers import CLIPModel
+
+    hf = CLIPModel.from_pretrained(str(tiny_dir), local_files_only=True, dtype=torch.float32).eval()
+    clip = load_clip(tiny_dir, image_size=(128, 64))
+    x = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        ref = hf.vision_model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state
+        ref = hf.vision_model.post_layernorm(ref)
+        assert torch.allclose(clip.image(x), ref, atol=1e-5)
+        pooled = hf.get_image_features(pixel_values=x, interpolate_pos_encoding=True).pooler_output
+        assert torch.allclose(clip.image.encode_image(x), pooled, atol=1e-5)
+    out = clip.image(x)
+    out.sum().backward()
+    assert clip.image.pos_embed.grad is not None
+    assert clip.image.vision_model.embeddings.position_embedding.weight.grad is None
+    # another input size still works (positions resampled on the fly)
+    assert clip.image(torch.randn(1, 3, 256, 128)).shape == (1, 129, 192)
+
+
+def test_bf16_autocast_forward(tiny_dir: Path) -> None:
+    clip = load_clip(tiny_dir, image_size=(128, 64), num_cameras=2)
+    x = torch.randn(2, 3, 128, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = clip.image(x, torch.tensor([0, 1]))
+        loss = clip.image.project(out[:, 0]).float().pow(2).mean()
+    loss.backward()
+    assert out.shape == (2, 33, 192) and torch.isfinite(out.float()).all()
+    assert clip.image.sie_embed.grad is not None
+
+
+def test_sie_on_off(tiny_dir: Path) -> None:
+    plain = load_clip(tiny_dir, image_size=(128, 64))
+    assert plain.image.sie_embed is None
+    x = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        base = plain.image(x)
+        assert torch.equal(plain.image(x, torch.tensor([0, 1])), base)  # camids ignored without SIE
+        sie = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=2.0)
+        table = sie.image.sie_embed
+        assert table.shape == (4, 192) and 0.01 < float(table.std()) < 0.03 and float(table.abs().max()) <= 0.04 + 1e-6
+        assert torch.equal(sie.image(x), base)  # no camids: no SIE
+        a, b = sie.image(x, torch.tensor([0, 0])), sie.image(x, torch.tensor([3, 3]))
+        assert not torch.allclose(a, b)
+        emb = sie.image.embed(x, torch.tensor([1, 2])) - sie.image.embed(x)
+        assert torch.allclose(emb, 2.0 * table[[1, 2]].unsqueeze(1).expand_as(emb), atol=1e-6)
+        with pytest.raises(ValueError):
+            sie.image(x, torch.tensor([0, 4]))
+
+
+def test_vit_b16_layout_at_256x128(tmp_path: Path) -> None:
+    from transformers import CLIPModel
+
+    path = save_random_clip(tmp_path / "vitb", size="vit-b-16", seed=1, dtype=torch.float16)
+    clip = load_clip(path)  # default 256x128
+    assert clip.image.source_grid == (14, 14) and clip.image.grid == (16, 8) and clip.embed_dim == 512
+    x = torch.randn(1, 3, 256, 128)
+    with torch.no_grad():
+        tokens = clip.image(x)
+        assert tokens.shape == (1, 129, 768)
+        hf = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+        ref = hf.vision_model.post_layernorm(
+            hf.vision_model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state)
+    assert torch.allclose(tokens, ref, atol=1e-4)
+    assert clip.text.encode(["a man in a white shirt"]).shape == (1, 512)
+
+
+# --- random checkpoints and directory checks ---------------------------------------------------------------------------
+
+def test_save_random_clip_is_deterministic(tiny_dir: Path, tmp_path: Path) -> None:
+    again = save_random_clip(tmp_path / "again", size="tiny", seed=0)
+    a, b = load_file(tiny_dir / "model.safetensors"), load_file(again / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(CheckpointError, match="not empty"):
+        save_random_clip(again, size="tiny", seed=1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
+    with pytest.raises(ValueError):
+        save_random_clip(tmp_path / "x", size="huge")
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_bad_directories(tiny_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_clip(tmp_path / "nope")
+    pt = tmp_path / "model.pt"
+    pt.write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="import-clip"):
+        load_clip(pt)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        load_clip(empty)
+    bert = _copy(tiny_dir, tmp_path / "bert")
+    (bert / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(CheckpointError, match="model_type 'bert'") as info:
+        load_clip(bert)
+    assert str(bert) in str(info.value) and "\n" not in str(info.value)
+    noweights = _copy(tiny_dir, tmp_path / "noweights")
+    (noweights / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        load_clip(noweights)
+    (noweights / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_clip(noweights)
+    notok = _copy(tiny_dir, tmp_path / "notok")
+    (notok / "vocab.json").unlink()
+    with pytest.raises(CheckpointError, match="tokenizer"):
+        check_clip_dir(notok)
+    deeper = _copy(tiny_dir, tmp_path / "deeper")
+    cfg = json.loads((deeper / "config.json").read_text())
+    cfg["vision_config"]["num_hidden_layers"] = 6
+    (deeper / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_clip(deeper)
