@@ -1,0 +1,138 @@
+"""Image–caption pairs for pretraining the embedded tiny CLIP, from synthetic identities outside every ReID world.
+
+Identities come from :func:`cgclip.synth.identities.sample_identities` with a random stream of their own
+(``numpy.random.default_rng([seed, PRETRAIN_STREAM, part])``) and are renamed ``pre-<part>-<kind>-NNNN``, so they are
+disjoint from every ReID world's identities by construction. A crop is one person rendered by
+:func:`cgclip.synth.person.render_person` in a random view and walking / dancing pose, scaled and shifted a little,
+on a random plain / gradient / noisy background with random brightness and blur, at 128×64.
+
+Captions of an identity are its template paraphrases (:mod:`cgclip.captions.paraphrase`) plus short attribute
+phrases ("red football boots", "in long red socks", "number 23", ...). The zero-shot evaluation prompts
+(:data:`PROMPTS`) use other wordings than these training phrases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from cgclip.captions.paraphrase import paraphrase
+from cgclip.captions.templates import with_article
+from cgclip.synth.identities import KINDS, Identity, sample_identities
+from cgclip.synth.person import render_person
+from cgclip.synth.poses import DANCE_MOVES, VIEWS, dance_pose, walk_pose
+
+logger = logging.getLogger(__name__)
+
+PRETRAIN_STREAM = 0x50524554  # "PRET": keeps pretraining identities off every world's random stream
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGE_SIZE = (128, 64)
+#: Zero-shot prompt per attribute ({} = the table value); attributes with an empty value are skipped.
+PROMPTS = {
+    "uniform": "a photo of a person wearing {}.",
+    "number": "a photo of a player whose jersey number is {}.",
+    "hair": "a photo of a person who has {}.",
+    "shoes": "a photo of a person wearing {}.",
+    "socks": "a photo of a person wearing {}.",
+}
+_BACKGROUNDS = [(52, 120, 58), (70, 140, 70), (176, 120, 72), (150, 98, 60), (40, 40, 52), (90, 90, 100),
+                (200, 200, 205), (120, 60, 40), (30, 50, 90), (160, 150, 120)]
+
+
+def pretrain_identities(n_per_kind: int, seed: int, part: str) -> list[Identity]:
+    """``n_per_kind`` sports and ``n_per_kind`` dance identities of the pretraining namespace (``part``: train/heldout)."""
+    out: list[Identity] = []
+    for k, kind in enumerate(KINDS):
+        rng = np.random.default_rng([int(seed), PRETRAIN_STREAM, 0 if part == "train" else 1, k])
+        for i, ident in enumerate(sample_identities(kind, n_per_kind, rng, split=f"pretrain-{part}", group_size=8)):
+            out.append(dataclasses.replace(ident, identity_id=f"pre-{part}-{kind}-{i:04d}"))
+    return out
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    h, w = size
+    base = np.array(_BACKGROUNDS[rng.integers(len(_BACKGROUNDS))], dtype=np.float32)
+    base = np.clip(base + rng.normal(0, 18, 3), 0, 255)
+    ramp = np.linspace(-1, 1, h, dtype=np.float32)[:, None, None] * rng.uniform(-25, 25)
+    img = base[None, None, :] + ramp + rng.normal(0, rng.uniform(0, 12), (h, w, 3)).astype(np.float32)
+    if rng.random() < 0.3:  # a field / floor line
+        y = int(rng.integers(h // 2, h))
+        img[y:y + 2] = 230
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """One ``size`` (H, W) RGB uint8 crop of ``identity`` in a random view/pose, placement, background and light."""
+    h, w = size
+    view = VIEWS[rng.integers(len(VIEWS))]
+    if identity.scene in ("hip-hop", "ballet", "jazz") and rng.random() < 0.7:
+        pose = dance_pose(view, DANCE_MOVES[rng.integers(len(DANCE_MOVES))], float(rng.random()))
+    else:
+        pose = walk_pose(view, float(rng.random()), float(rng.random()))
+    sprite = render_person(identity.look, pose, height_px=h * rng.uniform(0.78, 0.92))
+    canvas = _background(rng, size)
+    x = int(round(w / 2 - sprite.anchor_x + rng.normal(0, 2.5)))
+    y = int(round(h - rng.uniform(2, 8) - sprite.anchor_y))
+    canvas.paste(sprite.image, (x, y), sprite.image)
+    if rng.random() < 0.4:
+        canvas = canvas.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 0.9))))
+    arr = np.asarray(canvas, dtype=np.float32) * rng.uniform(0.75, 1.2) + rng.normal(0, 6, 3)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def render_pool(identities: Sequence[Identity], per_identity: int, seed: int,
+                size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """``per_identity`` crops of every identity: uint8 ``[N*per, H, W, 3]`` and the identity index of each crop."""
+    rng = np.random.default_rng([int(seed), PRETRAIN_STREAM, 2])
+    crops = np.empty((len(identities) * per_identity, size[0], size[1], 3), dtype=np.uint8)
+    owner = np.repeat(np.arange(len(identities)), per_identity)
+    for n, idx in enumerate(owner):
+        crops[n] = render_crop(identities[int(idx)], rng, size)
+    return crops, owner
+
+
+def to_pixels(crops: np.ndarray) -> torch.Tensor:
+    """uint8 ``[N, H, W, 3]`` → CLIP-normalised float ``[N, 3, H, W]``."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def attribute_phrases(identity: Identity) -> list[str]:
+    """Short training phrases naming one attribute each (wordings differ from :data:`PROMPTS`)."""
+    row = identity.row()
+    out = []
+    if row["uniform"]:
+        out += [row["uniform"], f"dressed in {with_article(row['uniform'])}"]
+    if row["number"]:
+        out += [f"number {row['number']}", f"the {row['number']} on the jersey"]
+    for attr in ("hair", "shoes", "socks", "accessories"):
+        if row[attr]:
+            out += [row[attr], f"{row['gender']} with {row[attr]}"]
+    return out
+
+
+def identity_captions(identity: Identity, n_paraphrases: int = 10, seed: int = 0) -> dict[str, list[str]]:
+    """Training captions of ``identity`` by kind.
+
+    ``"long"``: whole paraphrases of its annotation (up to ~70 tokens); ``"sentence"``: their single sentences of at
+    most 20 words; ``"phrase"``: short attribute phrases (:func:`attribute_phrases`). Short kinds are much cheaper for
+    the text tower, and phrases tie one value to one visual cue, which is what makes early training fast.
+    """
+    long = paraphrase(identity.row(), identity.identity_id, n=n_paraphrases, seed=seed)
+    sentences = {s.strip() + ("" if s.strip().endswith(".") else ".") for p in long
+                 for s in re.split(r"(?<=\.)\s+", p) if 3 <= len(s.split()) <= 20}
+    return {"long": long, "sentence": sorted(sentences), "phrase": attribute_phrases(identity)}
+
+
+def prompt_sets(identities: Sequence[Identity]) -> dict[str, list[str]]:
+    """Per attribute of :data:`PROMPTS`: the sorted distinct non-empty values among ``identities``."""
+    return {attr: sorted({getattr(i, attr) for i in identities if getattr(i, attr)}) for attr in PROMPTS}

@@ -1,0 +1,114 @@
+"""Building the model a configuration names — for training (from a CLIP checkpoint, with captions) and for inference
+(from a run folder's weights, frames only).
+
+A run keeps a copy of its CLIP ``config.json`` in ``RUN/clip/``, so the inference model can be rebuilt from the run
+alone: the architecture comes from that config and every weight from the run's checkpoint (the image encoder is
+fine-tuned, so the original CLIP weights are not needed; captions are not needed either).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from cgclip.config import ModelConfig
+from cgclip.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_clip_path(clip_path: str | None) -> Path:
+    """``clip_path``, or the embedded default tiny CLIP (pretrained on first use) when it is None."""
+    if clip_path:
+        return Path(clip_path)
+    try:
+        from cgclip.models.pretrain_clip import ensure_default_clip
+    except ImportError as exc:  # pragma: no cover - the embedded default ships with the package
+        raise ConfigError("no CLIP checkpoint given and the embedded default is unavailable; pass --clip DIR "
+                          "(a Hugging Face CLIP directory)") from exc
+    return Path(ensure_default_clip())
+
+
+def model_options(model: ModelConfig) -> dict[str, Any]:
+    """The ``build_model`` options of a ModelConfig (every field but ``name`` and ``clip_path``)."""
+    opts = dataclasses.asdict(model)
+    opts.pop("name")
+    opts.pop("clip_path")
+    return opts
+
+
+def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image_size: Sequence[int],
+                         num_classes: int, num_cameras: int, identities: Sequence[str],
+                         captions: Sequence[Sequence[str]] | None = None) -> torch.nn.Module:
+    """Load CLIP from ``clip_path`` and build ``model_cfg.name`` for training (captions only for ``cgclip``)."""
+    from cgclip.models import build_model, load_clip
+
+    clip = load_clip(clip_path, image_size=(int(image_size[0]), int(image_size[1])),
+                     num_cameras=num_cameras if model_cfg.sie else 0, sie_coef=model_cfg.sie_coef)
+    needs_text = model_cfg.name == "cgclip"
+    model = build_model(model_cfg.name, image_encoder=clip.image, num_classes=num_classes, num_cameras=num_cameras,
+                        captions=list(captions) if needs_text and captions is not None else None,
+                        text_encoder=clip.text if needs_text else None, identity_names=list(identities),
+                        **model_options(model_cfg))
+    return model
+
+
+def save_clip_config(clip_path: str | Path, run_root: str | Path) -> None:
+    """Copy the CLIP checkpoint's ``config.json`` into ``RUN/clip/`` (the architecture, for inference rebuilds)."""
+    dst = Path(run_root) / "clip"
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(clip_path) / "config.json", dst / "config.json")
+
+
+def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int], num_cameras: int,
+                              sie_coef: float) -> torch.nn.Module:
+    """A randomly initialised CLIP image encoder with the architecture of ``config_dir/config.json`` (weights are
+    loaded from a checkpoint afterwards)."""
+    from transformers import CLIPConfig, CLIPVisionModelWithProjection
+
+    from cgclip.models.clip_backbone import ClipImageEncoder
+
+    config = CLIPConfig.from_pretrained(str(config_dir), local_files_only=True)
+    vision_config = config.vision_config
+    vision_config.projection_dim = config.projection_dim
+    vision = CLIPVisionModelWithProjection(vision_config)
+    return ClipImageEncoder(vision.vision_model, vision.visual_projection,
+                            image_size=(int(image_size[0]), int(image_size[1])), num_cameras=num_cameras,
+                            sie_coef=sie_coef)
+
+
+def build_inference_model(info: dict[str, Any], run_root: str | Path) -> torch.nn.Module:
+    """Rebuild the model described by a run's ``model.json`` ``info`` (weights still to be loaded)."""
+    from cgclip.models import build_model, load_clip
+
+    model_cfg = ModelConfig(**info["model"])
+    image_size = info["image_size"]
+    num_classes, num_cameras = int(info["num_classes"]), int(info["num_cameras"])
+    sie_cams = num_cameras if model_cfg.sie else 0
+    config_dir = Path(run_root) / "clip"
+    if (config_dir / "config.json").is_file():
+        encoder = image_encoder_from_config(config_dir, image_size, sie_cams, model_cfg.sie_coef)
+    else:
+        clip_path = info.get("clip_path")
+        if not clip_path or not Path(clip_path).is_dir():
+            raise CheckpointError("the run has no clip/config.json and its CLIP directory is gone; retrain",
+                                  path=config_dir)
+        encoder = load_clip(clip_path, image_size=tuple(image_size), num_cameras=sie_cams,
+                            sie_coef=model_cfg.sie_coef).image
+    return build_model(model_cfg.name, image_encoder=encoder, num_classes=num_classes, num_cameras=num_cameras,
+                       inference_only=True, identity_names=info.get("identities"), **model_options(model_cfg))
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load a state dict strictly; CheckpointError naming ``source`` when it does not fit the model."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"weights do not fit the model ({' '.join(first[:2])[:300]}); the run folder and its "
+                              "model.json/config.yaml disagree", path=source) from exc

@@ -1,0 +1,100 @@
+"""Optimizer and learning-rate schedule of the paper's recipe (Table S.7).
+
+Adam over every trainable parameter, and :class:`WarmupStepSchedule`: a linear warm-up from ``lr * warmup_factor``
+(5e-7 for lr 5e-6) to ``lr`` over ``warmup_epochs``, then a step decay by ``gamma`` at each milestone epoch — the
+``WarmupMultiStepLR`` of TF-CLIP / CLIP-ReID. The schedule is a pure function of training progress, so its state
+is just the position, which checkpoints store as JSON.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any, Sequence
+
+import torch
+
+from cgclip.errors import CheckpointError
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: Sequence[float] = (0.9, 0.999),
+                    eps: float = 1e-8) -> torch.optim.Adam:
+    """Adam over the parameters of ``model`` that require gradients (the frozen text tower is left out)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1])),
+                            eps=eps)
+
+
+def lr_factor(progress: float, warmup_epochs: float, warmup_factor: float, milestones: Sequence[int],
+              gamma: float) -> float:
+    """Multiplier of the base lr after ``progress`` epochs (fractional with per-iteration scheduling).
+
+    ``warmup_factor * (1 - a) + a`` with ``a = progress / warmup_epochs`` during warm-up, times
+    ``gamma ** (number of milestones <= progress)``.
+    """
+    factor = 1.0
+    if warmup_epochs > 0 and progress < warmup_epochs:
+        alpha = progress / warmup_epochs
+        factor = warmup_factor * (1.0 - alpha) + alpha
+    return factor * gamma ** bisect.bisect_right(list(milestones), progress)
+
+
+class WarmupStepSchedule:
+    """Sets the learning rate of every parameter group from the training position.
+
+    Args:
+        optimizer: the optimizer whose groups' ``lr`` is set (each group's ``initial_lr`` is the base).
+        warmup_epochs, warmup_factor, milestones, gamma: see :func:`lr_factor`.
+        unit: ``"epoch"`` (the lr changes at epoch boundaries, as TF-CLIP) or ``"iteration"`` (every step, using the
+            fractional epoch ``epoch + i / iters_per_epoch``).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_epochs: float, warmup_factor: float,
+                 milestones: Sequence[int], gamma: float, unit: str = "epoch") -> None:
+        if unit not in ("epoch", "iteration"):
+            raise ValueError(f"unit must be 'epoch' or 'iteration' (got {unit!r})")
+        self.optimizer = optimizer
+        self.warmup_epochs, self.warmup_factor = float(warmup_epochs), float(warmup_factor)
+        self.milestones, self.gamma, self.unit = [int(m) for m in milestones], float(gamma), unit
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.position = 0.0
+
+    def progress(self, epoch: int, iteration: int = 0, iters_per_epoch: int = 1) -> float:
+        """Training position in epochs used for the lr at ``(epoch, iteration)``."""
+        if self.unit == "epoch":
+            return float(epoch)
+        return epoch + iteration / max(1, iters_per_epoch)
+
+    def step(self, epoch: int, iteration: int = 0, iters_per_epoch: int = 1) -> float:
+        """Set the lr for the step at ``(epoch, iteration)`` (0-based); returns the first group's lr."""
+        self.position = self.progress(epoch, iteration, iters_per_epoch)
+        factor = lr_factor(self.position, self.warmup_epochs, self.warmup_factor, self.milestones, self.gamma)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        return self.optimizer.param_groups[0]["lr"]
+
+    def get_lr(self) -> list[float]:
+        """Current lr of each group."""
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state."""
+        return {"position": self.position, "warmup_epochs": self.warmup_epochs, "warmup_factor": self.warmup_factor,
+                "milestones": self.milestones, "gamma": self.gamma, "unit": self.unit,
+                "initial_lrs": [g["initial_lr"] for g in self.optimizer.param_groups],
+                "lrs": self.get_lr()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the position and the groups' base and current lr."""
+        try:
+            self.position = float(state["position"])
+            initial, current = state["initial_lrs"], state["lrs"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"schedule state is incomplete ({exc}); the checkpoint is damaged") from exc
+        if len(initial) != len(self.optimizer.param_groups):
+            raise CheckpointError("schedule state has a different number of parameter groups than the model; "
+                                  "resume with the same configuration")
+        for group, base, lr in zip(self.optimizer.param_groups, initial, current):
+            group["initial_lr"], group["lr"] = float(base), float(lr)

@@ -1,0 +1,430 @@
+"""The training loop: P×K batches of RRS clips, Adam with warm-up and step decay, mixed precision, validation-based
+model selection, atomic resumable checkpoints every epoch, and DistributedDataParallel under ``torchrun``.
+
+:func:`train` is the whole job. What a run writes is described in :mod:`cgclip.train.run_dir`. Resuming
+(``resume=True``) restores the model, optimizer, lr schedule, gradient scaler, every rank's random number generator
+states and the sampler position from ``RUN/checkpoints/last``; the data order of an epoch depends only on
+``(seed, epoch)``, so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import resource
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from cgclip.config import Config, config_to_dict, diff_configs
+from cgclip.data import TrackletDataset
+from cgclip.data.sampling import PKSampler
+from cgclip.data.transforms import build_transform
+from cgclip.data.video_dataset import VideoClipDataset, collate_clips
+from cgclip.errors import CgclipError, CheckpointError, ConfigError
+from cgclip.progress import progress
+from cgclip.train import checkpoint as ckpt
+from cgclip.train.datasets import camera_count, identity_names, open_dataset
+from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, cleanup, gather_objects, init_distributed,
+                                      max_across_ranks, sum_across_ranks, unwrap, wrap_model)
+from cgclip.train.extract import autocast_context, extract_features
+from cgclip.train.modeling import build_training_model, load_weights, resolve_clip_path, save_clip_config
+from cgclip.train.optim import WarmupStepSchedule, build_optimizer
+from cgclip.train.run_dir import RunDir, environment
+from cgclip.train.validation import ValidationSplit, carve_validation
+
+log = logging.getLogger(__name__)
+
+#: Settings that may change when a run is resumed (everything else must match the saved configuration).
+RESUMABLE_CHANGES = {"train.epochs", "train.eval_every", "train.num_workers", "train.log_every", "train.save_every",
+                     "data.root", "data.captions", "model.clip_path", "eval.batch_size"}
+
+
+class TrainingError(CgclipError):
+    """Training cannot continue (e.g. the loss became NaN)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    epochs: int
+    best_epoch: int | None
+    best_metric: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → bf16 (fp16 on a GPU without bf16); fp16 is refused on CPU."""
+    if precision == "auto":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return "fp16"
+        return "bf16"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    return precision
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA allocator peak on a GPU, the process's max resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
+    """On resume, the saved configuration wins; only :data:`RESUMABLE_CHANGES` may differ."""
+    if not (resume and run.exists()):
+        return cfg
+    saved = run.load_config()
+    changed = [k for k in diff_configs(saved, cfg) if k not in RESUMABLE_CHANGES]
+    # a setting left at its default on the command line (e.g. no --clip) keeps the saved value
+    if changed:
+        raise ConfigError(f"--resume with settings that differ from the run's config.yaml: {', '.join(changed)}; "
+                          "resume with the same settings or start a new run with another --out", path=run.config_path)
+    for key in RESUMABLE_CHANGES:
+        section, name = key.split(".")
+        new = getattr(getattr(cfg, section), name)
+        if new not in (None, ""):
+            setattr(getattr(saved, section), name, new)
+    return saved
+
+
+def _train_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> tuple[DataLoader, PKSampler,
+                                                                                 VideoClipDataset]:
+    d = cfg.data
+    transform = build_transform(size=(d.image_size[0], d.image_size[1]), train=True, flip_p=d.flip_p,
+                                erase_p=d.erase_p)
+    dataset = VideoClipDataset(tracklets, d.seq_len, "rrs", transform, seed=cfg.train.seed,
+                               cache_images=d.cache_images)
+    sampler = PKSampler([t.pid for t in tracklets], d.p, d.k, seed=cfg.train.seed, rank=info.rank,
+                        world_size=info.world_size, epoch_mode=d.epoch_mode)
+    loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=cfg.train.num_workers, collate_fn=collate_clips,
+                        pin_memory=info.device.type == "cuda", persistent_workers=False)
+    return loader, sampler, dataset
+
+
+def _prepare_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> DataLoader:
+    """Deterministic clips (first frame of each RRS chunk, no augmentation) of this rank's share of the train set."""
+    d = cfg.data
+    share = [t for i, t in enumerate(tracklets) if i % info.world_size == info.rank]
+    dataset = VideoClipDataset(share, d.seq_len, "rrs_first",
+                               build_transform(size=(d.image_size[0], d.image_size[1]), train=False),
+                               cache_images=d.cache_images)
+    return DataLoader(dataset, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.train.num_workers,
+                      collate_fn=collate_clips)
+
+
+def validate(model: torch.nn.Module, split: ValidationSplit, cfg: Config, device: torch.device,
+             precision: str) -> dict[str, float]:
+    """Retrieval metrics of ``model`` on the validation split (never the test set)."""
+    from cgclip.eval import evaluate_features
+
+    seq_len = cfg.eval.seq_len or cfg.data.seq_len
+    kwargs = dict(image_size=cfg.data.image_size, seq_len=seq_len, sampling="rrs_first",
+                  batch_size=cfg.eval.batch_size, device=device, precision=precision, num_workers=0,
+                  cache_images=cfg.data.cache_images)
+    qf = extract_features(model, split.query, desc="val query", **kwargs)
+    gf = extract_features(model, split.gallery, desc="val gallery", **kwargs)
+    result = evaluate_features(qf.numpy(), gf.numpy(), [t.pid for t in split.query], [t.pid for t in split.gallery],
+                               [t.camid for t in split.query], [t.camid for t in split.gallery],
+                               metric=cfg.eval.metric, gallery_mode="gallery")
+    return {"mAP": float(result.mAP), "rank1": result.rank(1), "rank5": result.rank(5), "mINP": float(result.mINP)}
+
+
+def _load_captions(cfg: Config, dataset: TrackletDataset, identities: list[str]) -> list[list[str]]:
+    from cgclip.captions import load_identity_captions
+
+    source = cfg.data.captions or dataset.root
+    return load_identity_captions(source, identities)
+
+
+def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None = None,
+          captions: Sequence[Sequence[str]] | None = None, resume: bool = False,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None, command: Sequence[str] | None = None
+          ) -> TrainResult:
+    """Train ``cfg.model.name`` on ``dataset`` (default: the one ``cfg.data`` names) into the run folder ``out_dir``.
+
+    Args:
+        cfg: resolved configuration (:func:`cgclip.config.load_config`).
+        out_dir: run folder (see :mod:`cgclip.train.run_dir`).
+        dataset: an already loaded dataset (else ``cfg.data.root``/``kind`` are opened).
+        captions: for ``cgclip``, one caption list per identity of the *whole* training split in pid order
+            (default: from ``cfg.data.captions`` or the dataset folder's ``identities.csv``).
+        resume: continue from ``RUN/checkpoints/last`` (a fresh start when there is none yet).
+        on_epoch: called on rank 0 with each epoch's metric record.
+        command: the command line, recorded in ``run.json``.
+    """
+    run = RunDir(out_dir)
+    if run.has_checkpoint() and not resume:
+        raise ConfigError("this run folder already holds a training run; pass --resume to continue it or choose a "
+                          "new --out", path=run.root)
+    cfg = _resolve_config(cfg, run, resume)
+    info = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, run, info, dataset, captions, resume, on_epoch, command)
+    finally:
+        cleanup(info)
+
+
+def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | None,
+           captions: Sequence[Sequence[str]] | None, resume: bool,
+           on_epoch: Callable[[dict[str, Any]], None] | None, command: Sequence[str] | None) -> TrainResult:
+    device = info.device
+    precision = resolve_precision(cfg.train.precision, device)
+    seed_everything(cfg.train.seed + info.rank)
+    if dataset is None:
+        dataset = open_dataset(cfg.data)
+    all_identities = dataset.train_identities()
+    split = carve_validation(dataset.train, cfg.data.val_identities, cfg.train.seed)
+    identities = identity_names(split.train)
+    num_classes, num_cameras = len(identities), camera_count(dataset)
+    if cfg.model.name == "cgclip":
+        if captions is None:
+            captions = _load_captions(cfg, dataset, identities)
+        elif len(captions) == len(all_identities) and len(all_identities) != len(identities):
+            by_name = dict(zip(all_identities, captions))
+            captions = [by_name[name] for name in identities]
+    clip_path = resolve_clip_path(cfg.model.clip_path)
+
+    if info.is_main:
+        run.create()
+        run.save_config(cfg)
+        save_clip_config(clip_path, run.root)
+        stats = dataset.statistics()
+        stats["validation"] = split.summary() if split.enabled else None
+        stats["train_used"] = {"identities": num_classes, "tracklets": len(split.train), "cameras": num_cameras}
+        run.write("dataset.json", stats)
+        run.write("environment.json", environment(device, info.world_size))
+        run.write("run.json", {"status": "running", "seed": cfg.train.seed, "model": cfg.model.name,
+                               "clip_path": str(clip_path), "dataset": {"name": dataset.name, "root": dataset.root},
+                               "world_size": info.world_size, "precision": precision,
+                               "command": list(command) if command else None,
+                               "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    barrier(info)
+
+    model = build_training_model(cfg.model, clip_path=clip_path, image_size=cfg.data.image_size,
+                                 num_classes=num_classes, num_cameras=num_cameras, identities=identities,
+                                 captions=captions).to(device)
+    if info.is_main:
+        run.write("model.json", model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
+                                                  epoch=None))
+    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps)
+    schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
+                                  cfg.optim.gamma, cfg.optim.schedule_unit)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    loader, sampler, train_ds = _train_loader(split.train, cfg, info)
+
+    start_epoch, history, best_epoch, best_metric = 0, [], None, None
+    if resume and run.has_checkpoint():
+        state_dict, side = ckpt.load_checkpoint(run.checkpoints, "last")
+        load_weights(model, state_dict, run.checkpoints / "last.json")
+        try:
+            optimizer.load_state_dict(side["optimizer_state"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"optimizer state does not fit the model ({exc}); resume with the same "
+                                  "configuration", path=run.checkpoints / "last.json") from exc
+        st = side["state"]
+        schedule.load_state_dict(st["schedule"])
+        if scaler is not None and st.get("scaler"):
+            scaler.load_state_dict(st["scaler"])
+        rngs = st["rng"]
+        if len(rngs) != info.world_size:
+            log.warning("resuming with %d ranks from a checkpoint of %d; random states are not exact",
+                        info.world_size, len(rngs))
+        ckpt.set_rng_state(rngs[info.rank % len(rngs)])
+        start_epoch, history = int(side["epoch"]), list(st.get("history", []))
+        best_epoch, best_metric = st.get("best_epoch"), st.get("best_metric")
+        log.info("resumed from epoch %d", start_epoch)
+    elif hasattr(model, "prepare"):
+        with autocast_context(device, precision):
+            model.prepare(_prepare_loader(split.train, cfg, info))
+
+    ddp_model = wrap_model(model, info, cfg.train.find_unused_parameters)
+    if info.is_main:
+        run.write_metrics([r for r in history if r["epoch"] <= start_epoch])
+        log.info("training %s: %d identities, %d tracklets, ~%d iterations/epoch, %d epochs, %s, %s on %s",
+                 cfg.model.name, num_classes, len(split.train), _iterations(sampler, cfg, start_epoch),
+                 cfg.train.epochs, precision, f"{info.world_size} rank(s)", device)
+
+    for epoch in range(start_epoch, cfg.train.epochs):
+        record = _train_epoch(ddp_model, loader, sampler, train_ds, optimizer, schedule, scaler, cfg, info, epoch,
+                              precision)
+        last = epoch + 1 == cfg.train.epochs
+        if split.enabled and ((epoch + 1) % cfg.train.eval_every == 0 or last):
+            val = validate(model, split, cfg, device, precision) if info.is_main else None
+            val = broadcast_object(val, info)
+            record["val"] = val
+            if best_metric is None or val["mAP"] > best_metric:
+                best_epoch, best_metric = epoch + 1, val["mAP"]
+                if info.is_main and cfg.train.keep_best:
+                    ckpt.save_checkpoint(run.checkpoints, "best", epoch=epoch + 1, model_state=model.state_dict(),
+                                         state={"val": val})
+        history.append(record)
+        if info.is_main:
+            run.write_metrics(history)
+            log.info("epoch %d/%d: %s", epoch + 1, cfg.train.epochs, _summary(record))
+            if on_epoch is not None:
+                on_epoch(record)
+        if (epoch + 1) % cfg.train.save_every == 0 or last:
+            rngs = gather_objects(ckpt.rng_state(), info)
+            if info.is_main:
+                state = {"schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                         "rng": rngs, "sampler": {"seed": cfg.train.seed, "next_epoch": epoch + 1},
+                         "history": history, "best_epoch": best_epoch, "best_metric": best_metric,
+                         "world_size": info.world_size}
+                ckpt.save_checkpoint(run.checkpoints, "last", epoch=epoch + 1, model_state=model.state_dict(),
+                                     optimizer_state=optimizer.state_dict(), state=state)
+            barrier(info)
+
+    if info.is_main:
+        model_info = model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
+                                       epoch=cfg.train.epochs)
+        ckpt.export_model(run.root, model.state_dict(), model_info)
+        meta = run.read("run.json")
+        meta.update(status="completed", finished=time.strftime("%Y-%m-%d %H:%M:%S"), epochs=cfg.train.epochs,
+                    best_epoch=best_epoch, best_val_mAP=best_metric,
+                    selection="validation mAP" if split.enabled else "last epoch (no validation split)")
+        run.write("run.json", meta)
+    barrier(info)
+    return TrainResult(run.root, cfg.train.epochs, best_epoch, best_metric, history)
+
+
+def model_description(cfg: Config, model: torch.nn.Module, num_classes: int, num_cameras: int,
+                      identities: Sequence[str], clip_path: Path, epoch: int | None) -> dict[str, Any]:
+    """``model.json``: what is needed to rebuild the model for inference and how to feed it."""
+    return {"format": "cgclip-model", "version": 1, "model": config_to_dict(cfg)["model"],
+            "clip_path": str(clip_path), "num_classes": num_classes, "num_cameras": num_cameras,
+            "identities": list(identities), "image_size": list(cfg.data.image_size), "seq_len": cfg.data.seq_len,
+            "feature_dim": int(getattr(unwrap(model), "feature_dim", 0)), "eval": config_to_dict(cfg)["eval"],
+            "epoch": epoch}
+
+
+def _summary(record: dict[str, Any]) -> str:
+    parts = [f"loss {record['loss']:.4f}"] + [f"{k} {v:.4f}" for k, v in record["losses"].items()]
+    parts += [f"lr {record['lr']:.2e}", f"{record['tracklets_per_s']:.1f} tracklets/s", f"{record['time_s']:.1f}s"]
+    if record.get("val"):
+        parts.append(f"val mAP {record['val']['mAP']:.4f} R1 {record['val']['rank1']:.4f}")
+    return ", ".join(parts)
+
+
+def train_step(model: torch.nn.Module, images: torch.Tensor, camids: torch.Tensor, pids: torch.Tensor,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, device: torch.device,
+               precision: str, grad_clip: float = 0.0) -> dict[str, Any]:
+    """One optimisation step on a batch: forward under autocast, backward (scaled for fp16), optional gradient
+    clipping, optimizer step. Returns the model's output dict with ``"loss"`` detached. A non-finite loss skips the
+    update (the caller decides what to do)."""
+    with autocast_context(device, precision):
+        out = model(images, camids, pids)
+    loss = out["loss"]
+    if not torch.isfinite(loss.detach()):
+        return {**out, "loss": loss.detach()}
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    return {**out, "loss": loss.detach()}
+
+
+def _iterations(sampler: PKSampler, cfg: Config, epoch: int) -> int:
+    """Iterations of ``epoch``: the sampler's full batches (they vary a little by epoch in ``tracklet`` mode),
+    capped by ``train.max_iters``."""
+    sampler.set_epoch(epoch)
+    full = len(sampler) // sampler.batch_size
+    iters = min(full, cfg.train.max_iters) if cfg.train.max_iters else full
+    if iters < 1:
+        raise ConfigError(f"epoch {epoch + 1} has no full P×K batch (data.p={cfg.data.p}, data.k={cfg.data.k}, "
+                          f"{len(sampler.ids)} identities); lower data.p or data.k")
+    return iters
+
+
+def _train_epoch(model: torch.nn.Module, loader: DataLoader, sampler: PKSampler, dataset: VideoClipDataset,
+                 optimizer: torch.optim.Optimizer, schedule: WarmupStepSchedule,
+                 scaler: torch.amp.GradScaler | None, cfg: Config, info: DistInfo, epoch: int,
+                 precision: str) -> dict[str, Any]:
+    device = info.device
+    iters = _iterations(sampler, cfg, epoch)
+    dataset.set_epoch(epoch)
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sums: dict[str, float] = defaultdict(float)
+    steps = tracklets = frames = 0
+    data_time = 0.0
+    start = tick = time.perf_counter()
+    bar = progress(total=iters, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="it") if info.is_main else None
+    lr = schedule.get_lr()[0]
+    try:
+        for it, batch in enumerate(itertools.islice(loader, iters)):
+            data_time += time.perf_counter() - tick
+            lr = schedule.step(epoch, it, iters)
+            images = batch["images"].to(device, non_blocking=True)
+            pids = batch["pid"].to(device, non_blocking=True)
+            camids = batch["camid"].to(device, non_blocking=True)
+            out = train_step(model, images, camids, pids, optimizer, scaler, device, precision, cfg.optim.grad_clip)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1}; lower optim.lr "
+                                    "or use train.precision=fp32")
+            steps += 1
+            sums["loss"] += float(loss.detach())
+            for name, value in out.get("losses", {}).items():
+                sums[f"losses.{name}"] += float(value)
+            tracklets += int(images.shape[0])
+            frames += int(images.shape[0] * images.shape[1])
+            if bar is not None:
+                bar.update(1)
+                if it % cfg.train.log_every == 0 or it + 1 == iters:
+                    bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}", lr=f"{lr:.1e}")
+            tick = time.perf_counter()
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - start
+    totals = sum_across_ranks({**sums, "steps": steps, "tracklets": tracklets, "frames": frames,
+                               "data_time": data_time}, info)
+    elapsed = max_across_ranks(elapsed, info)
+    peak = max_across_ranks(peak_memory_mb(device), info)
+    n = max(totals["steps"], 1.0)
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "loss": totals["loss"] / n,
+        "losses": {k[len("losses."):]: totals[k] / n for k in sorted(totals) if k.startswith("losses.")},
+        "iterations": steps,
+        "tracklets": int(totals["tracklets"]),
+        "frames": int(totals["frames"]),
+        "time_s": round(elapsed, 3),
+        "data_time_s": round(totals["data_time"] / info.world_size, 3),
+        "tracklets_per_s": totals["tracklets"] / max(elapsed, 1e-9),
+        "frames_per_s": totals["frames"] / max(elapsed, 1e-9),
+        "peak_memory_mb": round(peak, 1),
+        "world_size": info.world_size,
+    }

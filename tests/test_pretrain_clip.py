@@ -1,0 +1,111 @@
+"""Contrastive pretraining of the tiny CLIP: the loss, a colour-word learning check, the CLI and the default cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cgclip.cli import main as cli_main
+from cgclip.models.clip_backbone import load_clip
+from cgclip.models.pretrain_clip import (PretrainConfig, build_optimizer, clip_train_step, contrastive_loss,
+                                         default_clip_dir, ensure_default_clip)
+from cgclip.models.random_clip import save_random_clip
+from cgclip.models.tokenizer import build_clip_tokenizer
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (235, 220, 30),
+           "white": (245, 245, 245), "black": (15, 15, 15)}
+
+
+def test_contrastive_loss_targets() -> None:
+    img = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    scale = torch.tensor(np.log(10.0))
+    assert float(contrastive_loss(img, img, scale)) < float(contrastive_loss(img, img.flip(0), scale))
+    # with two images sharing one text, only that text's column counts as positive for both
+    txt = img[[0, 2, 3]]
+    pos = torch.tensor([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    loss = contrastive_loss(img, txt, scale, pos)
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
+    """Coloured squares with colour-word captions: a few steps make zero-shot colour retrieval near perfect."""
+    tok_dir = tmp_path / "tok"
+    build_clip_tokenizer(tok_dir, [f"a {c} square" for c in COLOURS] * 3 + [f"a photo of something {c}" for c in COLOURS])
+    path = save_random_clip(tmp_path / "clip", size="tiny", seed=0, tokenizer_dir=tok_dir)
+    clip = load_clip(path, image_size=(32, 32), train_text=True)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    names = list(COLOURS)
+    rgb = torch.tensor([COLOURS[n] for n in names], dtype=torch.float32) / 255.0
+
+    def images(labels: np.ndarray) -> torch.Tensor:
+        base = rgb[torch.as_tensor(labels)].view(-1, 3, 1, 1).expand(-1, 3, 32, 32)
+        return (base + 0.08 * torch.randn(len(labels), 3, 32, 32) - 0.45) / 0.27
+
+    logit_scale = torch.nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+    params = torch.nn.ModuleDict({"image": clip.image, "text": clip.text})
+    params.register_parameter("logit_scale", logit_scale)
+    opt = build_optimizer(params, PretrainConfig(lr=5e-4, weight_decay=0.0))
+    texts = [f"a {n} square" for n in names]
+    tokens = clip.text.tokenize(texts)
+    losses = []
+    for _ in range(30):
+        labels = rng.integers(len(names), size=18)
+        present = sorted(set(labels.tolist()))
+        pos = torch.tensor([[lab == p for p in present] for lab in labels])
+        ids, mask = tokens["input_ids"][present], tokens["attention_mask"][present]
+        losses.append(clip_train_step(clip.image, clip.text, logit_scale, opt, images(labels), ids, mask, pos))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    clip.image.eval()
+    labels = np.arange(60) % len(names)
+    with torch.no_grad():
+        feats = torch.nn.functional.normalize(clip.image.encode_image(images(labels)), dim=-1)
+    prompts = clip.text.encode([f"a photo of something {n}" for n in names])  # another wording than training
+    accuracy = float(((feats @ prompts.T).argmax(1).numpy() == labels).mean())
+    assert accuracy >= 0.9, accuracy
+
+
+def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tiny-clip"
+    argv = ["pretrain-clip", "--out", str(out), "--steps", "4", "--batch-size", "16", "--identities", "16",
+            "--crops", "2", "--heldout", "8", "--seed", "3"]
+    assert cli_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot attribute retrieval" in printed and "chance" in printed and "number" in printed
+    report = json.loads((out / "pretrain_report.json").read_text())
+    assert report["steps"] == 4 and report["train_identities"] == 32 and report["heldout_identities"] == 16
+    zs = report["zero_shot"]["attributes"]
+    assert {"uniform", "hair", "shoes", "socks", "number"} <= set(zs)
+    assert all(0.0 <= r["accuracy"] <= 1.0 and 0 < r["chance"] < 1 for r in zs.values())
+    assert np.isfinite(report["loss_last10"])
+    clip = load_clip(out, image_size=(128, 64))
+    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 33, 192)
+    assert clip.text.encode(["a red jersey with the number 7"]).shape == (1, 256)
+    # the same output again is refused unless --overwrite
+    assert cli_main(argv) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_ensure_default_clip_trains_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CGCLIP_HOME", str(tmp_path / "home"))
+    assert default_clip_dir() == tmp_path / "home" / "tiny-clip-v1"
+    cfg = PretrainConfig(steps=1, batch_size=8, train_identities_per_kind=8, crops_per_identity=1,
+                         heldout_identities_per_kind=4, heldout_crops_per_identity=1)
+    path = ensure_default_clip(cfg)
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert ensure_default_clip(cfg) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert [p.name for p in path.parent.iterdir()] == ["tiny-clip-v1"]  # no temporary folders left
+
+
+def test_time_budget_stops_training(tmp_path: Path) -> None:
+    from cgclip.models.pretrain_clip import pretrain_clip
+
+    cfg = PretrainConfig(minutes=0.01, batch_size=8, train_identities_per_kind=8, crops_per_identity=1,
+                         heldout_identities_per_kind=4, heldout_crops_per_identity=1)
+    report = pretrain_clip(tmp_path / "budget", cfg)
+    assert report["steps"] >= 1 and report["seconds"]["train"] < 5.0  # a 1 s floor, whatever the budget
