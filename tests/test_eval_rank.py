@@ -156,18 +156,15 @@ def test_result_helpers():
         res.rank(0)
 
 
-def test_mars_size_is_fast():
-    """1,980 × 11,310 in well under the 1 s target (generous bound for a loaded CI machine)."""
-    import time
-
+def test_mars_size_runs():
+    """A MARS-size (1,980 × 11,310) evaluation runs through the chunked path (timing: benchmarks/bench_eval.py)."""
     rng = np.random.default_rng(0)
     q_pids = rng.integers(0, 625, 1980)
     g_pids = rng.integers(0, 625, 11310)
     dist = rng.random((1980, 11310), dtype=np.float32)
-    start = time.perf_counter()
     res = evaluate_rank(dist, q_pids, g_pids, rng.integers(0, 6, 1980), rng.integers(0, 6, 11310))
-    assert time.perf_counter() - start < 3.0
     assert res.num_valid_queries > 1900
+    assert 0.0 < res.mAP < 1.0 and res.cmc.shape == (50,) and np.all(np.diff(res.cmc) >= 0)
 
 
 def test_empty_inputs():
