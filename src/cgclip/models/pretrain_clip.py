@@ -2,11 +2,12 @@
 
 Recipe: identities from the pretraining namespace (:mod:`cgclip.models.pretrain_data`, disjoint from every ReID
 world), sports and dance; a pool of rendered 128×64 crops per identity; each step draws ``batch_size`` distinct
-identities, one crop and one caption each, and minimises the symmetric InfoNCE loss with CLIP's learnable logit
-scale (clamped at 100). Captions shared by several identities in a batch (short attribute phrases such as
-"white sneakers") count as positives for all of them. AdamW, linear warm-up then cosine decay, bf16 autocast on CPU.
-With ``steps=None`` training runs until a time budget (``minutes``, including rendering) is spent, the learning-rate
-schedule following elapsed time.
+identities (about ``group_fraction`` of them as whole teams / dance groups, whose members share a uniform and differ
+only in number, hair, shoes, socks, ...: hard negatives; the rest at random), one crop and one caption each, and
+minimises the symmetric InfoNCE loss with CLIP's learnable logit scale (clamped at 100). Captions shared by several
+identities in a batch (short attribute phrases such as "white sneakers") count as positives for all of them.
+AdamW, linear warm-up then cosine decay, bf16 autocast on CPU. With ``steps=None`` training runs until a time budget
+(``minutes``, including rendering) is spent, the learning-rate schedule following elapsed time.
 
 The architecture is :func:`cgclip.models.random_clip.clip_config` ``"tiny"``: its saved positional table is the square
 8×8 grid of a 128 px image; training at 128×64 resamples it to 8×4 in every forward pass (bicubic, the same
@@ -62,6 +63,7 @@ class PretrainConfig:
     paraphrases: int = 10
     caption_mix: tuple[float, float, float] = (0.15, 0.25, 0.6)  # batch kinds: long, sentence, phrase
     num_merges: int = 1500
+    group_fraction: float = 0.5  # share of each batch drawn as whole teams / groups (same uniform: hard negatives)
 
 
 def default_clip_dir() -> Path:
@@ -141,8 +143,8 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
     from transformers import CLIPModel, CLIPTokenizer
 
     from cgclip.models.clip_backbone import ClipImageEncoder, ClipTextEncoder, hf_quiet
-    from cgclip.models.pretrain_data import (attribute_phrases, identity_captions, pretrain_identities, prompt_sets,
-                                             render_pool, to_pixels)
+    from cgclip.models.pretrain_data import (attribute_phrases, group_index, identity_captions, pretrain_identities,
+                                             prompt_sets, render_pool, sample_batch, to_pixels)
     from cgclip.models.random_clip import clip_config, finalize_dir, save_clip_model
     from cgclip.models.tokenizer import EOS_TOKEN, build_clip_tokenizer, default_corpus
     from cgclip.models.zero_shot import attribute_prompt, zero_shot_attributes
@@ -181,6 +183,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
         held_pool, held_owner = render_pool(held_ids, cfg.heldout_crops_per_identity, cfg.seed + 1)
         render_s = time.perf_counter() - t0
         crops_of = [np.flatnonzero(owner == k) for k in range(len(train_ids))]
+        groups = group_index(train_ids)
         before = zero_shot_attributes(image, text, held_ids, held_pool, held_owner)
         opt = build_optimizer(model, cfg)
         model.train()
@@ -195,7 +198,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             done = step / cfg.steps if cfg.steps is not None else (time.perf_counter() - t_train) / train_budget
             if done >= 1.0 or (cfg.steps is not None and step >= cfg.steps):
                 break
-            chosen = rng.choice(len(train_ids), size=batch, replace=False)
+            chosen = sample_batch(rng, groups, len(train_ids), batch, cfg.group_fraction)
             crop_idx = [int(rng.choice(crops_of[k])) for k in chosen]
             kind = kinds[int(rng.choice(3, p=np.asarray(cfg.caption_mix) / sum(cfg.caption_mix)))]
             cap_idx = [int(rng.integers(len(captions[kind][k]))) for k in chosen]

@@ -136,3 +136,27 @@ def identity_captions(identity: Identity, n_paraphrases: int = 10, seed: int = 0
 def prompt_sets(identities: Sequence[Identity]) -> dict[str, list[str]]:
     """Per attribute of :data:`PROMPTS`: the sorted distinct non-empty values among ``identities``."""
     return {attr: sorted({getattr(i, attr) for i in identities if getattr(i, attr)}) for attr in PROMPTS}
+
+
+def group_index(identities: Sequence[Identity]) -> list[np.ndarray]:
+    """Indices of ``identities`` per team / dance group (members share a uniform), in order of first appearance."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for k, ident in enumerate(identities):  # group names repeat across kinds; uniforms never do within a kind
+        groups.setdefault((ident.group, ident.uniform), []).append(k)
+    return [np.asarray(v) for v in groups.values()]
+
+
+def sample_batch(rng: np.random.Generator, groups: Sequence[np.ndarray], n_identities: int, batch: int,
+                 group_fraction: float) -> np.ndarray:
+    """``batch`` distinct identity indices: about ``group_fraction`` of them as whole teams / groups (hard negatives:
+    same uniform, told apart only by number, hair, shoes, socks, ...), the rest drawn uniformly from the others."""
+    chosen: list[int] = []
+    want = int(round(batch * group_fraction))
+    for g in rng.permutation(len(groups)):
+        if len(chosen) + len(groups[g]) > want:
+            break
+        chosen += groups[g].tolist()
+    taken = np.zeros(n_identities, dtype=bool)
+    taken[chosen] = True
+    rest = rng.choice(np.flatnonzero(~taken), size=min(batch - len(chosen), int((~taken).sum())), replace=False)
+    return np.concatenate([np.asarray(chosen, dtype=np.int64), rest.astype(np.int64)])
