@@ -77,7 +77,7 @@ def prepare_clip(settings: DemoSettings, clip_dir: str | Path | None, say: Say =
     target = candidates[-1]
     say(f"embedded tiny CLIP: pretraining for about {settings.clip_minutes:g} min → {target} (cached for next time)")
     report = pretrain_clip(target, PretrainConfig(minutes=settings.clip_minutes), overwrite=True)
-    acc = report.get("zero_shot", {})
+    acc = report.get("zero_shot", {}).get("attributes", {})
     if acc:
         say("  zero-shot attribute accuracy on held-out crops: " + ", ".join(
             f"{k} {v['accuracy']:.2f} (chance {v['chance']:.2f})" for k, v in acc.items()
