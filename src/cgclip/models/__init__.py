@@ -9,8 +9,8 @@ Names are imported lazily (on first access), so ``import cgclip.models`` stays c
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from cgclip.lazy import lazy_exports
 
 _EXPORTS = {
     "build_model": "cgclip.models.build",
@@ -26,14 +26,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cgclip.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('cgclip.models', _EXPORTS, globals())

@@ -11,8 +11,8 @@ Main entry points (imported lazily so ``import cgclip.train`` stays cheap):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from cgclip.lazy import lazy_exports
 
 _EXPORTS = {
     "train": "cgclip.train.trainer",
@@ -27,14 +27,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cgclip.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('cgclip.train', _EXPORTS, globals())
