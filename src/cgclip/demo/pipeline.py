@@ -125,7 +125,7 @@ def _epoch_line(kind: str, model: str, rec: dict[str, Any]) -> str:
 
 def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Sequence[str] = WORLDS,
              models: Sequence[str] = MODELS, clip_dir: str | Path | None = None, pictures: bool = True,
-             say: Say = _quiet) -> dict[str, Any]:
+             say: Say = _quiet, settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run the whole demo into ``out`` and return the summary written to ``out/results.json``.
 
     Args:
@@ -137,6 +137,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
         clip_dir: a CLIP checkpoint directory to use instead of the embedded tiny CLIP.
         pictures: also draw the ranking grid, t-SNE and TFE attention pictures.
         say: receives one line per step (the CLI prints them).
+        settings: explicit sizes instead of the default / ``quick`` ones (tests use tiny worlds).
     """
     from cgclip.demo.report import write_report
 
@@ -146,7 +147,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
                           f"models: {', '.join(MODELS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = demo_settings(quick)
+    settings = settings or demo_settings(quick)
     start = time.perf_counter()
     datasets = {kind: prepare_world(kind, out, seed, settings, say) for kind in worlds}
     captions = {kind: write_captions(kind, datasets[kind], out, say) for kind in worlds}
