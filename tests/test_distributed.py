@@ -32,17 +32,18 @@ def _worker(rank: int, world_size: int, port: int, clip: str, dataset, captions,
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), CGCLIP_PROGRESS="0")
     torch.set_num_threads(1)
+    import cgclip.train.setup as setup
     import cgclip.train.trainer as trainer
     from cgclip.config import load_config
 
     batches: list[list[list[int]]] = []
-    collate = trainer.collate_clips
+    collate = setup.collate_clips
 
     def recording_collate(items):
         batches.append([[int(it["pid"]), int(it["index"])] for it in items])
         return collate(items)
 
-    trainer.collate_clips = recording_collate  # the train loader's collate function, looked up at loader creation
+    setup.collate_clips = recording_collate  # the train loader's collate function, looked up at loader creation
     cfg = load_config("tiny", [f"model.clip_path={clip}", f"model.name={model}", "data.image_size=[32,16]",
                                "data.seq_len=4", f"data.p={P}", f"data.k={K}", "train.num_workers=0",
                                "train.epochs=2", "train.precision=fp32", "data.val_identities=3", "train.eval_every=1"])

@@ -11,35 +11,32 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
-import resource
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from cgclip.config import Config, config_to_dict, diff_configs
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
-from cgclip.data.transforms import build_transform
-from cgclip.data.video_dataset import VideoClipDataset, collate_clips
+from cgclip.data.video_dataset import VideoClipDataset
 from cgclip.errors import CgclipError, CheckpointError, ConfigError
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
 from cgclip.train.datasets import camera_count, identity_names, open_dataset
 from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, cleanup, gather_objects, init_distributed,
                                       max_across_ranks, sum_across_ranks, unwrap, wrap_model)
-from cgclip.train.extract import autocast_context, extract_features
+from cgclip.train.extract import autocast_context
 from cgclip.train.modeling import build_training_model, load_weights, resolve_clip_path, save_clip_config
 from cgclip.train.optim import WarmupStepSchedule, build_optimizer
 from cgclip.train.run_dir import RunDir, environment
-from cgclip.train.validation import ValidationSplit, carve_validation
+from cgclip.train.setup import (load_captions, peak_memory_mb, prepare_loader,  # noqa: F401 (re-exported)
+                                resolve_precision, seed_everything, train_loader, validate)
+from cgclip.train.validation import carve_validation
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +60,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → bf16 (fp16 on a GPU without bf16); fp16 is refused on CPU."""
-    if precision == "auto":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return "fp16"
-        return "bf16"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    return precision
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory so far: CUDA allocator peak on a GPU, the process's max resident set size on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-
-
 def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
     """On resume, the saved configuration wins; only :data:`RESUMABLE_CHANGES` may differ."""
     if not (resume and run.exists()):
@@ -105,56 +76,6 @@ def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
         if new not in (None, ""):
             setattr(getattr(saved, section), name, new)
     return saved
-
-
-def _train_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> tuple[DataLoader, PKSampler,
-                                                                                 VideoClipDataset]:
-    d = cfg.data
-    transform = build_transform(size=(d.image_size[0], d.image_size[1]), train=True, flip_p=d.flip_p,
-                                erase_p=d.erase_p)
-    dataset = VideoClipDataset(tracklets, d.seq_len, "rrs", transform, seed=cfg.train.seed,
-                               cache_images=d.cache_images)
-    sampler = PKSampler([t.pid for t in tracklets], d.p, d.k, seed=cfg.train.seed, rank=info.rank,
-                        world_size=info.world_size, epoch_mode=d.epoch_mode)
-    loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.train.num_workers, collate_fn=collate_clips,
-                        pin_memory=info.device.type == "cuda", persistent_workers=False)
-    return loader, sampler, dataset
-
-
-def _prepare_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> DataLoader:
-    """Deterministic clips (first frame of each RRS chunk, no augmentation) of this rank's share of the train set."""
-    d = cfg.data
-    share = [t for i, t in enumerate(tracklets) if i % info.world_size == info.rank]
-    dataset = VideoClipDataset(share, d.seq_len, "rrs_first",
-                               build_transform(size=(d.image_size[0], d.image_size[1]), train=False),
-                               cache_images=d.cache_images)
-    return DataLoader(dataset, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.train.num_workers,
-                      collate_fn=collate_clips)
-
-
-def validate(model: torch.nn.Module, split: ValidationSplit, cfg: Config, device: torch.device,
-             precision: str) -> dict[str, float]:
-    """Retrieval metrics of ``model`` on the validation split (never the test set)."""
-    from cgclip.eval import evaluate_features
-
-    seq_len = cfg.eval.seq_len or cfg.data.seq_len
-    kwargs = dict(image_size=cfg.data.image_size, seq_len=seq_len, sampling="rrs_first",
-                  batch_size=cfg.eval.batch_size, device=device, precision=precision, num_workers=0,
-                  cache_images=cfg.data.cache_images)
-    qf = extract_features(model, split.query, desc="val query", **kwargs)
-    gf = extract_features(model, split.gallery, desc="val gallery", **kwargs)
-    result = evaluate_features(qf.numpy(), gf.numpy(), [t.pid for t in split.query], [t.pid for t in split.gallery],
-                               [t.camid for t in split.query], [t.camid for t in split.gallery],
-                               metric=cfg.eval.metric, gallery_mode="gallery")
-    return {"mAP": float(result.mAP), "rank1": result.rank(1), "rank5": result.rank(5), "mINP": float(result.mINP)}
-
-
-def _load_captions(cfg: Config, dataset: TrackletDataset, identities: list[str]) -> list[list[str]]:
-    from cgclip.captions import load_identity_captions
-
-    source = cfg.data.captions or dataset.root
-    return load_identity_captions(source, identities)
 
 
 def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None = None,
@@ -199,7 +120,7 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     num_classes, num_cameras = len(identities), camera_count(dataset)
     if cfg.model.name == "cgclip":
         if captions is None:
-            captions = _load_captions(cfg, dataset, identities)
+            captions = load_captions(cfg, dataset, identities)
         elif len(captions) == len(all_identities) and len(all_identities) != len(identities):
             by_name = dict(zip(all_identities, captions))
             captions = [by_name[name] for name in identities]
@@ -231,7 +152,7 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
                                   cfg.optim.gamma, cfg.optim.schedule_unit)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loader, sampler, train_ds = _train_loader(split.train, cfg, info)
+    loader, sampler, train_ds = train_loader(split.train, cfg, info)
 
     start_epoch, history, best_epoch, best_metric = 0, [], None, None
     if resume and run.has_checkpoint():
@@ -256,7 +177,7 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
         log.info("resumed from epoch %d", start_epoch)
     elif hasattr(model, "prepare"):
         with autocast_context(device, precision):
-            model.prepare(_prepare_loader(split.train, cfg, info))
+            model.prepare(prepare_loader(split.train, cfg, info))
 
     ddp_model = wrap_model(model, info, cfg.train.find_unused_parameters)
     if info.is_main:
