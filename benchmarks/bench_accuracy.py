@@ -1,0 +1,71 @@
+"""Accuracy benchmark: TAP, TF-CLIP and CG-CLIP on both synthetic worlds over several seeds (mean ± std).
+
+Each seed runs the demo pipeline (:func:`cgclip.demo.run_demo`: its own worlds, datasets, captions and training
+seed) into ``OUT/seed-N``; the embedded tiny CLIP is pretrained once and shared. Rerunning resumes finished seeds.
+
+    python benchmarks/bench_accuracy.py --out .bench_out/accuracy --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cgclip.demo import MODELS, WORLDS, run_demo
+from cgclip.demo.report import MODEL_LABELS
+
+
+def aggregate(per_seed: dict[int, dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and sample std (ddof=1 when there are 2+ seeds) of mAP, Rank-1 and mINP per world and model."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for world in WORLDS:
+        for model in MODELS:
+            rows = [s["results"][world][model] for s in per_seed.values() if model in s["results"].get(world, {})]
+            if not rows:
+                continue
+            stats = {}
+            for key in ("mAP", "rank1", "mINP"):
+                vals = np.array([r[key] for r in rows], dtype=float)
+                stats[key] = float(vals.mean())
+                stats[key + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+            stats["seeds"] = len(rows)
+            out.setdefault(world, {})[model] = stats
+    return out
+
+
+def table(agg: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of the aggregate."""
+    lines = ["| world | model | mAP | Rank-1 | mINP | seeds |", "|---|---|---|---|---|---|"]
+    for world, per_model in agg.items():
+        for model, s in per_model.items():
+            lines.append(f"| {world} | {MODEL_LABELS.get(model, model)} | {s['mAP']:.1f} ± {s['mAP_std']:.1f} | "
+                         f"{s['rank1']:.1f} ± {s['rank1_std']:.1f} | {s['mINP']:.1f} ± {s['mINP_std']:.1f} | "
+                         f"{s['seeds']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run every seed (resuming finished ones) and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(".bench_out/accuracy"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="the demo's --quick sizes")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    per_seed = {}
+    for seed in args.seeds:
+        per_seed[seed] = run_demo(args.out / f"seed-{seed}", quick=args.quick, seed=seed, pictures=False,
+                                  say=lambda line, s=seed: print(f"[seed {s}] {line}", flush=True))
+    agg = aggregate(per_seed)
+    (args.out / "accuracy.json").write_text(json.dumps({"seeds": args.seeds, "quick": args.quick, "aggregate": agg},
+                                                       indent=2))
+    print(table(agg))
+    print(f"\n{len(args.seeds)} seeds in {time.perf_counter() - start:.0f} s; metrics in percent, mean ± std")
+
+
+if __name__ == "__main__":
+    main()
