@@ -15,11 +15,13 @@ from typing import IO, Any, Iterator
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
+                fsync: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` and atomically move it onto ``path`` when the block succeeds.
 
     ``mode`` is ``"w"`` (text) or ``"wb"`` (binary). On an exception the temporary file is removed and ``path``
-    keeps its previous content.
+    keeps its previous content. ``fsync=False`` skips flushing to disk (for many small files whose index, written
+    last with ``fsync``, is what counts).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
@@ -31,7 +33,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -54,9 +57,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as handle:
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``fsync=False``: without forcing it to disk)."""
+    with atomic_open(path, "wb", fsync=fsync) as handle:
         handle.write(data)
 
 

@@ -30,7 +30,7 @@ from cgclip.data.tracklet import Tracklet, split_statistics
 from cgclip.data.vreid import (FORMAT_NAME, FORMAT_VERSION, MANIFEST, QUERY_GALLERY_RULE, box_drop_reason, clip_box,
                                cut_track, select_queries)
 from cgclip.errors import CgclipError, ConfigError, DataError
-from cgclip.io_utils import read_json, write_json
+from cgclip.io_utils import atomic_write_bytes, read_json, write_json
 from cgclip.progress import progress
 
 log = logging.getLogger(__name__)
@@ -125,11 +125,7 @@ class CropStore:
         """Encode ``image`` (PIL) as JPEG into ``rel`` (temporary file, then rename)."""
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=self.quality)
-        path = self.folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+        atomic_write_bytes(self.folder / rel, buffer.getvalue(), fsync=False)
         self._bind(rel, key)
         self.written.add(key)
 
