@@ -156,3 +156,16 @@ def test_lr_schedule_warmup_and_steps():
     per_iter.step(0, 0, 10)
     per_iter.load_state_dict(state)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_model_config_defaults_match_build_model_defaults():
+    """ModelConfig and build_model's DEFAULT_OPTIONS state the same defaults (they must not drift apart)."""
+    import dataclasses
+
+    from cgclip.config import ModelConfig
+    from cgclip.models.build import DEFAULT_OPTIONS
+
+    config_defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    shared = set(config_defaults) & set(DEFAULT_OPTIONS)
+    assert len(shared) == 17  # every ModelConfig field but name and clip_path
+    assert {k: config_defaults[k] for k in shared} == {k: DEFAULT_OPTIONS[k] for k in shared}
