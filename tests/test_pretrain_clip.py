@@ -72,12 +72,16 @@ def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
 def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "tiny-clip"
     argv = ["pretrain-clip", "--out", str(out), "--steps", "4", "--batch-size", "16", "--identities", "16",
-            "--crops", "2", "--heldout", "8", "--seed", "3"]
+            "--crops", "2", "--heldout", "8", "--seed", "3", "--caption-mix", "0", "0", "0", "1"]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
     assert "zero-shot attribute retrieval" in printed and "chance" in printed and "number" in printed
     report = json.loads((out / "pretrain_report.json").read_text())
     assert report["steps"] == 4 and report["train_identities"] == 32 and report["heldout_identities"] == 16
+    assert report["config"]["caption_mix"] == [0, 0, 0, 1]  # number batches only: back views of whole teams
+    assert report["zero_shot"]["attributes"]["number"]["crops"] == 8  # 8 sports identities, one back view each
+    with pytest.raises(SystemExit):
+        cli_main(["pretrain-clip", "--out", str(tmp_path / "x"), "--caption-mix", "1", "1"])
     zs = report["zero_shot"]["attributes"]
     assert {"uniform", "hair", "shoes", "socks", "number"} <= set(zs)
     assert all(0.0 <= r["accuracy"] <= 1.0 and 0 < r["chance"] < 1 for r in zs.values())
@@ -92,14 +96,14 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_ensure_default_clip_trains_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CGCLIP_HOME", str(tmp_path / "home"))
-    assert default_clip_dir() == tmp_path / "home" / "tiny-clip-v1"
+    assert default_clip_dir() == tmp_path / "home" / "tiny-clip-v2"
     cfg = PretrainConfig(steps=1, batch_size=8, train_identities_per_kind=8, crops_per_identity=1,
                          heldout_identities_per_kind=4, heldout_crops_per_identity=1)
     path = ensure_default_clip(cfg)
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert ensure_default_clip(cfg) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
-    assert [p.name for p in path.parent.iterdir()] == ["tiny-clip-v1"]  # no temporary folders left
+    assert [p.name for p in path.parent.iterdir()] == ["tiny-clip-v2"]  # no temporary folders left
 
 
 def test_time_budget_stops_training(tmp_path: Path, monkeypatch) -> None:
@@ -138,3 +142,46 @@ def test_sample_batch_takes_whole_groups() -> None:
         assert len(chosen) == len(set(chosen.tolist())) == 32
         full = [g for g in groups if set(g.tolist()) <= set(chosen.tolist())]
         assert sum(len(g) for g in full) >= int(32 * fraction) - 8
+
+
+def test_pool_views_and_number_phrases() -> None:
+    """Crops cycle through the four views (back views count as showing the number); numbers are trained on a pool of
+    back views wearing random numbers, not through identity phrases."""
+    from cgclip.models.pretrain_data import (identity_captions, number_phrases, pretrain_identities,
+                                             render_number_pool, render_pool)
+
+    idents = pretrain_identities(3, 0, "heldout")
+    crops, owner, legible = render_pool(idents, 4, 0)
+    assert crops.shape == (len(idents) * 4, 128, 64, 3) and owner.tolist() == np.repeat(np.arange(6), 4).tolist()
+    assert [int(legible[owner == k].sum()) for k in range(len(idents))] == [1] * len(idents)  # one back view each
+    sports = [i for i in idents if i.number][0]
+    assert not any(f"number {sports.number}" in c for c in identity_captions(sports, 3, seed=0)["phrase"])
+    assert all("23" in p for p in number_phrases("23"))
+    crops, numbers = render_number_pool(idents, 5, seed=0)
+    assert crops.shape == (5, 128, 64, 3) and all(1 <= int(n) <= 99 for n in numbers)
+    assert render_number_pool([i for i in idents if not i.number], 5, seed=0)[0].shape[0] == 0
+
+
+def test_zero_shot_scores_number_on_legible_crops_only() -> None:
+    """With a legibility mask the number is scored on those crops only; other attributes on every crop."""
+    from cgclip.models.pretrain_data import pretrain_identities, render_pool
+    from cgclip.models.zero_shot import zero_shot_attributes
+
+    idents = pretrain_identities(4, 0, "heldout")
+    crops, owner, legible = render_pool(idents, 4, 0)
+
+    class Fixed(torch.nn.Module):
+        embed_dim = 8
+
+        def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+            return torch.ones(len(pixels), 8)
+
+    class Text(torch.nn.Module):
+        def encode(self, texts: list[str]) -> torch.Tensor:
+            return torch.nn.functional.normalize(torch.randn(len(texts), 8), dim=-1)
+
+    numbered = sum(1 for i in idents if i.number)
+    masked = zero_shot_attributes(Fixed(), Text(), idents, crops, owner, legible)["attributes"]
+    plain = zero_shot_attributes(Fixed(), Text(), idents, crops, owner)["attributes"]
+    assert masked["number"]["crops"] == numbered and plain["number"]["crops"] == 4 * numbered
+    assert masked["uniform"]["crops"] == plain["uniform"]["crops"] == len(crops)

@@ -146,3 +146,49 @@ def test_config_errors():
         PKSampler(pids, p=4, k=2, rank=2, world_size=2)
     with pytest.raises(ConfigError):
         PKSampler(pids, p=4, k=0)
+
+
+@pytest.mark.parametrize("mode", ["identity", "tracklet"])
+def test_spread_cameras_puts_positives_in_different_cameras(mode):
+    """With cameras, an identity's groups of k reach its second camera as often as its tracklets allow; without
+    cameras the order is unchanged."""
+    rng = np.random.default_rng(0)
+    pids, cams = [], []
+    for pid in range(12):  # 9 tracklets in a main camera, 3 in a second one (as in the synthetic worlds)
+        pids += [pid] * 12
+        cams += [10 * pid] * 9 + [10 * pid + 1] * 3
+    order = rng.permutation(len(pids))
+    pids, cams = [pids[i] for i in order], [cams[i] for i in order]
+    spread = PKSampler(pids, 4, 4, seed=3, epoch_mode=mode, cameras=cams, spread_cameras=True)
+    plain = PKSampler(pids, 4, 4, seed=3, epoch_mode=mode)
+    covered = [len({cams[i] for i in group}) for batch in spread.global_batches(0) for group in batch]
+    plain_cov = [len({cams[i] for i in group}) for batch in plain.global_batches(0) for group in batch]
+    assert all(len({pids[i] for i in group}) == 1 for batch in spread.global_batches(0) for group in batch)
+    # identity mode: every group reaches both cameras; tracklet mode: 3 groups of 4 per identity and 3
+    # second-camera tracklets, dealt one per group
+    assert min(covered) == 2 and np.mean(plain_cov) < 2
+    if mode == "tracklet":
+        flat = spread.global_batches(0).reshape(-1).tolist()
+        assert len(flat) == len(set(flat)) >= len(pids) - 4 * 4  # each tracklet at most once; leftovers < p groups
+    assert np.array_equal(plain.global_batches(0), PKSampler(pids, 4, 4, seed=3, epoch_mode=mode).global_batches(0))
+    assert np.array_equal(plain.global_batches(0), PKSampler(pids, 4, 4, seed=3, epoch_mode=mode,
+                                                             cameras=cams).global_batches(0))  # cameras alone: no-op
+    with pytest.raises(ConfigError):
+        PKSampler(pids, 4, 4, cameras=cams[:-1], spread_cameras=True)
+
+
+def test_same_camera_identities_share_a_scene():
+    """same_camera_ids=n: n identities of a batch share one camera while the camera has enough identities left."""
+    pids = [pid for pid in range(24) for _ in range(8)]
+    cams = [pid // 6 for pid in range(24) for _ in range(8)]  # 4 sequences of 6 identities
+    sampler = PKSampler(pids, 8, 4, seed=1, epoch_mode="tracklet", cameras=cams, same_camera_ids=4)
+    batches = sampler.global_batches(0)
+    assert len(batches) == len(PKSampler(pids, 8, 4, seed=1, epoch_mode="tracklet").global_batches(0))
+    shared = [max(np.bincount([cams[g[0]] for g in batch])) for batch in batches]
+    assert shared[0] >= 4 and sum(n >= 4 for n in shared) >= len(shared) - 2
+    assert all(len({pids[g[0]] for g in batch}) == 8 for batch in batches)
+    rand = [max(np.bincount([cams[g[0]] for g in batch])) for batch in
+            PKSampler(pids, 8, 4, seed=1, epoch_mode="tracklet").global_batches(0)]
+    assert np.mean(shared) > np.mean(rand)
+    with pytest.raises(ConfigError):
+        PKSampler(pids, 8, 4, cameras=cams, same_camera_ids=4)  # identity mode

@@ -50,6 +50,11 @@ class DataConfig:
         p, k: identities per batch × tracklets per identity (global over distributed ranks).
         epoch_mode: what one epoch covers: ``tracklet`` (every tracklet about once, torchreid's
             RandomIdentitySampler, as TF-CLIP) or ``identity`` (every identity about once).
+        spread_cameras: spread each identity's k tracklets of a batch over its cameras (sequences), so positives
+            rarely share a background; off in the paper presets (Table S.7 samples tracklets at random).
+        same_camera_identities: up to this many of each batch's P identities come from one camera (sequence), the
+            rest at random: negatives sharing the scene (same uniform and background in sports / dance); 0 = off
+            (the paper's random P).
         flip_p, erase_p: random horizontal flip / random erasing probabilities.
         val_identities: train identities held out as a validation split for model selection (0 = none; then the
             last epoch is the selected model).
@@ -66,6 +71,8 @@ class DataConfig:
     p: int = 8
     k: int = 4
     epoch_mode: str = "tracklet"
+    spread_cameras: bool = False
+    same_camera_identities: int = 0
     flip_p: float = 0.5
     erase_p: float = 0.5
     val_identities: int = 0
@@ -208,6 +215,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.split": (0, 9), "data.seq_len": (1, None), "data.p": (1, None), "data.k": (1, None),
     "data.flip_p": (0, 1), "data.erase_p": (0, 1), "data.val_identities": (0, None),
+    "data.same_camera_identities": (0, None),
     "model.tfe_queries": (1, None), "model.tfe_blocks": (1, None), "model.cmr_blocks": (1, None),
     "model.memory_momentum": (0, 1), "model.ssp_blocks": (1, None), "model.w_v2m": (0, None),
     "model.w_tri": (0, None), "model.w_ce": (0, None), "model.triplet_margin": (0, None),

@@ -111,12 +111,20 @@ class PKSampler(Sampler[int]):
             ``"tracklet"``: torchreid's ``RandomIdentitySampler``: each identity's tracklets are shuffled and cut into
             groups of ``k`` (padded with replacement if it has fewer than ``k``); batches draw ``p`` distinct identities
             with groups left until fewer than ``p`` remain, so each tracklet is seen about once per epoch.
+        cameras: the camera id of every dataset item; needed by the two options below.
+        spread_cameras: spread each identity's ``k`` tracklets over its cameras (identity mode: round robin over
+            them; tracklet mode: each camera's tracklets dealt across the identity's groups in turn), so the triplet
+            loss's positives come from different cameras (scenes) whenever the identity has them.
+        same_camera_ids: ``epoch_mode="tracklet"`` only: up to this many of each batch's ``p`` identities are drawn
+            from one camera (a random camera among those of the identities left), the rest at random — negatives
+            that share the scene (for sports and dance: the same uniform and background), the hardest there are.
 
     Use it with ``DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True)``.
     """
 
     def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = True, epoch_mode: str = "identity") -> None:
+                 drop_last: bool = True, epoch_mode: str = "identity", cameras: Sequence[int] | None = None,
+                 spread_cameras: bool = False, same_camera_ids: int = 0) -> None:
         if p < 1 or k < 1:
             raise ConfigError(f"P×K batch needs p >= 1 and k >= 1 (got p={p}, k={k})")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -131,6 +139,14 @@ class PKSampler(Sampler[int]):
             index.setdefault(int(pid), []).append(i)
         if len(index) < p:
             raise ConfigError(f"the data has {len(index)} identities but a batch needs p={p}; lower p")
+        if (spread_cameras or same_camera_ids) and (cameras is None or len(cameras) != len(pids)):
+            raise ConfigError("spread_cameras / same_camera_ids need the camera id of every item "
+                              f"({len(pids)}), got {'none' if cameras is None else len(cameras)}")
+        if same_camera_ids and epoch_mode != "tracklet":
+            raise ConfigError("same_camera_ids works with epoch_mode 'tracklet' only")
+        self.cameras = np.asarray(cameras, dtype=np.int64) if spread_cameras or same_camera_ids else None
+        self.spread = bool(spread_cameras)
+        self.same_camera_ids = int(same_camera_ids)
         self.ids = sorted(index)
         self.index = {pid: np.asarray(v, dtype=np.int64) for pid, v in index.items()}
         self.p, self.k, self.seed = p, k, seed
@@ -148,9 +164,33 @@ class PKSampler(Sampler[int]):
         """Select the epoch whose order the next iteration yields."""
         self.epoch = int(epoch)
 
+    def _camera_rank(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each item's camera position in a random order of the cameras among ``idx``."""
+        cams = self.cameras[idx]
+        position = {int(c): n for n, c in enumerate(rng.permutation(np.unique(cams)))}
+        return np.array([position[int(c)] for c in cams], dtype=np.int64)
+
     def _pick(self, pid: int, rng: np.random.Generator) -> np.ndarray:
         idx = self.index[pid]
-        return rng.choice(idx, self.k, replace=len(idx) < self.k)
+        if not self.spread:
+            return rng.choice(idx, self.k, replace=len(idx) < self.k)
+        idx = rng.permutation(idx)  # round robin over the cameras (in random order), cycled to k items
+        cam = self._camera_rank(idx, rng)
+        rank_in_cam = np.zeros(len(idx), dtype=np.int64)
+        for c in np.unique(cam):
+            rank_in_cam[cam == c] = np.arange(int((cam == c).sum()))
+        return np.resize(idx[np.lexsort((cam, rank_in_cam))], self.k)
+
+    def _groups(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An identity's tracklets shuffled and cut into groups of ``k`` (the remainder is dropped); with cameras,
+        each camera's tracklets are dealt across the groups in turn, which spreads every camera over as many groups
+        as possible."""
+        idx = rng.permutation(idx)
+        n = len(idx) // self.k
+        if not self.spread:
+            return idx[: n * self.k].reshape(-1, self.k)
+        by_camera = idx[np.argsort(self._camera_rank(idx, rng), kind="stable")]
+        return np.stack([by_camera[g::n][: self.k] for g in range(n)])
 
     def _identity_batches(self, rng: np.random.Generator) -> np.ndarray:
         perm = [self.ids[i] for i in rng.permutation(len(self.ids))]
@@ -166,16 +206,25 @@ class PKSampler(Sampler[int]):
             idx = self.index[pid]
             if len(idx) < self.k:
                 idx = rng.choice(idx, self.k, replace=True)
-            idx = rng.permutation(idx)
-            usable = len(idx) // self.k * self.k
-            groups[pid] = list(idx[:usable].reshape(-1, self.k))
+            groups[pid] = list(self._groups(idx, rng))
         available = [pid for pid in self.ids if groups[pid]]
         batches = []
         while len(available) >= self.p:
-            chosen = [available[i] for i in rng.choice(len(available), self.p, replace=False)]
+            chosen = self._choose(available, rng)
             batches.append([groups[pid].pop(0) for pid in chosen])
             available = [pid for pid in available if groups[pid]]
         return np.asarray(batches, dtype=np.int64).reshape(-1, self.p, self.k)
+
+    def _choose(self, available: list[int], rng: np.random.Generator) -> list[int]:
+        """``p`` distinct identities of ``available``: at random, or up to ``same_camera_ids`` of them from one camera."""
+        if not self.same_camera_ids:
+            return [available[i] for i in rng.choice(len(available), self.p, replace=False)]
+        cams = {pid: np.unique(self.cameras[self.index[pid]]) for pid in available}
+        anchor = rng.choice(np.unique(np.concatenate(list(cams.values()))))
+        mates = [pid for pid in available if anchor in cams[pid]]
+        chosen = [mates[i] for i in rng.permutation(len(mates))[: min(self.same_camera_ids, self.p)]]
+        rest = [pid for pid in available if pid not in set(chosen)]
+        return chosen + [rest[i] for i in rng.choice(len(rest), self.p - len(chosen), replace=False)]
 
     def global_batches(self, epoch: int | None = None) -> np.ndarray:
         """The global batches of ``epoch`` (default: the current one) as an int array ``[num_batches, p, k]``."""

@@ -86,31 +86,37 @@ def prepare_clip(settings: DemoSettings, clip_dir: str | Path | None, say: Say =
 
 
 def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, out: Path, seed: int,
-                       settings: DemoSettings, say: Say = _quiet) -> dict[str, Any]:
-    """Train ``model`` on the ``kind`` dataset with the ``tiny`` preset and evaluate it; returns its results."""
+                       settings: DemoSettings, say: Say = _quiet, run_name: str | None = None,
+                       overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Train ``model`` on the ``kind`` dataset with the ``tiny`` preset and evaluate it; returns its results.
+
+    The run goes to ``out/runs/<kind>/<run_name or model>``; ``overrides`` (``key=value``) apply after the demo's own
+    (the ablation benchmark uses them to switch one option).
+    """
     from cgclip.config import load_config
     from cgclip.train.inference import evaluate_run
     from cgclip.train.run_dir import RunDir
     from cgclip.train.trainer import train
 
-    run_dir = out / "runs" / kind / model
+    name = run_name or model
+    run_dir = out / "runs" / kind / name
     results = run_dir / "results.json"
     if results.is_file():
-        say(f"[{kind}] {model}: already trained and evaluated ({results})")
+        say(f"[{kind}] {name}: already trained and evaluated ({results})")
         return read_json(results)
-    overrides = [f"model.name={model}", f"model.clip_path={clip}", f"data.root={ds_dir}", "data.kind=vreid",
-                 f"data.captions={captions}", f"train.seed={seed}", *settings.train_overrides]
-    cfg = load_config("tiny", overrides)
+    cfg = load_config("tiny", [f"model.name={model}", f"model.clip_path={clip}", f"data.root={ds_dir}",
+                               "data.kind=vreid", f"data.captions={captions}", f"train.seed={seed}",
+                               *settings.train_overrides, *overrides])
     start = time.perf_counter()
-    say(f"[{kind}] training {model} ({cfg.train.epochs} epochs) → {run_dir}")
+    say(f"[{kind}] training {name} ({cfg.train.epochs} epochs) → {run_dir}")
     resume = RunDir(run_dir).has_checkpoint()
-    train(cfg, run_dir, resume=resume, on_epoch=lambda rec: say(_epoch_line(kind, model, rec)),
+    train(cfg, run_dir, resume=resume, on_epoch=lambda rec: say(_epoch_line(kind, name, rec)),
           command=["cgclip", "demo"])
     train_s = time.perf_counter() - start
     res = evaluate_run(run_dir)
     res.setdefault("timing", {})["train_s"] = round(train_s, 1)
     write_json(results, res)
-    say(f"[{kind}] {model}: test mAP {100 * res['mAP']:.1f}, Rank-1 {100 * res['rank1']:.1f}")
+    say(f"[{kind}] {name}: test mAP {100 * res['mAP']:.1f}, Rank-1 {100 * res['rank1']:.1f}")
     return res
 
 

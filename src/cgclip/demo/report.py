@@ -53,7 +53,8 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], *, settings: Dem
     }
     write_json(out / "results.json", summary)
     header = (f"# cgclip demo results\n\nSynthetic sports/dance worlds, embedded tiny CLIP, seed {seed}"
-              f"{', --quick' if quick else ''}. Test protocol: {protocol.get('gallery_mode', 'gallery')} gallery, "
+              f"{', --quick' if quick else ''}. Test protocol: gallery convention "
+              f"`{protocol.get('gallery_mode', 'gallery')}`, "
               f"{protocol.get('metric', 'cosine')} distance, {protocol.get('test_sampling', 'rrs_first')} test "
               f"frames. Metrics in percent.\n\n")
     atomic_write_text(out / "results.md", header + markdown_table(table))

@@ -3,9 +3,10 @@
 Recipe: identities from the pretraining namespace (:mod:`cgclip.models.pretrain_data`, disjoint from every ReID
 world), sports and dance; a pool of rendered 128×64 crops per identity; each step draws ``batch_size`` distinct
 identities (about ``group_fraction`` of them as whole teams / dance groups, whose members share a uniform and differ
-only in number, hair, shoes, socks, ...: hard negatives; the rest at random), one crop and one caption each, and
-minimises the symmetric InfoNCE loss with CLIP's learnable logit scale (clamped at 100). Captions shared by several
-identities in a batch (short attribute phrases such as "white sneakers") count as positives for all of them.
+only in number, hair, shoes, socks, ...: hard negatives; the rest at random), one crop and one caption each (the
+batch's caption kind — whole paraphrase, single sentence, attribute phrase, or number phrase paired with back-view
+crops only — drawn by ``caption_mix``), and minimises the symmetric InfoNCE loss with CLIP's learnable logit scale
+(clamped at 100). Captions shared by several identities in a batch (short attribute phrases such as "white sneakers") count as positives for all of them.
 AdamW, linear warm-up then cosine decay, bf16 autocast on CPU. With ``steps=None`` training runs until a time budget
 (``minutes``, including rendering) is spent, the learning-rate schedule following elapsed time.
 
@@ -15,7 +16,8 @@ function :func:`cgclip.models.clip_backbone.load_clip` uses), so loading the che
 trained positions exactly, and other sizes (256×128 → 16×8) resample the saved table like any real checkpoint.
 
 The output directory holds ``config.json``, ``model.safetensors``, the tokenizer files and ``pretrain_report.json``
-(zero-shot attribute accuracy on held-out identities, chance levels, timings and the recipe).
+(zero-shot attribute accuracy on held-out identities — one crop per view each, the jersey number scored on back views
+where it is legible — chance levels, timings and the recipe).
 """
 
 from __future__ import annotations
@@ -35,13 +37,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cgclip.errors import CheckpointError
+from cgclip.errors import CheckpointError, ConfigError
 from cgclip.io_utils import write_json
 from cgclip.progress import progress
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CLIP_NAME = "tiny-clip-v1"
+DEFAULT_CLIP_NAME = "tiny-clip-v2"
 REPORT_NAME = "pretrain_report.json"
 
 
@@ -59,15 +61,19 @@ class PretrainConfig:
     train_identities_per_kind: int = 640
     crops_per_identity: int = 6
     heldout_identities_per_kind: int = 96
-    heldout_crops_per_identity: int = 2
+    heldout_crops_per_identity: int = 4  # one per view
     paraphrases: int = 10
-    caption_mix: tuple[float, float, float] = (0.15, 0.25, 0.6)  # batch kinds: long, sentence, phrase
+    # batch kinds: long, sentence, phrase, number (back-view crops wearing random numbers, "number N"). Number
+    # batches are off: 500 number-only steps left their loss at 4.12 (chance 4.16) — this tiny ViT does not learn to
+    # read a 2-digit number (about one 16-px patch at 128x64) in a pretraining budget of minutes (docs/RESULTS.md)
+    caption_mix: tuple[float, ...] = (0.3, 0.3, 0.4, 0.0)
+    number_crops: int = 4096  # size of the random-number pool (rendered only when number batches are on)
     num_merges: int = 1500
     group_fraction: float = 0.5  # share of each batch drawn as whole teams / groups (same uniform: hard negatives)
 
 
 def default_clip_dir() -> Path:
-    """Where the embedded default CLIP lives: ``$CGCLIP_HOME/tiny-clip-v1`` (default ``~/.cache/cgclip/...``)."""
+    """Where the embedded default CLIP lives: ``$CGCLIP_HOME/tiny-clip-v2`` (default ``~/.cache/cgclip/...``)."""
     home = os.environ.get("CGCLIP_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "cgclip")
     return Path(home) / DEFAULT_CLIP_NAME
 
@@ -143,13 +149,17 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
     from transformers import CLIPModel, CLIPTokenizer
 
     from cgclip.models.clip_backbone import ClipImageEncoder, ClipTextEncoder, hf_quiet
-    from cgclip.models.pretrain_data import (attribute_phrases, group_index, identity_captions, pretrain_identities,
-                                             prompt_sets, render_pool, sample_batch, to_pixels)
+    from cgclip.models.pretrain_data import (attribute_phrases, group_index, identity_captions, number_phrases,
+                                             pretrain_identities, prompt_sets, render_number_pool, render_pool,
+                                             sample_batch, to_pixels)
     from cgclip.models.random_clip import clip_config, finalize_dir, save_clip_model
     from cgclip.models.tokenizer import EOS_TOKEN, build_clip_tokenizer, default_corpus
     from cgclip.models.zero_shot import attribute_prompt, zero_shot_attributes
 
     cfg = config or PretrainConfig()
+    if len(cfg.caption_mix) != 4 or min(cfg.caption_mix) < 0 or sum(cfg.caption_mix) <= 0:
+        raise ConfigError(f"caption_mix needs 4 non-negative weights (long, sentence, phrase, number), got "
+                          f"{cfg.caption_mix}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise CheckpointError("output directory exists and is not empty; choose a new --out or pass --overwrite",
@@ -162,16 +172,18 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
     kinds = ("long", "sentence", "phrase")
     captions = {kind: [c[kind] for c in per_identity] for kind in kinds}
     caption_sets = [{t for kind in kinds for t in c[kind]} for c in per_identity]
+    number_texts = {str(n): number_phrases(str(n)) for n in range(1, 100)}
     prompts = [attribute_prompt(a, v) for a, vals in prompt_sets(train_ids + held_ids).items() for v in vals]
     with tempfile.TemporaryDirectory(prefix="cgclip-pretrain-") as scratch:
         tok_dir = Path(scratch) / "tokenizer"
         corpus = [t for c in per_identity for kind in kinds for t in c[kind]] + prompts + default_corpus()
-        corpus += [p for i in held_ids for p in attribute_phrases(i)]
+        corpus += [p for i in held_ids for p in attribute_phrases(i)] + [t for v in number_texts.values() for t in v]
         vocab = build_clip_tokenizer(tok_dir, corpus, num_merges=cfg.num_merges)
         with hf_quiet():
             tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
         tokens = {kind: [tokenizer(c, truncation=True, max_length=77)["input_ids"] for c in caps]
                   for kind, caps in captions.items()}
+        number_tokens = {t: tokenizer(t)["input_ids"] for v in number_texts.values() for t in v}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             model = CLIPModel(clip_config("tiny", vocab))
@@ -179,12 +191,14 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
                                  live_positions=True)
         text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=False)
         t0 = time.perf_counter()
-        pool, owner = render_pool(train_ids, cfg.crops_per_identity, cfg.seed)
-        held_pool, held_owner = render_pool(held_ids, cfg.heldout_crops_per_identity, cfg.seed + 1)
+        pool, owner, _ = render_pool(train_ids, cfg.crops_per_identity, cfg.seed)
+        held_pool, held_owner, held_legible = render_pool(held_ids, cfg.heldout_crops_per_identity, cfg.seed + 1)
+        number_pool, pool_numbers = render_number_pool(train_ids, cfg.number_crops if cfg.caption_mix[3] > 0 else 0,
+                                                       cfg.seed)
         render_s = time.perf_counter() - t0
         crops_of = [np.flatnonzero(owner == k) for k in range(len(train_ids))]
         groups = group_index(train_ids)
-        before = zero_shot_attributes(image, text, held_ids, held_pool, held_owner)
+        before = zero_shot_attributes(image, text, held_ids, held_pool, held_owner, held_legible)
         opt = build_optimizer(model, cfg)
         model.train()
         # time-budgeted runs: the schedule follows elapsed training time, so a busy machine trains fewer steps
@@ -194,23 +208,34 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
         losses: list[float] = []
         bar = progress(total=cfg.steps, desc="pretrain-clip", unit="step")
         t_train, step = time.perf_counter(), 0
+        mix = np.asarray(cfg.caption_mix, dtype=float) / sum(cfg.caption_mix)
         while True:
             done = step / cfg.steps if cfg.steps is not None else (time.perf_counter() - t_train) / train_budget
             if done >= 1.0 or (cfg.steps is not None and step >= cfg.steps):
                 break
-            chosen = sample_batch(rng, groups, len(train_ids), batch, cfg.group_fraction)
-            crop_idx = [int(rng.choice(crops_of[k])) for k in chosen]
-            kind = kinds[int(rng.choice(3, p=np.asarray(cfg.caption_mix) / sum(cfg.caption_mix)))]
-            cap_idx = [int(rng.integers(len(captions[kind][k]))) for k in chosen]
-            texts = [captions[kind][k][c] for k, c in zip(chosen, cap_idx)]
-            unique = list(dict.fromkeys(texts))  # encode each distinct text once
-            first = {t: (k, c) for t, k, c in zip(texts, chosen, cap_idx)}
-            positives = torch.tensor([[t in caption_sets[k] for t in unique] for k in chosen])
-            ids, mask = _batch_tokens([tokens[kind][first[t][0]][first[t][1]] for t in unique], vocab[EOS_TOKEN])
+            kind = ("long", "sentence", "phrase", "number")[int(rng.choice(4, p=mix))]
+            if kind == "number" and len(number_pool) >= batch:  # back views, numbers drawn at random
+                crop_idx = rng.choice(len(number_pool), batch, replace=False).tolist()
+                numbers = [pool_numbers[i] for i in crop_idx]
+                texts = [number_texts[n][int(rng.integers(4))] for n in numbers]
+                unique = list(dict.fromkeys(texts))
+                positives = torch.tensor([[t in number_texts[n] for t in unique] for n in numbers])
+                ids, mask = _batch_tokens([number_tokens[t] for t in unique], vocab[EOS_TOKEN])
+                pixels = to_pixels(number_pool[crop_idx])
+            else:
+                kind = "phrase" if kind == "number" else kind
+                chosen = sample_batch(rng, groups, len(train_ids), batch, cfg.group_fraction)
+                crop_idx = [int(rng.choice(crops_of[k])) for k in chosen]
+                cap_idx = [int(rng.integers(len(captions[kind][k]))) for k in chosen]
+                texts = [captions[kind][k][c] for k, c in zip(chosen, cap_idx)]
+                unique = list(dict.fromkeys(texts))  # encode each distinct text once
+                first = {t: (k, c) for t, k, c in zip(texts, chosen, cap_idx)}
+                positives = torch.tensor([[t in caption_sets[k] for t in unique] for k in chosen])
+                ids, mask = _batch_tokens([tokens[kind][first[t][0]][first[t][1]] for t in unique], vocab[EOS_TOKEN])
+                pixels = to_pixels(pool[crop_idx])
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, done, cfg)
-            loss = clip_train_step(image, text, model.logit_scale, opt, to_pixels(pool[crop_idx]), ids, mask,
-                                   positives)
+            loss = clip_train_step(image, text, model.logit_scale, opt, pixels, ids, mask, positives)
             losses.append(loss)
             step += 1
             bar.update(1)
@@ -221,7 +246,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
         bar.close()
         train_s = time.perf_counter() - t_train
         model.eval()
-        after = zero_shot_attributes(image, text, held_ids, held_pool, held_owner)
+        after = zero_shot_attributes(image, text, held_ids, held_pool, held_owner, held_legible)
         report = {
             "format": "cgclip-pretrain-report-v1",
             "architecture": "tiny", "image_size": [128, 64], "saved_grid": [8, 8],

@@ -7,7 +7,8 @@ disjoint from every ReID world's identities by construction. A crop is one perso
 on a random plain / gradient / noisy background with random brightness and blur, at 128×64.
 
 Captions of an identity are its template paraphrases (:mod:`cgclip.captions.paraphrase`) plus short attribute
-phrases ("red football boots", "in long red socks", "number 23", ...). The zero-shot evaluation prompts
+phrases ("red football boots", "in long red socks", ...). Jersey numbers are also learnt from back-view crops whose
+number is re-drawn at random (:func:`render_number_pool`), captioned "number 23", .... The zero-shot evaluation prompts
 (:data:`PROMPTS`) use other wordings than these training phrases.
 """
 
@@ -68,10 +69,12 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
-def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
-    """One ``size`` (H, W) RGB uint8 crop of ``identity`` in a random view/pose, placement, background and light."""
+def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, int] = IMAGE_SIZE,
+                view: str | None = None) -> np.ndarray:
+    """One ``size`` (H, W) RGB uint8 crop of ``identity`` in ``view`` (default: random) and a random pose, placement,
+    background and light."""
     h, w = size
-    view = VIEWS[rng.integers(len(VIEWS))]
+    view = view or VIEWS[rng.integers(len(VIEWS))]
     if identity.scene in ("hip-hop", "ballet", "jazz") and rng.random() < 0.7:
         pose = dance_pose(view, DANCE_MOVES[rng.integers(len(DANCE_MOVES))], float(rng.random()))
     else:
@@ -88,14 +91,43 @@ def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, i
 
 
 def render_pool(identities: Sequence[Identity], per_identity: int, seed: int,
-                size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """``per_identity`` crops of every identity: uint8 ``[N*per, H, W, 3]`` and the identity index of each crop."""
+                size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``per_identity`` crops of every identity: uint8 ``[N*per, H, W, 3]``, the identity index of each crop and
+    whether its jersey number is legible (back view: the big back number; the chest number of a front view is a few
+    pixels tall at 128×64).
+
+    Each identity's crops cycle through the four views from a random start, so 4 crops show every view once.
+    """
     rng = np.random.default_rng([int(seed), PRETRAIN_STREAM, 2])
     crops = np.empty((len(identities) * per_identity, size[0], size[1], 3), dtype=np.uint8)
     owner = np.repeat(np.arange(len(identities)), per_identity)
+    order = ("back", "left", "front", "right")
+    start = rng.integers(len(order), size=len(identities))
+    views = [order[(int(start[i]) + j) % len(order)] for i in range(len(identities)) for j in range(per_identity)]
     for n, idx in enumerate(owner):
-        crops[n] = render_crop(identities[int(idx)], rng, size)
-    return crops, owner
+        crops[n] = render_crop(identities[int(idx)], rng, size, view=views[n])
+    return crops, owner, np.asarray(views) == "back"
+
+
+def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int,
+                       size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, list[str]]:
+    """``size_n`` back-view crops of numbered ``identities``, each wearing a number drawn at random (1–99).
+
+    In the identity pool every number belongs to one person, so a model can map a player's whole look (team, hair,
+    skin, shoes) to their number without reading it. Here the number is independent of everything else in the
+    crop, so the only way to match "number 23" is to read the digits. Returns the crops and their numbers.
+    """
+    numbered = [i for i in identities if i.number]
+    if not numbered:
+        return np.empty((0, size[0], size[1], 3), dtype=np.uint8), []
+    rng = np.random.default_rng([int(seed), PRETRAIN_STREAM, 3])
+    crops = np.empty((size_n, size[0], size[1], 3), dtype=np.uint8)
+    numbers = [str(n) for n in rng.integers(1, 100, size=size_n)]
+    for n in range(size_n):
+        ident = numbered[int(rng.integers(len(numbered)))]
+        ident = dataclasses.replace(ident, number=numbers[n], look=dataclasses.replace(ident.look, number=numbers[n]))
+        crops[n] = render_crop(ident, rng, size, view="back")
+    return crops, numbers
 
 
 def to_pixels(crops: np.ndarray) -> torch.Tensor:
@@ -106,14 +138,17 @@ def to_pixels(crops: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
+def number_phrases(number: str) -> list[str]:
+    """Short training phrases naming a jersey number (wordings differ from :data:`PROMPTS`)."""
+    return [f"number {number}", f"the {number} on the jersey", f"shirt number {number}", f"wearing {number}"]
+
+
 def attribute_phrases(identity: Identity) -> list[str]:
-    """Short training phrases naming one attribute each (wordings differ from :data:`PROMPTS`)."""
+    """Short training phrases naming one attribute other than the number each (wordings differ from :data:`PROMPTS`)."""
     row = identity.row()
     out = []
     if row["uniform"]:
         out += [row["uniform"], f"dressed in {with_article(row['uniform'])}"]
-    if row["number"]:
-        out += [f"number {row['number']}", f"the {row['number']} on the jersey"]
     for attr in ("hair", "shoes", "socks", "accessories"):
         if row[attr]:
             out += [row[attr], f"{row['gender']} with {row[attr]}"]
@@ -124,7 +159,8 @@ def identity_captions(identity: Identity, n_paraphrases: int = 10, seed: int = 0
     """Training captions of ``identity`` by kind.
 
     ``"long"``: whole paraphrases of its annotation (up to ~70 tokens); ``"sentence"``: their single sentences of at
-    most 20 words; ``"phrase"``: short attribute phrases (:func:`attribute_phrases`). Short kinds are much cheaper for
+    most 20 words; ``"phrase"``: short attribute phrases (:func:`attribute_phrases`; numbers are trained apart, on
+    :func:`render_number_pool` crops, with :func:`number_phrases`). Short kinds are much cheaper for
     the text tower, and phrases tie one value to one visual cue, which is what makes early training fast.
     """
     long = paraphrase(identity.row(), identity.identity_id, n=n_paraphrases, seed=seed)

@@ -3,7 +3,8 @@
 For each attribute of :data:`cgclip.models.pretrain_data.PROMPTS` (uniform, jersey number, hair, shoes, socks) the
 candidate set is every distinct value of that attribute among the evaluated identities; each value becomes one prompt
 ("a photo of a person wearing red football boots."), and a crop is correct when its image embedding is most similar
-to the prompt of its identity's true value. Chance is 1 / number of candidates.
+to the prompt of its identity's true value. Chance is 1 / number of candidates. The jersey number is scored only on
+crops where it is legible (back views) when the caller says which those are.
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ def image_features(image: ClipImageEncoder, crops: np.ndarray, batch_size: int =
 
 @torch.no_grad()
 def zero_shot_attributes(image: ClipImageEncoder, text: ClipTextEncoder, identities: Sequence[Any],
-                         crops: np.ndarray, owner: np.ndarray) -> dict[str, Any]:
+                         crops: np.ndarray, owner: np.ndarray,
+                         number_legible: np.ndarray | None = None) -> dict[str, Any]:
     """Per-attribute zero-shot accuracy on ``crops`` (``owner[i]`` indexes ``identities``).
+
+    ``number_legible[i]`` (optional) marks the crops whose jersey number is legible; the number is scored on those
+    only.
 
     Returns ``{"attributes": {attr: {"accuracy", "chance", "candidates", "crops"}}, "mean_accuracy",
     "mean_chance", "image_mean_cosine"}`` (means over attributes; the last is the mean pairwise cosine of the image
@@ -56,7 +61,8 @@ def zero_shot_attributes(image: ClipImageEncoder, text: ClipTextEncoder, identit
         if len(values) < 2:
             continue
         index = {v: k for k, v in enumerate(values)}
-        rows = [n for n, o in enumerate(owner) if getattr(identities[int(o)], attr)]
+        rows = [n for n, o in enumerate(owner) if getattr(identities[int(o)], attr)
+                and (attr != "number" or number_legible is None or number_legible[n])]
         if not rows:
             continue
         truth = torch.tensor([index[getattr(identities[int(owner[n])], attr)] for n in rows])

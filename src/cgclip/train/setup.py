@@ -57,7 +57,8 @@ def train_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> tuple
     dataset = VideoClipDataset(tracklets, d.seq_len, "rrs", transform, seed=cfg.train.seed,
                                cache_images=d.cache_images)
     sampler = PKSampler([t.pid for t in tracklets], d.p, d.k, seed=cfg.train.seed, rank=info.rank,
-                        world_size=info.world_size, epoch_mode=d.epoch_mode)
+                        world_size=info.world_size, epoch_mode=d.epoch_mode, cameras=[t.camid for t in tracklets],
+                        spread_cameras=d.spread_cameras, same_camera_ids=d.same_camera_identities)
     loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True,
                         num_workers=cfg.train.num_workers, collate_fn=collate_clips,
                         pin_memory=info.device.type == "cuda", persistent_workers=False)
