@@ -7,7 +7,8 @@ random (mean over ``--repeats`` tie-breaks). With every attribute the ranking is
 their annotation; with only the colours the embedded tiny CLIP recognises (uniform, shoes, socks; see
 ``docs/RESULTS.md``) it shows what a model that perceives nothing else could reach.
 
-    python benchmarks/attribute_oracle.py demo_out/datasets/sports demo_out/datasets/dance
+    python benchmarks/attribute_oracle.py .bench_out/accuracy/seed-*/datasets/sports \
+        .bench_out/accuracy/seed-*/datasets/dance
 """
 
 from __future__ import annotations
@@ -58,16 +59,25 @@ def oracle(ds_dir: Path, attributes: tuple[str, ...], repeats: int, seed: int = 
 
 
 def main() -> None:
-    """Print a Markdown table: attribute set × dataset → mAP / Rank-1."""
+    """Print a Markdown table: attribute set × world → mAP / Rank-1 (mean over the datasets of each world)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", type=Path, nargs="+", help="VReID dataset folders (cgclip build-mot output)")
+    parser.add_argument("datasets", type=Path, nargs="+",
+                        help="VReID dataset folders (cgclip build-mot output); folders with the same name (e.g. "
+                             "seed-*/datasets/sports) are averaged")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    print("| attributes seen | " + " | ".join(f"{d.name} mAP / Rank-1" for d in args.datasets) + " |")
-    print("|---|" + "---|" * len(args.datasets))
+    worlds: dict[str, list[Path]] = {}
+    for d in args.datasets:
+        worlds.setdefault(d.name, []).append(d)
+    print("| attributes seen | " + " | ".join(f"{w} mAP / Rank-1 ({len(ds)} datasets)" for w, ds in worlds.items())
+          + " |")
+    print("|---|" + "---|" * len(worlds))
     for label, attrs in SETS.items():
-        cells = [oracle(d, attrs, args.repeats) for d in args.datasets]
-        print(f"| {label} | " + " | ".join(f"{m:.1f} / {r:.1f}" for m, r in cells) + " |")
+        cells = []
+        for ds in worlds.values():
+            scores = np.array([oracle(d, attrs, args.repeats) for d in ds])
+            cells.append(f"{scores[:, 0].mean():.1f} / {scores[:, 1].mean():.1f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

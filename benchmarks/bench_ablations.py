@@ -55,6 +55,11 @@ TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
 }
 
 
+#: the paper's figures quoted in SPEC §5 (mAP / Rank-1; the dataset they were measured on)
+PAPER = {"fusion": ["76.9 / 87.1 (SportsVReID)", "77.2 / 88.2 (SportsVReID)", "77.7 / 90.4 (SportsVReID)"],
+         "cmr_blocks": ["89.5 / 91.9 (MARS)", "89.8 / 92.5 (MARS)", "89.6 / 91.9 (MARS)", "89.6 / 92.4 (MARS)"]}
+
+
 def attribute_captions(ds_dir: Path, clip: Path, out: Path, kind: str) -> Path:
     """Captions of the train identities by the CLIP attribute captioner (``cgclip caption attributes``), cached."""
     from cgclip.captions.attribute_captioner import caption_attributes, load_attribute_captioner
@@ -89,20 +94,27 @@ def run_seed(out: Path, seed: int, tables: list[str], worlds: list[str], say=pri
 
 
 def table_markdown(table: str, per_seed: dict[int, dict[str, dict[str, dict]]], worlds: list[str]) -> str:
-    """One Markdown table: a row per variant, mAP and Rank-1 (mean ± std over seeds) per world."""
-    head = "| variant | " + " | ".join(f"{w} mAP | {w} Rank-1" for w in worlds) + " | seeds |"
-    lines = [head, "|---|" + "---|---|" * len(worlds) + "---|"]
-    for label, model, name, _ in TABLES[table]:
-        run = f"ablation-{name}" if name else model
-        cells, n = [], 0
+    """One Markdown table: a row per variant, mAP and Rank-1 per world (mean ± std over the seeds every row of the
+    table has, so rows compare like with like), the per-seed mAP and the paper's figure where SPEC §5 gives one."""
+    runs = [f"ablation-{name}" if name else model for _, model, name, _ in TABLES[table]]
+    common = {w: sorted(s for s, found in per_seed.items() if all(r in found.get(w, {}) for r in runs))
+              for w in worlds}
+    paper = PAPER.get(table)
+    head = "| variant | " + " | ".join(f"{w} mAP | {w} Rank-1" for w in worlds) + " | seeds | per-seed mAP |"
+    lines = [head + (" paper mAP / Rank-1 |" if paper else ""),
+             "|---|" + "---|---|" * len(worlds) + "---|---|" + ("---|" if paper else "")]
+    for i, (label, run) in enumerate(zip([row[0] for row in TABLES[table]], runs)):
+        cells, per = [], []
         for world in worlds:
-            rows = [s[world][run] for s in per_seed.values() if run in s.get(world, {})]
-            n = len(rows)
+            rows = [per_seed[s][world][run] for s in common[world]]
             for key in ("mAP", "rank1"):
                 vals = 100 * np.array([r[key] for r in rows], dtype=float)
-                std = vals.std(ddof=1) if len(vals) > 1 else 0.0
-                cells.append(f"{vals.mean():.1f} ± {std:.1f}" if len(vals) else "–")
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} |")
+                cells.append("–" if not len(vals) else f"{vals.mean():.1f}" if len(vals) == 1
+                             else f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}")
+            per.append(", ".join(f"{100 * r['mAP']:.1f}" for r in rows))
+        n = max(len(c) for c in common.values())
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} | {'; '.join(per)} |"
+                     + (f" {paper[i]} |" if paper else ""))
     return "\n".join(lines)
 
 

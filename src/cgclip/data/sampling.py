@@ -216,7 +216,7 @@ class PKSampler(Sampler[int]):
         return np.asarray(batches, dtype=np.int64).reshape(-1, self.p, self.k)
 
     def _choose(self, available: list[int], rng: np.random.Generator) -> list[int]:
-        """``p`` distinct identities of ``available``: at random, or up to ``same_camera_ids`` of them from one camera."""
+        """``p`` distinct identities of ``available``: at random, or up to ``same_camera_ids`` from one camera."""
         if not self.same_camera_ids:
             return [available[i] for i in rng.choice(len(available), self.p, replace=False)]
         cams = {pid: np.unique(self.cameras[self.index[pid]]) for pid in available}

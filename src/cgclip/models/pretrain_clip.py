@@ -4,9 +4,10 @@ Recipe: identities from the pretraining namespace (:mod:`cgclip.models.pretrain_
 world), sports and dance; a pool of rendered 128×64 crops per identity; each step draws ``batch_size`` distinct
 identities (about ``group_fraction`` of them as whole teams / dance groups, whose members share a uniform and differ
 only in number, hair, shoes, socks, ...: hard negatives; the rest at random), one crop and one caption each (the
-batch's caption kind — whole paraphrase, single sentence, attribute phrase, or number phrase paired with back-view
-crops only — drawn by ``caption_mix``), and minimises the symmetric InfoNCE loss with CLIP's learnable logit scale
-(clamped at 100). Captions shared by several identities in a batch (short attribute phrases such as "white sneakers") count as positives for all of them.
+batch's caption kind — whole paraphrase, single sentence, attribute phrase, or number phrase on back-view crops
+wearing random numbers — drawn by ``caption_mix``), and minimises the symmetric InfoNCE loss with CLIP's learnable
+logit scale (clamped at 100). Captions shared by several identities in a batch (short attribute phrases such as
+"white sneakers") count as positives for all of them.
 AdamW, linear warm-up then cosine decay, bf16 autocast on CPU. With ``steps=None`` training runs until a time budget
 (``minutes``, including rendering) is spent, the learning-rate schedule following elapsed time.
 

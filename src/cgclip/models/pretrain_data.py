@@ -7,9 +7,9 @@ disjoint from every ReID world's identities by construction. A crop is one perso
 on a random plain / gradient / noisy background with random brightness and blur, at 128×64.
 
 Captions of an identity are its template paraphrases (:mod:`cgclip.captions.paraphrase`) plus short attribute
-phrases ("red football boots", "in long red socks", ...). Jersey numbers are also learnt from back-view crops whose
-number is re-drawn at random (:func:`render_number_pool`), captioned "number 23", .... The zero-shot evaluation prompts
-(:data:`PROMPTS`) use other wordings than these training phrases.
+phrases ("red football boots", "in long red socks", ...). Jersey numbers can also be trained on back-view crops whose
+number is re-drawn at random (:func:`render_number_pool`, captioned "number 23"; off in the default recipe). The
+zero-shot evaluation prompts (:data:`PROMPTS`) use other wordings than these training phrases.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def number_phrases(number: str) -> list[str]:
 
 
 def attribute_phrases(identity: Identity) -> list[str]:
-    """Short training phrases naming one attribute other than the number each (wordings differ from :data:`PROMPTS`)."""
+    """Short training phrases, each naming one attribute other than the number (wordings differ from
+    :data:`PROMPTS`)."""
     row = identity.row()
     out = []
     if row["uniform"]:
