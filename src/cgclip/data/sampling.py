@@ -149,6 +149,8 @@ class PKSampler(Sampler[int]):
         self.same_camera_ids = int(same_camera_ids)
         self.ids = sorted(index)
         self.index = {pid: np.asarray(v, dtype=np.int64) for pid, v in index.items()}
+        self._cameras_of = {} if self.cameras is None else {
+            pid: frozenset(np.unique(self.cameras[idx]).tolist()) for pid, idx in self.index.items()}
         self.p, self.k, self.seed = p, k, seed
         self.rank, self.world_size = rank, world_size
         self.drop_last, self.epoch_mode = drop_last, epoch_mode
@@ -219,9 +221,8 @@ class PKSampler(Sampler[int]):
         """``p`` distinct identities of ``available``: at random, or up to ``same_camera_ids`` from one camera."""
         if not self.same_camera_ids:
             return [available[i] for i in rng.choice(len(available), self.p, replace=False)]
-        cams = {pid: np.unique(self.cameras[self.index[pid]]) for pid in available}
-        anchor = rng.choice(np.unique(np.concatenate(list(cams.values()))))
-        mates = [pid for pid in available if anchor in cams[pid]]
+        anchor = rng.choice(sorted(set().union(*(self._cameras_of[pid] for pid in available))))
+        mates = [pid for pid in available if anchor in self._cameras_of[pid]]
         chosen = [mates[i] for i in rng.permutation(len(mates))[: min(self.same_camera_ids, self.p)]]
         rest = [pid for pid in available if pid not in set(chosen)]
         return chosen + [rest[i] for i in rng.choice(len(rest), self.p - len(chosen), replace=False)]
