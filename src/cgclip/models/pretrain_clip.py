@@ -66,7 +66,8 @@ class PretrainConfig:
     paraphrases: int = 10
     # batch kinds: long, sentence, phrase, number (back-view crops wearing random numbers, "number N"). Number
     # batches are off: 500 number-only steps left their loss at 4.12 (chance 4.16) — this tiny ViT does not learn to
-    # read a 2-digit number (about one 16-px patch at 128x64) in a pretraining budget of minutes (docs/RESULTS.md)
+    # read a 2-digit number (about one 16-px patch at 128x64) in a pretraining budget of minutes; even trained with
+    # digit labels it stays near chance for thousands of steps (benchmarks/probe_number_reading.py, docs/RESULTS.md)
     caption_mix: tuple[float, ...] = (0.3, 0.3, 0.4, 0.0)
     number_crops: int = 4096  # size of the random-number pool (rendered only when number batches are on)
     num_merges: int = 1500

@@ -36,7 +36,7 @@ def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=256)
-def _digits_mask(text: str) -> Image.Image:
+def digits_mask(text: str) -> Image.Image:
     """A tight 'L' mask of ``text`` in PIL's default font."""
     font = ImageFont.load_default()
     left, top, right, bottom = font.getbbox(text)
@@ -244,7 +244,7 @@ def render_person(look: Look, pose: Pose, height_px: float) -> Sprite:
 
 def _draw_number(cv: _Canvas, look: Look, back: bool, dy: float) -> None:
     """Jersey number: big on the back, small on the chest."""
-    mask = _digits_mask(look.number)
+    mask = digits_mask(look.number)
     target_h = (0.125 if back else 0.06) * cv.h
     scale = target_h / mask.height
     w = max(1, int(round(mask.width * scale * (1.0 if back else 0.9))))
