@@ -78,7 +78,7 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "zero-shot attribute retrieval" in printed and "chance" in printed and "number" in printed
     report = json.loads((out / "pretrain_report.json").read_text())
     assert report["steps"] == 4 and report["train_identities"] == 32 and report["heldout_identities"] == 16
-    assert report["config"]["caption_mix"] == [0, 0, 0, 1]  # number batches only: back views of whole teams
+    assert report["config"]["caption_mix"] == [0, 0, 0, 1]  # number batches only: back views, random numbers
     assert report["zero_shot"]["attributes"]["number"]["crops"] == 8  # 8 sports identities, one back view each
     with pytest.raises(SystemExit):
         cli_main(["pretrain-clip", "--out", str(tmp_path / "x"), "--caption-mix", "1", "1"])

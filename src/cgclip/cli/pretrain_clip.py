@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--caption-mix", type=float, nargs=4, default=list(d.caption_mix),
                         metavar=("LONG", "SENTENCE", "PHRASE", "NUMBER"),
                         help="relative frequency of each batch kind (default %(default)s); NUMBER batches pair "
-                             "'number N' phrases with back-view crops of whole teams")
+                             "'number N' phrases with back-view crops wearing numbers drawn at random")
     parser.add_argument("--identities", type=int, default=d.train_identities_per_kind,
                         help="training identities per kind (sports, dance) (%(default)s)")
     parser.add_argument("--crops", type=int, default=d.crops_per_identity, help="rendered crops per identity")

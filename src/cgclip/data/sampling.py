@@ -224,7 +224,8 @@ class PKSampler(Sampler[int]):
         anchor = rng.choice(sorted(set().union(*(self._cameras_of[pid] for pid in available))))
         mates = [pid for pid in available if anchor in self._cameras_of[pid]]
         chosen = [mates[i] for i in rng.permutation(len(mates))[: min(self.same_camera_ids, self.p)]]
-        rest = [pid for pid in available if pid not in set(chosen)]
+        taken = set(chosen)
+        rest = [pid for pid in available if pid not in taken]
         return chosen + [rest[i] for i in rng.choice(len(rest), self.p - len(chosen), replace=False)]
 
     def global_batches(self, epoch: int | None = None) -> np.ndarray:

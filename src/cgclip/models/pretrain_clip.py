@@ -162,6 +162,9 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
     if len(cfg.caption_mix) != 4 or min(cfg.caption_mix) < 0 or sum(cfg.caption_mix) <= 0:
         raise ConfigError(f"caption_mix needs 4 non-negative weights (long, sentence, phrase, number), got "
                           f"{cfg.caption_mix}")
+    if cfg.caption_mix[3] > 0 and cfg.number_crops < cfg.batch_size:
+        raise ConfigError(f"number batches need number_crops >= batch_size (got {cfg.number_crops} < "
+                          f"{cfg.batch_size})")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise CheckpointError("output directory exists and is not empty; choose a new --out or pass --overwrite",
@@ -216,7 +219,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             if done >= 1.0 or (cfg.steps is not None and step >= cfg.steps):
                 break
             kind = ("long", "sentence", "phrase", "number")[int(rng.choice(4, p=mix))]
-            if kind == "number" and len(number_pool) >= batch:  # back views, numbers drawn at random
+            if kind == "number":  # back views, numbers drawn at random
                 crop_idx = rng.choice(len(number_pool), batch, replace=False).tolist()
                 numbers = [pool_numbers[i] for i in crop_idx]
                 texts = [number_texts[n][int(rng.integers(4))] for n in numbers]
@@ -225,7 +228,6 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
                 ids, mask = _batch_tokens([number_tokens[t] for t in unique], vocab[EOS_TOKEN])
                 pixels = to_pixels(number_pool[crop_idx])
             else:
-                kind = "phrase" if kind == "number" else kind
                 chosen = sample_batch(rng, groups, len(train_ids), batch, cfg.group_fraction)
                 crop_idx = [int(rng.choice(crops_of[k])) for k in chosen]
                 cap_idx = [int(rng.integers(len(captions[kind][k]))) for k in chosen]
