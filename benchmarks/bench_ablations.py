@@ -63,6 +63,7 @@ PAPER = {"fusion": ["76.9 / 87.1 (SportsVReID)", "77.2 / 88.2 (SportsVReID)", "7
 def attribute_captions(ds_dir: Path, clip: Path, out: Path, kind: str) -> Path:
     """Captions of the train identities by the CLIP attribute captioner (``cgclip caption attributes``), cached."""
     from cgclip.captions.attribute_captioner import caption_attributes, load_attribute_captioner
+    from cgclip.models.clip_features import ClipFeatures
     from cgclip.captions.mllm import select_frames
     from cgclip.captions.store import CaptionStore
     from cgclip.data import load_dataset
@@ -70,14 +71,14 @@ def attribute_captions(ds_dir: Path, clip: Path, out: Path, kind: str) -> Path:
     path = out / "captions" / f"{kind}-attributes.jsonl"
     dataset = load_dataset("vreid", ds_dir)
     items = select_frames(dataset.train, 4, root=ds_dir)
-    caption_attributes(items, load_attribute_captioner(clip), CaptionStore(path), model_name=clip.name)
+    caption_attributes(items, load_attribute_captioner(ClipFeatures(clip)), CaptionStore(path), model_name=clip.name)
     return path
 
 
 def run_seed(out: Path, seed: int, tables: list[str], worlds: list[str], say=print) -> dict[str, dict[str, dict]]:
     """Every variant of ``tables`` on ``worlds`` for one seed; returns ``{world: {run name: results}}``."""
     settings = demo_settings(quick=False)
-    clip = prepare_clip(settings, None, say)
+    clip = prepare_clip(None, say)
     found: dict[str, dict[str, dict]] = {}
     for kind in worlds:
         ds_dir = prepare_world(kind, out, seed, settings, say)

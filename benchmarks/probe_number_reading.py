@@ -32,7 +32,7 @@ from cgclip.models.random_clip import clip_config
 from cgclip.models.tokenizer import build_vocab
 from cgclip.synth.person import digits_mask
 
-MODELS = ("vit-p16", "vit-p8", "cnn")
+MODELS = ("vit-p16", "vit-p8", "vit-cnn", "stem", "stem-proj", "cnn")
 
 
 def plain_numbers(n: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
@@ -74,16 +74,42 @@ class SmallCNN(torch.nn.Module):
         return self.body(x).amax(dim=(2, 3))
 
 
-class TinyViT(torch.nn.Module):
-    """The tiny CLIP's vision tower (random init) at ``patch`` px; its pooled (post-LN CLS) feature."""
+class StemPool(torch.nn.Module):
+    """The embedded CLIP's conv stem alone (:data:`cgclip.models.random_clip.TINY_STEM`), global max-pool of its last
+    ReLU features (``--stem-readout body``, as the pretraining's stem heads) or of its 1×1 projection (``proj``,
+    what the transformer reads): 192-d."""
 
-    def __init__(self, patch: int) -> None:
+    def __init__(self, readout: str = "body") -> None:
+        super().__init__()
+        from cgclip.models.conv_stem import ConvStem
+        from cgclip.models.random_clip import TINY_STEM
+
+        self.stem = ConvStem(TINY_STEM, 192)
+        self.readout = readout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` → ``[B, 192]``."""
+        grid = self.stem.body(x) if self.readout == "body" else self.stem(x)
+        return grid.amax(dim=(2, 3))
+
+
+class TinyViT(torch.nn.Module):
+    """The tiny CLIP's vision transformer (random init) at ``patch`` px, or behind the conv stem of the embedded
+    CLIP (``patch=None``: :func:`cgclip.models.random_clip.clip_config` ``"tiny"``); its pooled (post-LN CLS)
+    feature."""
+
+    def __init__(self, patch: int | None) -> None:
         super().__init__()
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
+        from cgclip.models.conv_stem import STEM_KEY, apply_stem
+
         vision = clip_config("tiny", build_vocab([])).vision_config.to_dict()
-        vision["patch_size"] = patch
+        if patch is not None:
+            vision.pop(STEM_KEY, None)
+            vision["patch_size"] = patch
         self.model = CLIPVisionModel(CLIPVisionConfig(**vision))
+        apply_stem(self.model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` → ``[B, 192]``."""
@@ -92,7 +118,11 @@ class TinyViT(torch.nn.Module):
 
 def build(name: str) -> torch.nn.Module:
     """A feature extractor of :data:`MODELS` by name."""
-    return SmallCNN() if name == "cnn" else TinyViT(int(name.split("-p")[1]))
+    if name == "cnn":
+        return SmallCNN()
+    if name.startswith("stem"):
+        return StemPool("proj" if name == "stem-proj" else "body")
+    return TinyViT(None if name == "vit-cnn" else int(name.split("-p")[1]))
 
 
 def accuracy(net: torch.nn.Module, head: torch.nn.Module, pixels: torch.Tensor, tens: torch.Tensor,
@@ -155,8 +185,8 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     t0 = time.perf_counter()
     if args.task == "crops":  # training identities vs held-out identities, as in pretraining
-        train = render_number_pool(pretrain_identities(640, args.seed, "train"), args.train_crops, args.seed)
-        test = render_number_pool(pretrain_identities(96, args.seed, "heldout"), args.test_crops, args.seed + 1)
+        train = render_number_pool(pretrain_identities(640, args.seed, "train"), args.train_crops, args.seed)[:2]
+        test = render_number_pool(pretrain_identities(96, args.seed, "heldout"), args.test_crops, args.seed + 1)[:2]
     else:
         rng = np.random.default_rng(args.seed)
         train = plain_numbers(args.train_crops, args.digit_height, rng)
@@ -165,7 +195,7 @@ def main() -> None:
           f"{time.perf_counter() - t0:.0f} s")
     results = {}
     for name in args.models:
-        lr = args.lr_cnn if name == "cnn" else args.lr_vit
+        lr = args.lr_cnn if name == "cnn" or name.startswith("stem") else args.lr_vit
         results[name] = {"lr": lr, "curve": probe(name, train, test, args.steps, lr, args.every, args.seed)}
     print(f"\nheld-out accuracy after {args.steps} steps of batch 64 ({args.task}"
           f"{f', {args.digit_height} px' if args.task == 'plain' else ''}; chance: number ~1%, ones digit 10%)\n")

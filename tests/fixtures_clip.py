@@ -21,7 +21,7 @@ def tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     """A tiny random CLIP directory (config.json, model.safetensors, CLIP tokenizer files)."""
     from cgclip.models.random_clip import save_random_clip
 
-    return save_random_clip(out_dir, size="tiny", seed=seed)
+    return save_random_clip(out_dir, size="tiny-vit", seed=seed)
 
 
 def _word_tokenizer():

@@ -60,7 +60,7 @@ def hf_to_openai(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
     from transformers import CLIPModel
 
-    path = save_random_clip(tmp_path_factory.mktemp("src") / "clip", size="tiny", seed=3)
+    path = save_random_clip(tmp_path_factory.mktemp("src") / "clip", size="tiny-vit", seed=3)
     hf = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
     return path, hf_to_openai(hf.state_dict())
 

@@ -9,8 +9,8 @@ from cgclip.models.random_clip import save_random_clip
 
 def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     clip = tmp_path / "clip"
-    save_random_clip(clip, size="tiny", seed=0)
-    settings = DemoSettings(world_preset="tiny", min_height=16, clip_minutes=0.0,
+    save_random_clip(clip, size="tiny-vit", seed=0)
+    settings = DemoSettings(world_preset="tiny", min_height=16,
                             train_overrides=["train.epochs=1", "train.eval_every=1", "data.val_identities=0",
                                              "data.p=4", "data.k=2", "data.seq_len=2", "data.image_size=[64,32]"])
     lines: list[str] = []

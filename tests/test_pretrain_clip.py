@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import pytest
 import torch
 
 from cgclip.cli import main as cli_main
+from cgclip.errors import CheckpointError
 from cgclip.models.clip_backbone import load_clip
-from cgclip.models.pretrain_clip import (PretrainConfig, build_optimizer, clip_train_step, contrastive_loss,
-                                         default_clip_dir, ensure_default_clip)
+from cgclip.models.pretrain_clip import PretrainConfig, build_optimizer, clip_train_step, contrastive_loss
 from cgclip.models.random_clip import save_random_clip
 from cgclip.models.tokenizer import build_clip_tokenizer
 
@@ -35,7 +36,7 @@ def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
     """Coloured squares with colour-word captions: a few steps make zero-shot colour retrieval near perfect."""
     tok_dir = tmp_path / "tok"
     build_clip_tokenizer(tok_dir, [f"a {c} square" for c in COLOURS] * 3 + [f"a photo of something {c}" for c in COLOURS])
-    path = save_random_clip(tmp_path / "clip", size="tiny", seed=0, tokenizer_dir=tok_dir)
+    path = save_random_clip(tmp_path / "clip", size="tiny-vit", seed=0, tokenizer_dir=tok_dir)
     clip = load_clip(path, image_size=(32, 32), train_text=True)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -69,41 +70,64 @@ def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
     assert accuracy >= 0.9, accuracy
 
 
+SMALL = ["--stem-steps", "1", "--batch-size", "8", "--number-batch", "4", "--identities", "8", "--crops", "2", "--heldout", "8"]
+
+
 def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "tiny-clip"
-    argv = ["pretrain-clip", "--out", str(out), "--steps", "4", "--batch-size", "16", "--identities", "16",
-            "--crops", "2", "--heldout", "8", "--seed", "3", "--caption-mix", "0", "0", "0", "1"]
+    argv = ["pretrain-clip", "--out", str(out), "--steps", "3", "--seed", "3", *SMALL]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
     assert "zero-shot attribute retrieval" in printed and "chance" in printed and "number" in printed
     report = json.loads((out / "pretrain_report.json").read_text())
-    assert report["steps"] == 4 and report["train_identities"] == 32 and report["heldout_identities"] == 16
-    assert report["config"]["caption_mix"] == [0, 0, 0, 1]  # number batches only: back views, random numbers
+    assert report["steps"] == 3 and report["train_identities"] == 16 and report["heldout_identities"] == 16
+    assert report["stem_steps"] == 1 and report["crops_seen"] == 4 * 12 and report["config"]["number_batch"] == 4
     assert report["zero_shot"]["attributes"]["number"]["crops"] == 8  # 8 sports identities, one back view each
+    assert [p["step"] for p in report["curve"]] == [4]
     with pytest.raises(SystemExit):
         cli_main(["pretrain-clip", "--out", str(tmp_path / "x"), "--caption-mix", "1", "1"])
     zs = report["zero_shot"]["attributes"]
     assert {"uniform", "hair", "shoes", "socks", "number"} <= set(zs)
     assert all(0.0 <= r["accuracy"] <= 1.0 and 0 < r["chance"] < 1 for r in zs.values())
     assert np.isfinite(report["loss_last10"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["name"] == "tiny-clip" and manifest["seed"] == 3 and "model.safetensors" in manifest["sha256"]
+    assert manifest["command"].startswith(f"cgclip pretrain-clip --out {out} --steps 3 --seed 3 --batch-size 8")
+    assert "--stem-steps 1" in manifest["command"]
     clip = load_clip(out, image_size=(128, 64))
-    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 33, 192)
+    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 129, 192)  # conv stem: 16x8 tokens + CLS
     assert clip.text.encode(["a red jersey with the number 7"]).shape == (1, 256)
     # the same output again is refused unless --overwrite
     assert cli_main(argv) == 2
     assert "not empty" in capsys.readouterr().err
 
 
-def test_ensure_default_clip_trains_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CGCLIP_HOME", str(tmp_path / "home"))
-    assert default_clip_dir() == tmp_path / "home" / "tiny-clip-v2"
-    cfg = PretrainConfig(steps=1, batch_size=8, train_identities_per_kind=8, crops_per_identity=1,
-                         heldout_identities_per_kind=4, heldout_crops_per_identity=1)
-    path = ensure_default_clip(cfg)
-    stamp = (path / "model.safetensors").stat().st_mtime_ns
-    assert ensure_default_clip(cfg) == path
-    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
-    assert [p.name for p in path.parent.iterdir()] == ["tiny-clip-v2"]  # no temporary folders left
+def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped after its first saved state continues from it and ends as an uninterrupted run of the same
+    recipe would in steps and curve; the work folder is gone afterwards."""
+    import cgclip.models.pretrain_clip as pc
+
+    cfg = PretrainConfig(steps=3, stem_steps=1, batch_size=8, number_batch=4, number_crops=8,
+                         train_identities_per_kind=8, crops_per_identity=2, heldout_identities_per_kind=4,
+                         checkpoint_every=2)
+    real, calls = pc.supervised_step, []
+
+    def stop_at_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pc, "supervised_step", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        pc.pretrain_clip(tmp_path / "out", cfg)
+    assert (tmp_path / ".out.resume" / "state.pt").is_file() and not (tmp_path / "out").exists()
+    monkeypatch.setattr(pc, "supervised_step", real)
+    with pytest.raises(CheckpointError, match="another recipe"):
+        pc.pretrain_clip(tmp_path / "out", dataclasses.replace(cfg, lr=1e-3))
+    report = pc.pretrain_clip(tmp_path / "out", cfg)
+    assert report["steps"] == 3 and report["stem_steps"] == 1 and [p["step"] for p in report["curve"]] == [2, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_time_budget_stops_training(tmp_path: Path, monkeypatch) -> None:
@@ -124,8 +148,9 @@ def test_time_budget_stops_training(tmp_path: Path, monkeypatch) -> None:
             return getattr(time, name)
 
     monkeypatch.setattr(pc, "time", FakeClock())
-    cfg = PretrainConfig(minutes=0.01, batch_size=8, train_identities_per_kind=8, crops_per_identity=1,
-                         heldout_identities_per_kind=4, heldout_crops_per_identity=1)
+    cfg = PretrainConfig(minutes=0.01, steps=None, stem_steps=0, batch_size=8, number_batch=4, number_crops=8,
+                         train_identities_per_kind=8, crops_per_identity=1, heldout_identities_per_kind=4,
+                         heldout_crops_per_identity=1)
     report = pc.pretrain_clip(tmp_path / "budget", cfg)
     assert 1 <= report["steps"] <= 4
 
@@ -157,8 +182,9 @@ def test_pool_views_and_number_phrases() -> None:
     sports = [i for i in idents if i.number][0]
     assert not any(f"number {sports.number}" in c for c in identity_captions(sports, 3, seed=0)["phrase"])
     assert all("23" in p for p in number_phrases("23"))
-    crops, numbers = render_number_pool(idents, 5, seed=0)
+    crops, numbers, shown = render_number_pool(idents, 5, seed=0)
     assert crops.shape == (5, 128, 64, 3) and all(1 <= int(n) <= 99 for n in numbers)
+    assert all(idents[int(k)].number for k in shown)  # each crop shows a numbered person (who keeps their look)
     assert render_number_pool([i for i in idents if not i.number], 5, seed=0)[0].shape[0] == 0
 
 

@@ -51,7 +51,7 @@ DEFAULT_ATTRIBUTES: tuple[AttributeSet, ...] = (
 
 
 class FeatureEncoder(Protocol):
-    """What the captioner needs from CLIP (see :class:`cgclip.captions.clip_features.ClipFeatures`)."""
+    """What the captioner needs from CLIP (see :class:`cgclip.models.clip_features.ClipFeatures`)."""
 
     logit_scale: float
 
@@ -159,10 +159,9 @@ def caption_attributes(items: Sequence[FrameItem], captioner: AttributeCaptioner
     return result
 
 
-def load_attribute_captioner(clip_dir: str | Path, device: str = "cpu",
-                             attributes: Sequence[str] | None = None) -> AttributeCaptioner:
-    """An :class:`AttributeCaptioner` on a local Hugging Face CLIP directory, limited to ``attributes`` if given."""
-    from cgclip.captions.clip_features import ClipFeatures
+def load_attribute_captioner(encoder: ClipEncoder, attributes: Sequence[str] | None = None) -> AttributeCaptioner:
+    """An :class:`AttributeCaptioner` on a CLIP ``encoder`` (:class:`cgclip.models.clip_features.ClipFeatures` of a
+    local checkpoint), limited to ``attributes`` if given."""
     from cgclip.errors import CgclipError
 
     sets = DEFAULT_ATTRIBUTES
@@ -172,4 +171,4 @@ def load_attribute_captioner(clip_dir: str | Path, device: str = "cpu",
         if unknown:
             raise CgclipError(f"unknown attributes {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
         sets = tuple(a for a in DEFAULT_ATTRIBUTES if a.name in set(attributes))
-    return AttributeCaptioner(ClipFeatures(clip_dir, device), sets)
+    return AttributeCaptioner(encoder, sets)

@@ -87,11 +87,9 @@ def cosine_pairs(features: np.ndarray, threshold: float, chunk: int = 2048) -> l
     return out
 
 
-def mean_caption_features(clip_dir: str | Path, captions: Sequence[Sequence[str]], device: str = "cpu") -> np.ndarray:
-    """Per identity the normalised mean of its captions' CLIP text features (``[Y, d]``)."""
-    from cgclip.captions.clip_features import ClipFeatures
-
-    clip = ClipFeatures(clip_dir, device)
+def mean_caption_features(clip: Any, captions: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per identity the normalised mean of its captions' CLIP text features (``[Y, d]``); ``clip`` has
+    ``encode_texts`` (:class:`cgclip.models.clip_features.ClipFeatures`)."""
     flat = [t for caps in captions for t in caps]
     feats = clip.encode_texts(flat).numpy()
     out, pos = [], 0
@@ -122,9 +120,12 @@ def recommendation(fraction: float, colliding: int, total: int, missing: int, un
 
 
 def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None, known: Iterable[str] | None = None,
-                   clip_dir: str | Path | None = None, jaccard_threshold: float = 0.9, cosine_threshold: float = 0.95,
-                   warn_fraction: float = 0.05, device: str = "cpu") -> dict[str, Any]:
+                   text_encoder: Any = None, jaccard_threshold: float = 0.9, cosine_threshold: float = 0.95,
+                   warn_fraction: float = 0.05) -> dict[str, Any]:
     """Build the report (a JSON-serialisable dict).
+
+    ``text_encoder`` (optional; e.g. :class:`cgclip.models.clip_features.ClipFeatures`) also compares identities'
+    mean caption features and reports the pairs above ``cosine_threshold``.
 
     ``expected``: the identities that need captions (e.g. the dataset's training identities), reported as
     ``missing_identities`` when they have none; ``known``: every identity of the dataset (default ``expected``),
@@ -159,12 +160,13 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
     sharing = sorted({n for own in owners.values() if len(own) > 1 for n in own})
 
     clip = None
-    if clip_dir is not None and names:
-        feats = mean_caption_features(clip_dir, [by_identity[n] for n in names], device)
+    if text_encoder is not None and names:
+        feats = mean_caption_features(text_encoder, [by_identity[n] for n in names])
         pairs = [(names[i], names[j], round(v, 4)) for i, j, v in cosine_pairs(feats, cosine_threshold)]
         for a, b, _ in pairs:
             uf.union(a, b)
-        clip = {"checkpoint": str(clip_dir), "threshold": cosine_threshold, "num_pairs": len(pairs),
+        clip = {"checkpoint": str(getattr(text_encoder, "clip_dir", "")), "threshold": cosine_threshold,
+                "num_pairs": len(pairs),
                 "pairs": [{"a": a, "b": b, "cosine": v} for a, b, v in
                           sorted(pairs, key=lambda p: -p[2])[:MAX_LISTED]]}
 
@@ -183,7 +185,7 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
         "num_captions": len(store.captions),
         "captions_per_identity": {"min": min(counts, default=0), "mean": round(float(np.mean(counts)), 2)
                                   if counts else 0.0, "max": max(counts, default=0)},
-        "thresholds": {"jaccard": jaccard_threshold, "cosine": cosine_threshold if clip_dir else None},
+        "thresholds": {"jaccard": jaccard_threshold, "cosine": cosine_threshold if text_encoder is not None else None},
         "identical_groups": identical_groups,
         "near_identical_pairs": {"num_pairs": len(near), "pairs": [{"a": a, "b": b, "jaccard": v} for a, b, v in
                                                                    sorted(near, key=lambda p: -p[2])[:MAX_LISTED]]},

@@ -66,7 +66,8 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("attributes", help="attribute captions by CLIP zero-shot scoring (no MLLM needed)")
     add_frame_options(p, default_frames="4")
-    p.add_argument("--clip", type=Path, required=True, help="Hugging Face CLIP directory")
+    p.add_argument("--clip", default="default",
+                   help="Hugging Face CLIP directory (default: the embedded tiny CLIP)")
     p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl)")
     p.add_argument("--max-frames", type=int, default=16, help="frames per identity at most (default 16)")
     p.add_argument("--attributes", help="comma-separated subset of gender,hair,upper,lower,shoes,number")
@@ -166,8 +167,13 @@ def run_report(args: argparse.Namespace) -> int:
     expected = known = None
     if args.dataset is not None:
         expected, known = dataset_identities(args.dataset, args.splits)
-    report = caption_report(CaptionStore(args.captions), expected=expected, known=known, clip_dir=args.clip,
-                            jaccard_threshold=args.jaccard, cosine_threshold=args.cosine, device=args.device)
+    encoder = None
+    if args.clip is not None:
+        from cgclip.models.clip_features import ClipFeatures
+
+        encoder = ClipFeatures(args.clip, args.device)
+    report = caption_report(CaptionStore(args.captions), expected=expected, known=known, text_encoder=encoder,
+                            jaccard_threshold=args.jaccard, cosine_threshold=args.cosine)
     stats = report["captions_per_identity"]
     print(f"{report['num_captions']} caption records for {report['num_identities']} identities (distinct captions "
           f"per identity: min {stats['min']}, mean {stats['mean']}, max {stats['max']})")
@@ -198,9 +204,13 @@ def run_attributes(args: argparse.Namespace) -> int:
 
     items = frame_items(args)
     attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
-    captioner = load_attribute_captioner(args.clip, args.device, attrs)
+    from cgclip.models.clip_features import ClipFeatures
+    from cgclip.train.modeling import resolve_clip_path
+
+    clip = resolve_clip_path(args.clip)
+    captioner = load_attribute_captioner(ClipFeatures(clip, args.device), attrs)
     store = CaptionStore(args.out)
-    result = caption_attributes(items, captioner, store, model_name=args.clip.name, max_frames=args.max_frames)
+    result = caption_attributes(items, captioner, store, model_name=clip.name, max_frames=args.max_frames)
     print(f"attribute captions: {result['captioned']} identities captioned, {result['failed']} failed, "
           f"{result['skipped']} already done; written to {args.out}")
     if args.scores_out is not None:

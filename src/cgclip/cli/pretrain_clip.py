@@ -12,22 +12,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d = PretrainConfig()
     parser = subparsers.add_parser(
         "pretrain-clip", help="pretrain the embedded tiny CLIP on synthetic image-caption pairs",
-        description="Train a small CLIP (vision 192x4, text 256x4, d=256) contrastively on rendered crops of synthetic "
-                    "sports players and dancers (identities disjoint from every ReID world) and their captions, "
-                    "then save it as a Hugging Face CLIP directory with its tokenizer and a zero-shot attribute "
-                    "report (pretrain_report.json). Without --out it fills the default location used by "
-                    "`--clip default` ($CGCLIP_HOME/tiny-clip-v2, ~/.cache/cgclip by default).")
-    parser.add_argument("--out", help="output directory (default: the embedded default's location)")
-    parser.add_argument("--minutes", type=float, default=d.minutes, help="time budget when --steps is not given (%(default)s)")
-    parser.add_argument("--steps", type=int, help="train exactly this many steps (ignores --minutes)")
+        description="Train a small CLIP (conv stem + vision transformer 192x4, text 256x4, d=256) on rendered crops "
+                    "of synthetic sports players and dancers (identities disjoint from every ReID world): "
+                    "contrastive image-caption batches plus attribute supervision (uniform, hair, shoes, socks, "
+                    "accessories, jersey number). Saves a Hugging Face CLIP directory with its tokenizer and a "
+                    "zero-shot attribute report (pretrain_report.json). The defaults are the recipe of the CLIP "
+                    "shipped with cgclip; a run with fixed --steps resumes when interrupted and rerun.")
+    parser.add_argument("--out", required=True, help="output directory (new or empty)")
+    parser.add_argument("--steps", type=int, default=d.steps, help="train exactly this many steps (%(default)s)")
+    parser.add_argument("--minutes", type=float, help="train for a time budget instead of --steps (not resumable)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    parser.add_argument("--caption-mix", type=float, nargs=4, default=list(d.caption_mix),
-                        metavar=("LONG", "SENTENCE", "PHRASE", "NUMBER"),
-                        help="relative frequency of each batch kind (default %(default)s); NUMBER batches pair "
-                             "'number N' phrases with back-view crops wearing numbers drawn at random")
+    parser.add_argument("--number-batch", type=int, default=d.number_batch,
+                        help="back-view crops wearing random numbers added to each step (%(default)s)")
+    parser.add_argument("--caption-mix", type=float, nargs=3, default=list(d.caption_mix),
+                        metavar=("LONG", "SENTENCE", "PHRASE"),
+                        help="relative frequency of each caption kind (default %(default)s)")
+    parser.add_argument("--attribute-weight", type=float, default=d.attribute_weight,
+                        help="weight of the attribute text-classifier loss (%(default)s; 0 = contrastive only)")
+    parser.add_argument("--stem-steps", type=int, default=d.stem_steps,
+                        help="steps that train the conv stem and its heads alone first (%(default)s)")
+    parser.add_argument("--stem-weight", type=float, default=d.stem_weight,
+                        help="weight of the conv-stem attribute and digit heads (%(default)s)")
     parser.add_argument("--identities", type=int, default=d.train_identities_per_kind,
                         help="training identities per kind (sports, dance) (%(default)s)")
     parser.add_argument("--crops", type=int, default=d.crops_per_identity, help="rendered crops per identity")
@@ -37,21 +45,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The full command line of this run, every option spelled out (recorded in the checkpoint's manifest)."""
+    import shlex
+
+    parts = ["cgclip", "pretrain-clip"]
+    for key in ("out", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
+                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "identities", "crops", "heldout"):
+        value = getattr(args, key)
+        if value is None or key == "steps" and args.minutes is not None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        parts += [f"--{key.replace('_', '-')}", *(f"{v:g}" if isinstance(v, float) else str(v) for v in values)]
+    return shlex.join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     """Pretrain, save, and print the zero-shot attribute accuracies next to chance."""
     from cgclip.errors import ConfigError
-    from cgclip.models.pretrain_clip import REPORT_NAME, PretrainConfig, default_clip_dir, pretrain_clip
+    from cgclip.models.pretrain_clip import REPORT_NAME, PretrainConfig, pretrain_clip
 
-    if args.steps is not None and args.steps < 1 or args.minutes <= 0 or args.batch_size < 2:
+    if args.steps < 1 or args.stem_steps < 0 or args.minutes is not None and args.minutes <= 0 or args.batch_size < 2:
         raise ConfigError("--steps must be >= 1, --minutes > 0 and --batch-size >= 2")
-    cfg = PretrainConfig(minutes=args.minutes, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                         lr=args.lr, train_identities_per_kind=args.identities, crops_per_identity=args.crops,
+    budget = {"steps": None, "minutes": args.minutes} if args.minutes is not None else {"steps": args.steps}
+    cfg = PretrainConfig(seed=args.seed, batch_size=args.batch_size, number_batch=args.number_batch, lr=args.lr,
+                         train_identities_per_kind=args.identities, crops_per_identity=args.crops,
                          heldout_identities_per_kind=args.heldout, warmup_steps=args.warmup_steps,
-                         caption_mix=tuple(args.caption_mix))
-    out = args.out or default_clip_dir()
-    report = pretrain_clip(out, cfg, overwrite=args.overwrite)
+                         caption_mix=tuple(args.caption_mix), attribute_weight=args.attribute_weight,
+                         stem_weight=args.stem_weight, stem_steps=args.stem_steps, **budget)
+    out = args.out
+    report = pretrain_clip(out, cfg, overwrite=args.overwrite, command=_command(args))
     sec = report["seconds"]
-    print(f"trained {report['steps']} steps ({report['pairs_seen']} image-caption pairs) in {sec['train']:.0f} s "
+    print(f"trained {report['stem_steps']} stem steps + {report['steps']} steps ({report['crops_seen']} crops) in "
+          f"{sec['train']:.0f} s "
           f"(+{sec['render']:.0f} s rendering); loss {report['loss_first10']:.3f} -> {report['loss_last10']:.3f}")
     print(f"zero-shot attribute retrieval on {report['heldout_crops']} held-out crops "
           f"({report['heldout_identities']} unseen identities; the number on back views only):")

@@ -55,34 +55,24 @@ def write_captions(kind: str, ds_dir: Path, out: Path, say: Say = _quiet) -> Pat
     return path
 
 
-def prepare_clip(settings: DemoSettings, clip_dir: str | Path | None, say: Say = _quiet) -> Path:
-    """The CLIP checkpoint to fine-tune: ``clip_dir`` if given, else the cached embedded tiny CLIP (pretrained once)."""
-    from cgclip.errors import CheckpointError
+def prepare_clip(clip_dir: str | Path | None, say: Say = _quiet) -> Path:
+    """The CLIP checkpoint to fine-tune: ``clip_dir`` if given, else the embedded tiny CLIP shipped with the package
+    (verified against its manifest; nothing is pretrained here)."""
     from cgclip.models.clip_backbone import check_clip_dir
-    from cgclip.models.pretrain_clip import PretrainConfig, default_clip_dir, pretrain_clip
+    from cgclip.models.embedded import embedded_clip_dir
 
     if clip_dir is not None:
         check_clip_dir(Path(clip_dir))
         return Path(clip_dir)
-    full = default_clip_dir()
-    candidates = [full] if settings.clip_minutes >= PretrainConfig().minutes else [full, full.with_name(
-        full.name + "-quick")]
-    for path in candidates:
-        try:
-            check_clip_dir(path)
-            say(f"embedded tiny CLIP: reusing {path}")
-            return path
-        except CheckpointError:
-            continue
-    target = candidates[-1]
-    say(f"embedded tiny CLIP: pretraining for about {settings.clip_minutes:g} min → {target} (cached for next time)")
-    report = pretrain_clip(target, PretrainConfig(minutes=settings.clip_minutes), overwrite=True)
-    acc = report.get("zero_shot", {}).get("attributes", {})
+    path = embedded_clip_dir()
+    say(f"embedded tiny CLIP: {path}")
+    report = path / "pretrain_report.json"
+    acc = read_json(report).get("zero_shot", {}).get("attributes", {}) if report.is_file() else {}
     if acc:
         say("  zero-shot attribute accuracy on held-out crops: " + ", ".join(
             f"{k} {v['accuracy']:.2f} (chance {v['chance']:.2f})" for k, v in acc.items()
             if isinstance(v, dict) and "accuracy" in v))
-    return target
+    return path
 
 
 def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, out: Path, seed: int,
@@ -157,7 +147,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
     start = time.perf_counter()
     datasets = {kind: prepare_world(kind, out, seed, settings, say) for kind in worlds}
     captions = {kind: write_captions(kind, datasets[kind], out, say) for kind in worlds}
-    clip = prepare_clip(settings, clip_dir, say)
+    clip = prepare_clip(clip_dir, say)
     results: dict[str, dict[str, Any]] = {}
     for kind in worlds:
         for model in models:

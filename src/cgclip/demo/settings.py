@@ -11,20 +11,18 @@ MODELS = ("tap", "tfclip", "cgclip")
 
 @dataclass
 class DemoSettings:
-    """Everything the demo decides: world sizes, training overrides, CLIP pretraining budget.
+    """Everything the demo decides: world sizes and training overrides (the CLIP is the shipped embedded one).
 
     Attributes:
         world_sizes: keyword sizes for :func:`cgclip.synth.generate_world` (empty = the world's default preset).
         world_preset: ``"default"`` or ``"tiny"`` preset of the synthetic world.
         train_overrides: ``key=value`` overrides applied on top of the ``tiny`` training preset.
-        clip_minutes: time budget of the tiny CLIP pretraining when no cached checkpoint exists.
         min_height: the builder's minimum crop height in pixels.
     """
 
     world_preset: str = "default"
     world_sizes: dict[str, int] = field(default_factory=dict)
     train_overrides: list[str] = field(default_factory=list)
-    clip_minutes: float = 4.0
     min_height: int = 32
 
     def to_dict(self) -> dict[str, Any]:
@@ -33,7 +31,7 @@ class DemoSettings:
 
 
 def demo_settings(quick: bool) -> DemoSettings:
-    """The default demo, or the ``--quick`` first look (smaller worlds, fewer epochs, a shorter CLIP pretraining)."""
+    """The default demo, or the ``--quick`` first look (smaller worlds, fewer epochs, the same shipped CLIP)."""
     if not quick:
         return DemoSettings()
     return DemoSettings(
@@ -41,5 +39,4 @@ def demo_settings(quick: bool) -> DemoSettings:
         world_sizes={"train_identities": 24, "val_identities": 16, "train_sequences": 6, "val_sequences": 4,
                      "frames": 40},
         train_overrides=["train.epochs=4", "train.eval_every=2", "optim.milestones=[3]", "data.val_identities=4"],
-        clip_minutes=1.5,
     )

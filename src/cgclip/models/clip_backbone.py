@@ -25,8 +25,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from cgclip.errors import CheckpointError
-from cgclip.models.clip_files import CLIP_DIR_FIX, check_clip_dir, hf_quiet
+from cgclip.models.clip_files import check_clip_dir, hf_quiet, load_clip_model
 from cgclip.models.pos_embed import grid_for_image, interpolate_pos_embed, square_grid
 
 logger = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ class ClipImageEncoder(nn.Module):
         if pixel_values.dim() != 4:
             raise ValueError(f"expected pixel_values [N, 3, H, W], got shape {tuple(pixel_values.shape)}")
         emb = self.vision_model.embeddings
-        weight = emb.patch_embedding.weight
+        weight = emb.patch_embedding.weight  # a Conv2d's, or the output conv's of a conv stem
         patches = emb.patch_embedding(pixel_values.to(device=weight.device, dtype=weight.dtype))
         grid = (patches.shape[-2], patches.shape[-1])
         patches = patches.flatten(2).transpose(1, 2)
@@ -221,27 +220,8 @@ def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_ca
         dtype: parameter dtype (default float32; use autocast for bf16 compute).
         train_text: leave the text tower trainable (only pretraining does this); ReID keeps it frozen.
     """
-    from transformers import CLIPModel, CLIPTokenizer
-
     path = Path(path)
-    check_clip_dir(path)
-    try:
-        with hf_quiet():
-            model, info = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=dtype or torch.float32,
-                                                    output_loading_info=True)
-            tokenizer = CLIPTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load CLIP checkpoint ({msg}); {CLIP_DIR_FIX}", path=path) from exc
-    missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
-    if missing or info.get("mismatched_keys"):
-        bad = missing or [str(m) for m in info["mismatched_keys"]]
-        raise CheckpointError(f"weights do not match config.json ({len(bad)} missing or mismatched, e.g. {bad[0]}); "
-                              "re-export the checkpoint", path=path)
-    if len(tokenizer) > model.config.text_config.vocab_size:
-        raise CheckpointError(f"tokenizer has {len(tokenizer)} tokens but the text model only "
-                              f"{model.config.text_config.vocab_size}; use the tokenizer saved with these weights",
-                              path=path)
+    model, tokenizer = load_clip_model(path, dtype)
     image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=image_size,
                              num_cameras=num_cameras, sie_coef=sie_coef)
     text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=not train_text)

@@ -8,7 +8,7 @@ on a random plain / gradient / noisy background with random brightness and blur,
 
 Captions of an identity are its template paraphrases (:mod:`cgclip.captions.paraphrase`) plus short attribute
 phrases ("red football boots", "in long red socks", ...). Jersey numbers can also be trained on back-view crops whose
-number is re-drawn at random (:func:`render_number_pool`, captioned "number 23"; off in the default recipe). The
+number is re-drawn at random (:func:`render_number_pool`, captioned "number 23"). The
 zero-shot evaluation prompts (:data:`PROMPTS`) use other wordings than these training phrases.
 """
 
@@ -110,24 +110,27 @@ def render_pool(identities: Sequence[Identity], per_identity: int, seed: int,
 
 
 def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int,
-                       size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, list[str]]:
+                       size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``size_n`` back-view crops of numbered ``identities``, each wearing a number drawn at random (1–99).
 
     In the identity pool every number belongs to one person, so a model can map a player's whole look (team, hair,
     skin, shoes) to their number without reading it. Here the number is independent of everything else in the
-    crop, so the only way to match "number 23" is to read the digits. Returns the crops and their numbers.
+    crop, so the only way to match "number 23" is to read the digits. Returns the crops, their numbers and the index
+    into ``identities`` of the person each crop shows (whose other attributes it keeps).
     """
-    numbered = [i for i in identities if i.number]
+    numbered = [k for k, i in enumerate(identities) if i.number]
+    owner = np.zeros(size_n if numbered else 0, dtype=np.int64)
     if not numbered:
-        return np.empty((0, size[0], size[1], 3), dtype=np.uint8), []
+        return np.empty((0, size[0], size[1], 3), dtype=np.uint8), [], owner
     rng = np.random.default_rng([int(seed), PRETRAIN_STREAM, 3])
     crops = np.empty((size_n, size[0], size[1], 3), dtype=np.uint8)
     numbers = [str(n) for n in rng.integers(1, 100, size=size_n)]
     for n in range(size_n):
-        ident = numbered[int(rng.integers(len(numbered)))]
+        owner[n] = numbered[int(rng.integers(len(numbered)))]
+        ident = identities[int(owner[n])]
         ident = dataclasses.replace(ident, number=numbers[n], look=dataclasses.replace(ident.look, number=numbers[n]))
         crops[n] = render_crop(ident, rng, size, view="back")
-    return crops, numbers
+    return crops, numbers, owner
 
 
 def to_pixels(crops: np.ndarray) -> torch.Tensor:

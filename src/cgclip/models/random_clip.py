@@ -6,9 +6,12 @@ loads it through the normal code path.
 
 Sizes:
 
-* ``tiny`` — the embedded default's architecture: vision width 192, 4 layers, 3 heads, patch 16, ``image_size`` 128
-  (a square 8×8 positional grid; ReID crops of 128×64 use the 8×4 resampling of it, see
+* ``tiny`` — the embedded default's architecture: a conv stem (:data:`TINY_STEM`, stride 8,
+  :mod:`cgclip.models.conv_stem`) in front of a vision transformer of width 192, 4 layers, 3 heads, ``image_size``
+  128 (a square 16×16 positional grid; ReID crops of 128×64 use the 16×8 resampling of it, see
   :mod:`cgclip.models.pos_embed`); text width 256, 4 layers, 4 heads, 77 positions; joint dimension 256.
+* ``tiny-vit`` — the same with a plain 16-px patch embedding (8×8 grid; 8×4 at 128×64): the previous embedded
+  architecture, a fast stand-in for a real ViT in tests.
 * ``vit-b-16`` — the OpenAI ViT-B/16 layout: vision 768/12 layers/12 heads, patch 16, 224 px (14×14 grid); text
   512/12 layers/8 heads, vocabulary 49408; joint dimension 512. About 150 M parameters (0.6 GB in float32).
 """
@@ -27,21 +30,27 @@ from transformers import CLIPConfig, CLIPModel
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json
 from cgclip.models.clip_files import hf_quiet
+from cgclip.models.conv_stem import apply_stem, conv_stem_config
 from cgclip.models.tokenizer import TOKENIZER_FILES, build_clip_tokenizer, special_token_ids
 
 logger = logging.getLogger(__name__)
 
-SIZES = ("tiny", "vit-b-16")
+SIZES = ("tiny", "tiny-vit", "vit-b-16")
+#: Channels of the tiny CLIP's conv stem (stride 8: 16×8 tokens at 128×64), chosen with
+#: ``benchmarks/probe_number_reading.py`` (docs/RESULTS.md).
+TINY_STEM = (32, 64, 128, 192)
 
 
 def clip_config(size: str, vocab: dict[str, int]) -> CLIPConfig:
     """The :class:`transformers.CLIPConfig` of a named ``size`` for a tokenizer vocabulary ``vocab``."""
     ids = special_token_ids(vocab)
-    if size == "tiny":
+    if size in ("tiny", "tiny-vit"):
         text: dict[str, Any] = dict(vocab_size=len(vocab), hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
                                     num_attention_heads=4, max_position_embeddings=77, **ids)
         vision: dict[str, Any] = dict(hidden_size=192, intermediate_size=768, num_hidden_layers=4,
                                       num_attention_heads=3, image_size=128, patch_size=16)
+        if size == "tiny":
+            vision.update(conv_stem_config(TINY_STEM))
         projection_dim = 256
     elif size == "vit-b-16":
         text = dict(vocab_size=max(49408, len(vocab)), hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
@@ -131,6 +140,7 @@ def save_random_clip(out_dir: str | Path, size: str = "tiny", seed: int = 0, tok
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = CLIPModel(config)
+            apply_stem(model.vision_model)
         path = save_clip_model(model, out_dir, tokenizer_dir, overwrite=overwrite, dtype=dtype)
     logger.info("wrote random %s CLIP (seed %d) to %s", size, seed, path)
     return path

@@ -23,15 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def resolve_clip_path(clip_path: str | None) -> Path:
-    """``clip_path``, or the embedded default tiny CLIP (pretrained on first use) when it is None."""
-    if clip_path:
+    """``clip_path``, or the embedded tiny CLIP shipped with the package (verified) when it is None or
+    ``"default"``."""
+    if clip_path and clip_path != "default":
         return Path(clip_path)
-    try:
-        from cgclip.models.pretrain_clip import ensure_default_clip
-    except ImportError as exc:  # pragma: no cover - the embedded default ships with the package
-        raise ConfigError("no CLIP checkpoint given and the embedded default is unavailable; pass --clip DIR "
-                          "(a Hugging Face CLIP directory)") from exc
-    return Path(ensure_default_clip())
+    from cgclip.models.embedded import embedded_clip_dir
+
+    return embedded_clip_dir()
 
 
 def model_options(model: ModelConfig) -> dict[str, Any]:
@@ -72,11 +70,13 @@ def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int],
     from transformers import CLIPConfig, CLIPVisionModelWithProjection
 
     from cgclip.models.clip_backbone import ClipImageEncoder
+    from cgclip.models.conv_stem import apply_stem
 
     config = CLIPConfig.from_pretrained(str(config_dir), local_files_only=True)
     vision_config = config.vision_config
     vision_config.projection_dim = config.projection_dim
     vision = CLIPVisionModelWithProjection(vision_config)
+    apply_stem(vision.vision_model)
     return ClipImageEncoder(vision.vision_model, vision.visual_projection,
                             image_size=(int(image_size[0]), int(image_size[1])), num_cameras=num_cameras,
                             sie_coef=sie_coef)

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cgclip.errors import CheckpointError
+from cgclip.models.conv_stem import stem_spec
+from cgclip.models.pretrain_data import to_pixels
+
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +25,22 @@ class ClipFeatures:
     """A CLIP model + tokenizer from ``clip_dir`` (``local_files_only``), on ``device``."""
 
     def __init__(self, clip_dir: str | Path, device: str = "cpu") -> None:
-        from transformers import AutoTokenizer, CLIPModel
+        from cgclip.models.clip_files import load_clip_model
 
         self.clip_dir = Path(clip_dir)
-        if not (self.clip_dir / "config.json").is_file():
-            raise CheckpointError("no config.json; pass a Hugging Face CLIP directory (config.json, "
-                                  "model.safetensors, tokenizer files)", path=self.clip_dir)
-        try:
-            self.model = CLIPModel.from_pretrained(str(self.clip_dir), local_files_only=True).to(device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.clip_dir), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot load CLIP ({type(exc).__name__}: {str(exc)[:160]}); pass a complete "
-                                  "Hugging Face CLIP directory", path=self.clip_dir) from exc
+        model, self.tokenizer = load_clip_model(self.clip_dir)
+        self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.image_size = int(self.model.config.vision_config.image_size)
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
+        self.crop_encoder = None
+        if stem_spec(self.model.config.vision_config) is not None:
+            # a cgclip tiny CLIP: trained on 2:1 person crops at image_size x image_size/2, so it sees them so too
+            from cgclip.models.clip_backbone import ClipImageEncoder
+
+            self.crop_size = (self.image_size, self.image_size // 2)
+            self.crop_encoder = ClipImageEncoder(self.model.vision_model, self.model.visual_projection,
+                                                 image_size=self.crop_size, live_positions=True).eval()
 
     @staticmethod
     def _features(out: Any) -> torch.Tensor:
@@ -57,8 +60,12 @@ class ClipFeatures:
         return torch.cat(chunks)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Letterbox a (tall) person crop onto a square of the mean colour, resize, normalise: ``[3, S, S]``."""
+        """Letterbox a (tall) person crop onto a square of the mean colour, resize, normalise: ``[3, S, S]`` (for a
+        cgclip tiny CLIP: resize to its 2:1 crop size instead)."""
         image = image.convert("RGB")
+        if self.crop_encoder is not None:
+            crop = np.asarray(image.resize((self.crop_size[1], self.crop_size[0]), Image.BICUBIC))
+            return to_pixels(crop[None])[0]
         side = max(image.size)
         canvas = Image.new("RGB", (side, side), tuple(int(255 * m) for m in CLIP_MEAN))
         canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
@@ -73,7 +80,10 @@ class ClipFeatures:
         chunks = []
         for i in range(0, len(images), batch_size):
             pixels = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]]).to(self.device)
-            chunks.append(self._features(self.model.get_image_features(pixel_values=pixels)).cpu())
+            if self.crop_encoder is not None:
+                chunks.append(self._features(self.crop_encoder.encode_image(pixels)).cpu())
+            else:
+                chunks.append(self._features(self.model.get_image_features(pixel_values=pixels)).cpu())
         return torch.cat(chunks)
 
     @property
