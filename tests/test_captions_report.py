@@ -69,11 +69,15 @@ def test_jaccard_pairs_match_brute_force():
 
 
 def test_report_with_clip_and_cli(tmp_path, clip_dir, capsys):
+    from cgclip.models.clip_features import ClipFeatures
+
     store = make_store(tmp_path)
-    report = caption_report(store, clip_dir=clip_dir, cosine_threshold=0.999)
+    encoder = ClipFeatures(clip_dir)
+    report = caption_report(store, text_encoder=encoder, cosine_threshold=0.999)
     pairs = {(p["a"], p["b"]) for p in report["clip"]["pairs"]}
     assert ("A", "B") in pairs  # identical normalised text → same features (the tokenizer lower-cases)
-    none = caption_report(store, clip_dir=clip_dir, cosine_threshold=1.01)
+    assert report["clip"]["checkpoint"] == str(clip_dir)
+    none = caption_report(store, text_encoder=encoder, cosine_threshold=1.01)
     assert none["clip"]["num_pairs"] == 0
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "identities.csv").write_text("identity_id,split,gender\nA,train,man\nB,train,man\n"

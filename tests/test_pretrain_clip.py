@@ -70,7 +70,7 @@ def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
     assert accuracy >= 0.9, accuracy
 
 
-SMALL = ["--stem-steps", "1", "--batch-size", "8", "--number-batch", "4", "--identities", "8", "--crops", "2", "--heldout", "8"]
+SMALL = ["--batch-size", "8", "--number-batch", "4", "--identities", "8", "--crops", "2", "--heldout", "8"]
 
 
 def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,9 +81,9 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "zero-shot attribute retrieval" in printed and "chance" in printed and "number" in printed
     report = json.loads((out / "pretrain_report.json").read_text())
     assert report["steps"] == 3 and report["train_identities"] == 16 and report["heldout_identities"] == 16
-    assert report["stem_steps"] == 1 and report["crops_seen"] == 4 * 12 and report["config"]["number_batch"] == 4
+    assert report["stem_steps"] == 0 and report["crops_seen"] == 3 * 12 and report["config"]["number_batch"] == 4
     assert report["zero_shot"]["attributes"]["number"]["crops"] == 8  # 8 sports identities, one back view each
-    assert [p["step"] for p in report["curve"]] == [4]
+    assert [p["step"] for p in report["curve"]] == [3]
     with pytest.raises(SystemExit):
         cli_main(["pretrain-clip", "--out", str(tmp_path / "x"), "--caption-mix", "1", "1"])
     zs = report["zero_shot"]["attributes"]
@@ -92,10 +92,10 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert np.isfinite(report["loss_last10"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["name"] == "tiny-clip" and manifest["seed"] == 3 and "model.safetensors" in manifest["sha256"]
-    assert manifest["command"].startswith(f"cgclip pretrain-clip --out {out} --steps 3 --seed 3 --batch-size 8")
-    assert "--stem-steps 1" in manifest["command"]
+    assert manifest["command"].startswith(f"cgclip pretrain-clip --out {out} --arch tiny-vit --steps 3 --seed 3 "
+                                          "--batch-size 8")
     clip = load_clip(out, image_size=(128, 64))
-    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 129, 192)  # conv stem: 16x8 tokens + CLS
+    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 33, 192)  # 16-px patches: 8x4 tokens + CLS
     assert clip.text.encode(["a red jersey with the number 7"]).shape == (1, 256)
     # the same output again is refused unless --overwrite
     assert cli_main(argv) == 2
@@ -103,11 +103,11 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run stopped after its first saved state continues from it and ends as an uninterrupted run of the same
-    recipe would in steps and curve; the work folder is gone afterwards."""
+    """A run (the conv-stem tower, with a stem phase) stopped after its first saved state continues from it and ends
+    as an uninterrupted run of the same recipe would in steps and curve; the work folder is gone afterwards."""
     import cgclip.models.pretrain_clip as pc
 
-    cfg = PretrainConfig(steps=3, stem_steps=1, batch_size=8, number_batch=4, number_crops=8,
+    cfg = PretrainConfig(architecture="tiny", steps=3, stem_steps=1, batch_size=8, number_batch=4, number_crops=8,
                          train_identities_per_kind=8, crops_per_identity=2, heldout_identities_per_kind=4,
                          checkpoint_every=2)
     real, calls = pc.supervised_step, []

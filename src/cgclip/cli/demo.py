@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="run the whole product end to end on the embedded default (no data or weights needed)",
         description="Generate the synthetic sports and dance worlds, build their VReID datasets, write captions from "
-                    "their identity tables, pretrain (or reuse) the embedded tiny CLIP, train and evaluate TAP, "
+                    "their identity tables, load the embedded tiny CLIP shipped with cgclip, train and evaluate TAP, "
                     "TF-CLIP and CG-CLIP, and write results.json, results.md and pictures. Rerun the same command "
                     "to resume an interrupted demo.")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="relative frequency of each caption kind (default %(default)s)")
     parser.add_argument("--attribute-weight", type=float, default=d.attribute_weight,
                         help="weight of the attribute text-classifier loss (%(default)s; 0 = contrastive only)")
+    parser.add_argument("--arch", default=d.architecture, choices=("tiny-vit", "tiny"),
+                        help="image tower: tiny-vit (16-px patches) or tiny (conv stem) (%(default)s)")
     parser.add_argument("--stem-steps", type=int, default=d.stem_steps,
                         help="steps that train the conv stem and its heads alone first (%(default)s)")
     parser.add_argument("--stem-weight", type=float, default=d.stem_weight,
@@ -50,7 +52,7 @@ def _command(args: argparse.Namespace) -> str:
     import shlex
 
     parts = ["cgclip", "pretrain-clip"]
-    for key in ("out", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
+    for key in ("out", "arch", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
                 "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "identities", "crops", "heldout"):
         value = getattr(args, key)
         if value is None or key == "steps" and args.minutes is not None:
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                          train_identities_per_kind=args.identities, crops_per_identity=args.crops,
                          heldout_identities_per_kind=args.heldout, warmup_steps=args.warmup_steps,
                          caption_mix=tuple(args.caption_mix), attribute_weight=args.attribute_weight,
-                         stem_weight=args.stem_weight, stem_steps=args.stem_steps, **budget)
+                         stem_weight=args.stem_weight, stem_steps=args.stem_steps, architecture=args.arch, **budget)
     out = args.out
     report = pretrain_clip(out, cfg, overwrite=args.overwrite, command=_command(args))
     sec = report["seconds"]

@@ -20,7 +20,7 @@ from cgclip.io_utils import read_json, write_json
 EMBEDDED_NAME = "tiny-clip-v3"
 MANIFEST_NAME = "manifest.json"
 #: The command that made the shipped checkpoint (``--out`` is where it was written, then copied here).
-RECIPE_COMMAND = "cgclip pretrain-clip --out DIR --steps 1800 --seed 0"
+RECIPE_COMMAND = "cgclip pretrain-clip --out DIR --arch tiny-vit --steps 2000 --seed 0"
 
 
 def packaged_dir() -> Path:
