@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -159,7 +158,7 @@ def caption_attributes(items: Sequence[FrameItem], captioner: AttributeCaptioner
     return result
 
 
-def load_attribute_captioner(encoder: ClipEncoder, attributes: Sequence[str] | None = None) -> AttributeCaptioner:
+def load_attribute_captioner(encoder: FeatureEncoder, attributes: Sequence[str] | None = None) -> AttributeCaptioner:
     """An :class:`AttributeCaptioner` on a CLIP ``encoder`` (:class:`cgclip.models.clip_features.ClipFeatures` of a
     local checkpoint), limited to ``attributes`` if given."""
     from cgclip.errors import CgclipError

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np

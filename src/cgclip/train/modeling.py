@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from cgclip.config import ModelConfig
-from cgclip.errors import CheckpointError, ConfigError
+from cgclip.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
