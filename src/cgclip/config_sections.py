@@ -85,6 +85,8 @@ class ModelConfig:
     label_smoothing: float = 0.1
     sie: bool = False
     sie_coef: float = 1.0
+    neck_feat: str = "before"  # retrieval feature: before the BNNeck (TF-CLIP, CLIP-ReID TEST.NECK_FEAT) or after
+    logit_scale_init: float | None = None  # scale s of L_v2m / L_v2rm at the start; None = the loaded CLIP's own
 
 
 @dataclass
@@ -106,6 +108,7 @@ class OptimConfig:
     gamma: float = 0.1
     schedule_unit: str = "epoch"
     grad_clip: float = 0.0
+    logit_scale_lr_mult: float = 10.0  # lr of the v2m / v2rm logit scale = lr x this, no weight decay; 0 = fixed
 
 
 @dataclass
@@ -183,6 +186,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.tfe_output": ("concat", "tfe", "cls_mean"),
     "model.cmr_fusion": ("a", "b", "c"),
     "model.identity_mode": ("caption", "caption_idtext", "caption_idemb"),
+    "model.neck_feat": ("before", "after"),
     "optim.schedule_unit": ("epoch", "iteration"),
     "train.precision": ("auto", "bf16", "fp16", "fp32"),
     "eval.sampling": ("rrs_first", "dense"),
@@ -199,6 +203,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.memory_momentum": (0, 1), "model.ssp_blocks": (1, None), "model.w_v2m": (0, None),
     "model.w_tri": (0, None), "model.w_ce": (0, None), "model.triplet_margin": (0, None),
     "model.label_smoothing": (0, 1), "model.sie_coef": (0, None),
+    "model.logit_scale_init": (1, 100), "optim.logit_scale_lr_mult": (0, None),
     "optim.lr": (0, None), "optim.weight_decay": (0, None), "optim.eps": (0, None), "optim.warmup_epochs": (0, None),
     "optim.warmup_factor": (0, 1), "optim.gamma": (0, None), "optim.grad_clip": (0, None),
     "train.epochs": (1, None), "train.eval_every": (1, None), "train.num_workers": (0, None),

@@ -99,6 +99,20 @@ def mean_caption_features(clip: Any, captions: Sequence[Sequence[str]]) -> np.nd
     return np.stack(out) if out else np.zeros((0, feats.shape[1] if feats.size else 1), np.float32)
 
 
+def context_overflow(text_encoder: Any, store: CaptionStore) -> dict[str, Any]:
+    """How many captions exceed the text tower's context, alone and with the ID sentence appended (training then
+    shortens those bodies so that the sentence survives); empty when the encoder exposes no tokenizer."""
+    from cgclip.captions.idtext import apply_id_text, over_context
+
+    tokenizer, max_length = getattr(text_encoder, "tokenizer", None), getattr(text_encoder, "max_length", None)
+    if tokenizer is None or not max_length:
+        return {}
+    texts = [rec.text for rec in store.captions]
+    with_id = [t for rec in store.captions for t in apply_id_text([rec.text], rec.identity)]
+    return {"context_tokens": int(max_length), "captions_over_context": over_context(texts, tokenizer, max_length),
+            "captions_over_context_with_id_text": over_context(with_id, tokenizer, max_length)}
+
+
 def recommendation(fraction: float, colliding: int, total: int, missing: int, unknown: int,
                    warn_fraction: float = 0.05) -> str:
     """The one-line advice of the report."""
@@ -165,7 +179,7 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
         for a, b, _ in pairs:
             uf.union(a, b)
         clip = {"checkpoint": str(getattr(text_encoder, "clip_dir", "")), "threshold": cosine_threshold,
-                "num_pairs": len(pairs),
+                "num_pairs": len(pairs), **context_overflow(text_encoder, store),
                 "pairs": [{"a": a, "b": b, "cosine": v} for a, b, v in
                           sorted(pairs, key=lambda p: -p[2])[:MAX_LISTED]]}
 

@@ -182,6 +182,11 @@ def run_report(args: argparse.Namespace) -> int:
           f"{report['near_identical_pairs']['num_pairs']}")
     if report["clip"] is not None:
         print(f"CLIP pairs (cosine >= {args.cosine}): {report['clip']['num_pairs']}")
+        if "context_tokens" in report["clip"]:
+            print(f"captions over the {report['clip']['context_tokens']}-token context: "
+                  f"{report['clip']['captions_over_context']} alone, "
+                  f"{report['clip']['captions_over_context_with_id_text']} with the ID sentence (training shortens "
+                  "those so that the ID sentence survives)")
     for group in report["collision_groups"][:args.show]:
         print("  colliding: " + ", ".join(group[:12]) + (f" (+{len(group) - 12})" if len(group) > 12 else ""))
     if len(report["collision_groups"]) > args.show:

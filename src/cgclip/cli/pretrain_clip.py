@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="weight of the conv-stem attribute and digit heads (%(default)s)")
     parser.add_argument("--identities", type=int, default=d.train_identities_per_kind,
                         help="training identities per kind (sports, dance) (%(default)s)")
+    parser.add_argument("--crop-style", default=d.crop_style, choices=("tight", "loose"),
+                        help="crops cut at the person's box in a world scene, as ReID crops (tight), or a small "
+                             "person on a plain background (loose, tiny-clip-v3's recipe) (%(default)s)")
     parser.add_argument("--crops", type=int, default=d.crops_per_identity, help="rendered crops per identity")
     parser.add_argument("--heldout", type=int, default=d.heldout_identities_per_kind,
                         help="held-out identities per kind for the zero-shot report")
@@ -53,7 +56,8 @@ def _command(args: argparse.Namespace) -> str:
 
     parts = ["cgclip", "pretrain-clip"]
     for key in ("out", "arch", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
-                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "identities", "crops", "heldout"):
+                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "identities", "crops", "crop_style",
+                "heldout"):
         value = getattr(args, key)
         if value is None or key == "steps" and args.minutes is not None:
             continue
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     budget = {"steps": None, "minutes": args.minutes} if args.minutes is not None else {"steps": args.steps}
     cfg = PretrainConfig(seed=args.seed, batch_size=args.batch_size, number_batch=args.number_batch, lr=args.lr,
                          train_identities_per_kind=args.identities, crops_per_identity=args.crops,
+                         crop_style=args.crop_style,
                          heldout_identities_per_kind=args.heldout, warmup_steps=args.warmup_steps,
                          caption_mix=tuple(args.caption_mix), attribute_weight=args.attribute_weight,
                          stem_weight=args.stem_weight, stem_steps=args.stem_steps, architecture=args.arch, **budget)

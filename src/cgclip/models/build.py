@@ -14,6 +14,7 @@ model's Text Memory buffers. ``inference_only=True`` builds ``cgclip`` without c
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Sequence
 
 import torch
@@ -22,7 +23,8 @@ from torch import nn
 from cgclip.errors import ConfigError
 from cgclip.models.cgclip_model import TFE_OUTPUTS, CGCLIPModel
 from cgclip.models.cmr import FUSION_VARIANTS, IDENTITY_MODES, TextMemory
-from cgclip.models.heads import VideoReIDModel
+from cgclip.models.heads import NECK_FEATS, VideoReIDModel
+from cgclip.models.losses import LOGIT_SCALE_INIT
 from cgclip.models.tap import TAPModel
 from cgclip.models.tfclip import TFCLIPModel
 
@@ -37,6 +39,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "identity_mode": "caption_idtext", "ssp_blocks": 2, "tmd": True,
     "w_v2m": 1.0, "w_tri": 1.0, "w_ce": 0.25, "triplet_margin": 0.3, "label_smoothing": 0.1,
     "sie": False, "sie_coef": 1.0,
+    "logit_scale_init": None, "neck_feat": "before",
     "identity_names": None, "tfe_max_frames": 64,
 }
 
@@ -70,15 +73,26 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
            f"model option memory_momentum must be in [0, 1], got {opts['memory_momentum']!r}")
     _check(isinstance(opts["label_smoothing"], (int, float)) and 0.0 <= opts["label_smoothing"] < 1.0,
            f"model option label_smoothing must be in [0, 1), got {opts['label_smoothing']!r}")
+    _check(opts["neck_feat"] in NECK_FEATS,
+           f"model option neck_feat must be one of {', '.join(NECK_FEATS)}, got {opts['neck_feat']!r}")
+    scale = opts["logit_scale_init"]
+    _check(scale is None or isinstance(scale, (int, float)) and not isinstance(scale, bool) and 1.0 <= scale <= 100.0,
+           f"model option logit_scale_init must be a scale in [1, 100] (CLIP's is 100, 1/0.07 = 14.3 at its start) "
+           f"or null for the loaded CLIP's own, got {scale!r}")
     for key in ("static_memory", "tmd", "sie"):
         _check(isinstance(opts[key], bool), f"model option {key} must be true or false, got {opts[key]!r}")
     return opts
 
 
 def caption_texts(captions: Sequence[Sequence[str]], num_classes: int, identity_mode: str,
-                  identity_names: Sequence[str] | None = None) -> tuple[list[str], list[int]]:
-    """Flatten per-identity captions into ``(texts, owner pid)``, appending the ID text in ``caption_idtext`` mode."""
-    from cgclip.captions.idtext import apply_id_text
+                  identity_names: Sequence[str] | None = None, tokenizer: Any = None,
+                  max_length: int | None = None) -> tuple[list[str], list[int]]:
+    """Flatten per-identity captions into ``(texts, owner pid)``, appending the ID text in ``caption_idtext`` mode.
+
+    With a ``tokenizer`` and ``max_length`` (the text tower's), caption bodies are shortened by tokens so that the ID
+    sentence always fits the context (:func:`cgclip.captions.idtext.apply_id_text_fitted`); the count is logged.
+    """
+    from cgclip.captions.idtext import apply_id_text, apply_id_text_fitted
 
     _check(len(captions) == num_classes,
            f"got captions for {len(captions)} identities but the model has {num_classes} training identities; "
@@ -88,17 +102,24 @@ def caption_texts(captions: Sequence[Sequence[str]], num_classes: int, identity_
                f"identity_names has {len(identity_names)} names for {num_classes} training identities")
     texts: list[str] = []
     owners: list[int] = []
+    shortened = 0
     for pid, caps in enumerate(captions):
         if isinstance(caps, str):
             caps = [caps]
         caps = [str(c) for c in caps if str(c).strip()]
         name = str(identity_names[pid]) if identity_names is not None else str(pid)
-        if identity_mode == "caption_idtext":
+        if identity_mode == "caption_idtext" and tokenizer is not None and max_length:
+            caps, cut = apply_id_text_fitted(caps, name, tokenizer, int(max_length))
+            shortened += cut
+        elif identity_mode == "caption_idtext":
             caps = apply_id_text(caps, name)
         _check(bool(caps), f"training identity {name} (pid {pid}) has no caption; give every identity at least one "
                            "caption or use identity_mode caption_idtext")
         texts.extend(caps)
         owners.extend([pid] * len(caps))
+    if shortened:
+        logger.info("ID text: shortened %d of %d captions so that the ID sentence fits %d tokens", shortened,
+                    len(texts), max_length)
     return texts, owners
 
 
@@ -133,18 +154,22 @@ def build_model(name: str, *, image_encoder: nn.Module, num_classes: int, num_ca
            f"num_classes must be a positive integer, got {num_classes!r}")
     common = dict(w_tri=opts["w_tri"], w_ce=opts["w_ce"], triplet_margin=opts["triplet_margin"],
                   label_smoothing=opts["label_smoothing"])
+    scale = math.exp(LOGIT_SCALE_INIT) if opts["logit_scale_init"] is None else float(opts["logit_scale_init"])
     if name == "tap":
         model: VideoReIDModel = TAPModel(image_encoder, num_classes, **common)
     elif name == "tfclip":
         model = TFCLIPModel(image_encoder, num_classes, ssp_blocks=opts["ssp_blocks"], tmd=opts["tmd"],
-                            tfe_max_frames=opts["tfe_max_frames"], w_v2m=opts["w_v2m"], **common)
+                            tfe_max_frames=opts["tfe_max_frames"], w_v2m=opts["w_v2m"],
+                            logit_scale_init=scale, **common)
     else:
         memory = _build_memory(image_encoder, num_classes, captions, text_encoder, inference_only, opts)
         model = CGCLIPModel(image_encoder, num_classes, memory, tfe_queries=opts["tfe_queries"],
                             tfe_blocks=opts["tfe_blocks"], tfe_output=opts["tfe_output"],
                             tfe_max_frames=opts["tfe_max_frames"], cmr_fusion=opts["cmr_fusion"],
-                            cmr_blocks=opts["cmr_blocks"], w_v2m=opts["w_v2m"], **common)
+                            cmr_blocks=opts["cmr_blocks"], w_v2m=opts["w_v2m"],
+                            logit_scale_init=scale, **common)
     model.num_cameras = int(num_cameras)
+    model.neck_feat = opts["neck_feat"]
     try:
         device = next(image_encoder.parameters()).device
         model.to(device)
@@ -166,7 +191,8 @@ def _build_memory(image_encoder: nn.Module, num_classes: int, captions: Sequence
         return TextMemory.placeholder(num_classes, dim, **kwargs)
     _check(text_encoder is not None, "model cgclip needs the frozen CLIP text encoder (text_encoder=...) to embed "
                                      "its captions")
-    texts, owners = caption_texts(captions, num_classes, opts["identity_mode"], opts["identity_names"])
+    texts, owners = caption_texts(captions, num_classes, opts["identity_mode"], opts["identity_names"],
+                                  getattr(text_encoder, "tokenizer", None), getattr(text_encoder, "max_length", None))
     feats = encode_captions(text_encoder, texts)
     _check(feats.shape == (len(texts), dim),
            f"text encoder returned features of shape {tuple(feats.shape)}, expected ({len(texts)}, {dim}) "

@@ -5,7 +5,8 @@ Forward pass of a batch of tracklets ``images [B, T, 3, H, W]``:
 1. frame tokens ``[B, T, 1+P, D]`` from the image encoder (all ``B·T`` frames in one call);
 2. sequence feature ``f_b`` (``tfe_output``): ``concat`` = ``[mean_t CLS_t, TFE(tokens)]`` (2D), ``tfe`` = TFE alone
    (D), ``cls_mean`` = mean of the frames' CLS alone (D, no TFE module);
-3. BNNeck → ``bn_b`` (the retrieval feature: ``forward(...)["feature"]`` and :meth:`extract`) → ID classifier.
+3. BNNeck → ``bn_b`` → ID classifier; the retrieval feature (``forward(...)["feature"]``, :meth:`extract`) is the
+   sequence feature before the neck, or ``bn_b`` with ``neck_feat: after``.
 
 Training with identities ``pids`` additionally:
 
@@ -45,7 +46,8 @@ class CGCLIPModel(VideoReIDModel):
     def __init__(self, image_encoder: nn.Module, num_classes: int, memory: TextMemory, *, tfe_queries: int = 15,
                  tfe_blocks: int = 1, tfe_output: str = "concat", tfe_max_frames: int = 64, cmr_fusion: str = "c",
                  cmr_blocks: int = 2, w_v2m: float = 1.0, w_tri: float = 1.0, w_ce: float = 0.25,
-                 triplet_margin: float = 0.3, label_smoothing: float = 0.1) -> None:
+                 triplet_margin: float = 0.3, label_smoothing: float = 0.1,
+                 logit_scale_init: float = math.exp(LOGIT_SCALE_INIT)) -> None:
         super().__init__(image_encoder, num_classes)
         if tfe_output not in TFE_OUTPUTS:
             raise ValueError(f"tfe_output must be one of {TFE_OUTPUTS}, got {tfe_output!r}")
@@ -56,7 +58,7 @@ class CGCLIPModel(VideoReIDModel):
         self.neck = BNNeck(self.seq_dim, num_classes)
         self.text_memory = memory
         self.fusion = FusionEncoder(cmr_fusion, cmr_blocks, self.embed_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(float(logit_scale_init))))
         self.w_v2m, self.w_tri, self.w_ce = float(w_v2m), float(w_tri), float(w_ce)
         self.margin, self.epsilon = float(triplet_margin), float(label_smoothing)
 
@@ -84,7 +86,7 @@ class CGCLIPModel(VideoReIDModel):
         parts, _ = self.sequence_parts(tokens)
         seq = parts[0] if len(parts) == 1 else torch.cat([p.to(parts[0].dtype) for p in parts], dim=-1)
         bn, logits = self.neck(seq)
-        out: dict = {"feature": bn}
+        out: dict = {"feature": self.retrieval_feature(seq, bn)}
         if not (self.training and pids is not None):
             return out
         if self.text_memory.num_captions == 0:
@@ -114,4 +116,4 @@ class CGCLIPModel(VideoReIDModel):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, tfe_output={self.tfe_output}, "
-                f"logit_scale_init={math.exp(LOGIT_SCALE_INIT):.2f}, w=({self.w_v2m}, {self.w_tri}, {self.w_ce})")
+                f"logit_scale={math.exp(float(self.logit_scale)):.2f}, w=({self.w_v2m}, {self.w_tri}, {self.w_ce})")

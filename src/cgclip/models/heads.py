@@ -2,7 +2,8 @@
 
 :class:`BNNeck` follows the "bag of tricks" / CLIP-ReID convention: ``BatchNorm1d`` whose bias is frozen at 0, then a
 bias-free linear ID classifier (weights ~ N(0, 0.001)). The triplet loss uses the feature *before* the neck, the ID
-cross-entropy the classifier logits *after* it, and retrieval uses the feature after it (the BN output).
+cross-entropy the classifier logits *after* it, and retrieval uses the one :attr:`VideoReIDModel.neck_feat` names:
+``before`` (the default, as TF-CLIP's and CLIP-ReID's ``TEST.NECK_FEAT: 'before'``) or ``after`` (the BN output).
 
 :class:`VideoReIDModel` holds the (fine-tuned) image encoder and implements what every model shares: frame encoding
 of ``images [B, T, 3, H, W]`` (all ``B·T`` frames in one encoder call, per-tracklet camera ids repeated per frame),
@@ -17,6 +18,10 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
+
+
+#: Which feature retrieval uses: the one the BNNeck takes in, or its BatchNorm output.
+NECK_FEATS = ("before", "after")
 
 
 class BNNeck(nn.Module):
@@ -47,6 +52,7 @@ class VideoReIDModel(nn.Module):
     """
 
     name = "base"
+    neck_feat = "before"  # NECK_FEATS; set by build_model
 
     def __init__(self, image_encoder: nn.Module, num_classes: int) -> None:
         super().__init__()
@@ -59,6 +65,10 @@ class VideoReIDModel(nn.Module):
     def feature_dim(self) -> int:
         """Width F of the retrieval feature returned by :meth:`extract` and ``forward(...)["feature"]``."""
         raise NotImplementedError
+
+    def retrieval_feature(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        """The retrieval feature :attr:`neck_feat` names: the BNNeck's input ``before`` or its output ``after``."""
+        return after if self.neck_feat == "after" else before
 
     def encode_frames(self, images: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
         """Encode ``images [B, T, 3, H, W]`` into frame tokens ``[B, T, 1+P, D]`` with one encoder call."""

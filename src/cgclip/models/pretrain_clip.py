@@ -73,6 +73,7 @@ class PretrainConfig:
     warmup_steps: int = 100
     train_identities_per_kind: int = 640
     crops_per_identity: int = 8
+    crop_style: str = "tight"  # pretrain_data.CROP_STYLES: cut at the box in a world scene (as ReID crops), or loose
     heldout_identities_per_kind: int = 96
     heldout_crops_per_identity: int = 4  # one per view
     paraphrases: int = 10
@@ -216,6 +217,8 @@ def _check_config(cfg: PretrainConfig) -> None:
         raise ConfigError(f"number_batch ({cfg.number_batch}) cannot exceed number_crops ({cfg.number_crops})")
     if cfg.architecture not in ("tiny", "tiny-vit"):
         raise ConfigError(f"architecture must be tiny (conv stem) or tiny-vit, got {cfg.architecture!r}")
+    if cfg.crop_style not in ("tight", "loose"):
+        raise ConfigError(f"crop_style must be tight or loose, got {cfg.crop_style!r}")
     if cfg.stem_steps and cfg.architecture != "tiny":
         raise ConfigError("stem_steps needs the conv-stem architecture (tiny)")
     if cfg.steps is not None and cfg.steps < 1 or cfg.batch_size < 2 or cfg.max_values < 2:
@@ -287,9 +290,11 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
                                  live_positions=True)
         text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=False)
         t0 = time.perf_counter()
-        pool, owner, legible = render_pool(train_ids, cfg.crops_per_identity, cfg.seed)
-        held_pool, held_owner, held_legible = render_pool(held_ids, cfg.heldout_crops_per_identity, cfg.seed + 1)
-        number_pool = render_number_pool(train_ids, cfg.number_crops, cfg.seed)
+        style = cfg.crop_style
+        pool, owner, legible = render_pool(train_ids, cfg.crops_per_identity, cfg.seed, style=style)
+        held_pool, held_owner, held_legible = render_pool(held_ids, cfg.heldout_crops_per_identity, cfg.seed + 1,
+                                                          style=style)
+        number_pool = render_number_pool(train_ids, cfg.number_crops, cfg.seed, style=style)
         render_s = time.perf_counter() - t0
 
         def tokenize(t: str) -> list[int]:

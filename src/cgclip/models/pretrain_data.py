@@ -2,9 +2,11 @@
 
 Identities come from :func:`cgclip.synth.identities.sample_identities` with a random stream of their own
 (``numpy.random.default_rng([seed, PRETRAIN_STREAM, part])``) and are renamed ``pre-<part>-<kind>-NNNN``, so they are
-disjoint from every ReID world's identities by construction. A crop is one person rendered by
-:func:`cgclip.synth.person.render_person` in a random view and walking / dancing pose, scaled and shifted a little,
-on a random plain / gradient / noisy background with random brightness and blur, at 128×64.
+disjoint from every ReID world's identities by construction. A crop is one person in a given view and a
+random walking / dancing pose, at 128×64, in one of two styles (:data:`CROP_STYLES`): ``tight`` (the default) goes
+through the synthetic world's camera pipeline and is cut at the person's box, as the ReID datasets' crops are
+(:func:`cgclip.synth.crops.render_identity_crops`: scene background, perspective, blur, light, JPEG); ``loose`` (the
+recipe of tiny-clip-v3) pastes a person 78-92 % of the crop's height on a plain / gradient / noisy background.
 
 Captions of an identity are its template paraphrases (:mod:`cgclip.captions.paraphrase`) plus short attribute
 phrases ("red football boots", "in long red socks", ...). Jersey numbers can also be trained on back-view crops whose
@@ -25,6 +27,7 @@ from PIL import Image, ImageFilter
 
 from cgclip.captions.paraphrase import paraphrase
 from cgclip.captions.templates import with_article
+from cgclip.synth.crops import render_identity_crops
 from cgclip.synth.identities import KINDS, Identity, sample_identities
 from cgclip.synth.person import render_person
 from cgclip.synth.poses import DANCE_MOVES, VIEWS, dance_pose, walk_pose
@@ -35,6 +38,8 @@ PRETRAIN_STREAM = 0x50524554  # "PRET": keeps pretraining identities off every w
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGE_SIZE = (128, 64)
+#: How pretraining crops are framed: cut at the person's box in a world scene, or a small person on a plain background.
+CROP_STYLES = ("tight", "loose")
 #: Zero-shot prompt per attribute ({} = the table value); attributes with an empty value are skipped.
 PROMPTS = {
     "uniform": "a photo of a person wearing {}.",
@@ -70,11 +75,15 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
 
 
 def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, int] = IMAGE_SIZE,
-                view: str | None = None) -> np.ndarray:
-    """One ``size`` (H, W) RGB uint8 crop of ``identity`` in ``view`` (default: random) and a random pose, placement,
-    background and light."""
-    h, w = size
+                view: str | None = None, style: str = "tight") -> np.ndarray:
+    """One ``size`` (H, W) RGB uint8 crop of ``identity`` in ``view`` (default: random) and a random pose, framed as
+    ``style`` (:data:`CROP_STYLES`)."""
     view = view or VIEWS[rng.integers(len(VIEWS))]
+    if style == "tight":
+        return np.asarray(render_identity_crops(identity, 1, rng, size=size, view=view)[0], dtype=np.uint8)
+    if style != "loose":
+        raise ValueError(f"crop style must be one of {', '.join(CROP_STYLES)}, got {style!r}")
+    h, w = size
     if identity.scene in ("hip-hop", "ballet", "jazz") and rng.random() < 0.7:
         pose = dance_pose(view, DANCE_MOVES[rng.integers(len(DANCE_MOVES))], float(rng.random()))
     else:
@@ -90,8 +99,8 @@ def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, i
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def render_pool(identities: Sequence[Identity], per_identity: int, seed: int,
-                size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_pool(identities: Sequence[Identity], per_identity: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
+                style: str = "tight") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``per_identity`` crops of every identity: uint8 ``[N*per, H, W, 3]``, the identity index of each crop and
     whether its jersey number is legible (back view: the big back number; the chest number of a front view is a few
     pixels tall at 128×64).
@@ -105,12 +114,12 @@ def render_pool(identities: Sequence[Identity], per_identity: int, seed: int,
     start = rng.integers(len(order), size=len(identities))
     views = [order[(int(start[i]) + j) % len(order)] for i in range(len(identities)) for j in range(per_identity)]
     for n, idx in enumerate(owner):
-        crops[n] = render_crop(identities[int(idx)], rng, size, view=views[n])
+        crops[n] = render_crop(identities[int(idx)], rng, size, view=views[n], style=style)
     return crops, owner, np.asarray(views) == "back"
 
 
-def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int,
-                       size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, list[str], np.ndarray]:
+def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
+                       style: str = "tight") -> tuple[np.ndarray, list[str], np.ndarray]:
     """``size_n`` back-view crops of numbered ``identities``, each wearing a number drawn at random (1–99).
 
     In the identity pool every number belongs to one person, so a model can map a player's whole look (team, hair,
@@ -129,7 +138,7 @@ def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int,
         owner[n] = numbered[int(rng.integers(len(numbered)))]
         ident = identities[int(owner[n])]
         ident = dataclasses.replace(ident, number=numbers[n], look=dataclasses.replace(ident.look, number=numbers[n]))
-        crops[n] = render_crop(ident, rng, size, view="back")
+        crops[n] = render_crop(ident, rng, size, view="back", style=style)
     return crops, numbers, owner
 
 

@@ -37,7 +37,7 @@ class TAPModel(VideoReIDModel):
         """``{"feature": [B, D]}``; in training mode with ``pids`` also ``"loss"`` and ``"losses"`` (floats)."""
         video = self.encode_frames(images, camids)[:, :, 0].mean(dim=1)
         bn, logits = self.neck(video)
-        out: dict = {"feature": bn}
+        out: dict = {"feature": self.retrieval_feature(video, bn)}
         if not (self.training and pids is not None):
             return out
         pids = torch.as_tensor(pids, device=video.device).long().reshape(-1)

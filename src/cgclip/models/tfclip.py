@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -84,7 +85,8 @@ class TFCLIPModel(VideoReIDModel):
 
     def __init__(self, image_encoder: nn.Module, num_classes: int, *, ssp_blocks: int = 2, tmd: bool = True,
                  tfe_max_frames: int = 64, w_v2m: float = 1.0, w_tri: float = 1.0, w_ce: float = 0.25,
-                 triplet_margin: float = 0.3, label_smoothing: float = 0.1) -> None:
+                 triplet_margin: float = 0.3, label_smoothing: float = 0.1,
+                 logit_scale_init: float = math.exp(LOGIT_SCALE_INIT)) -> None:
         super().__init__(image_encoder, num_classes)
         self.register_buffer("clip_memory", torch.zeros(num_classes, self.embed_dim))
         # an integer flag (not bool: DDP broadcasts buffers, and gloo has no bool type)
@@ -92,7 +94,7 @@ class TFCLIPModel(VideoReIDModel):
         self.ssp = FusionEncoder("b", ssp_blocks, self.embed_dim)
         self.tmd = TemporalMemoryDiffusion(self.width, max_frames=tfe_max_frames) if tmd else None
         self.neck = BNNeck(self.width, num_classes)
-        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(float(logit_scale_init))))
         self.w_v2m, self.w_tri, self.w_ce = float(w_v2m), float(w_tri), float(w_ce)
         self.margin, self.epsilon = float(triplet_margin), float(label_smoothing)
 
@@ -112,7 +114,7 @@ class TFCLIPModel(VideoReIDModel):
         tokens = self.encode_frames(images, camids)
         video = self.video_feature(tokens)
         bn, logits = self.neck(video)
-        out: dict = {"feature": bn}
+        out: dict = {"feature": self.retrieval_feature(video, bn)}
         if not (self.training and pids is not None):
             return out
         if not bool(self.memory_ready):

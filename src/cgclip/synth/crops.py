@@ -21,8 +21,8 @@ from cgclip.synth.scene import Camera, finish_frame, light_lut, render_backgroun
 _VIEW_P = [0.35, 0.35, 0.15, 0.15]
 
 
-def _random_pose(identity: Identity, rng: np.random.Generator) -> Pose:
-    view = VIEWS[int(rng.choice(4, p=_VIEW_P))]
+def _random_pose(identity: Identity, rng: np.random.Generator, view: str | None = None) -> Pose:
+    view = view or VIEWS[int(rng.choice(4, p=_VIEW_P))]
     dance = identity.look.top_style != "jersey"
     if dance and rng.random() < 0.7:
         return dance_pose(view, DANCE_MOVES[int(rng.integers(len(DANCE_MOVES)))], float(rng.random()))
@@ -43,13 +43,15 @@ def _place(canvas: Image.Image, identity: Identity, pose: Pose, cam: Camera, fx:
 def render_identity_crops(identity: Identity, n: int, seed: int | np.random.Generator = 0, *,
                           size: tuple[int, int] | None = None, width: int = 640, height: int = 360,
                           crops_per_camera: int = 8, jpeg: bool = True,
-                          distractors: Sequence[Identity] = (), distractor_p: float = 0.3) -> list[Image.Image]:
+                          distractors: Sequence[Identity] = (), distractor_p: float = 0.3,
+                          view: str | None = None) -> list[Image.Image]:
     """Render ``n`` RGB crops of ``identity`` under random cameras, views and poses.
 
     ``size`` = (height, width) resizes every crop (e.g. (256, 128)); None keeps the box size. A new camera
     (background, scale, light, blur, JPEG quality for a ``width`` x ``height`` frame) is drawn every
     ``crops_per_camera`` crops. With probability ``distractor_p`` a person from ``distractors`` stands partly
-    in front of or behind the identity (as in a crowded frame). Deterministic in ``seed``.
+    in front of or behind the identity (as in a crowded frame). ``view`` fixes the identity's view (default: random,
+    mostly front and back). Deterministic in ``seed``.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng([int(seed), 3])
     crops: list[Image.Image] = []
@@ -72,7 +74,7 @@ def render_identity_crops(identity: Identity, n: int, seed: int | np.random.Gene
         if other is not None and rng.random() < 0.5:  # behind
             _place(canvas, other, _random_pose(other, rng), cam, fx + dx, fy - 0.05 * h, (x0, y0))
             other = None
-        box = _place(canvas, identity, _random_pose(identity, rng), cam, fx, fy, (x0, y0))
+        box = _place(canvas, identity, _random_pose(identity, rng, view), cam, fx, fy, (x0, y0))
         if other is not None:  # in front
             _place(canvas, other, _random_pose(other, rng), cam, fx + dx, fy + 0.05 * h, (x0, y0))
         canvas = finish_frame(canvas, cam, lut)

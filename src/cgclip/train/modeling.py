@@ -40,6 +40,13 @@ def model_options(model: ModelConfig) -> dict[str, Any]:
     return opts
 
 
+def _start_scale(model_cfg: ModelConfig, clip_scale: float) -> float:
+    """The configured v2m / v2rm logit scale, or the loaded CLIP's trained one (clamped to CLIP's [1, 100])."""
+    if model_cfg.logit_scale_init is not None:
+        return float(model_cfg.logit_scale_init)
+    return min(100.0, max(1.0, float(clip_scale)))
+
+
 def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image_size: Sequence[int],
                          num_classes: int, num_cameras: int, identities: Sequence[str],
                          captions: Sequence[Sequence[str]] | None = None) -> torch.nn.Module:
@@ -52,7 +59,7 @@ def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image
     model = build_model(model_cfg.name, image_encoder=clip.image, num_classes=num_classes, num_cameras=num_cameras,
                         captions=list(captions) if needs_text and captions is not None else None,
                         text_encoder=clip.text if needs_text else None, identity_names=list(identities),
-                        **model_options(model_cfg))
+                        **{**model_options(model_cfg), "logit_scale_init": _start_scale(model_cfg, clip.logit_scale)})
     return model
 
 

@@ -16,13 +16,29 @@ import torch
 from cgclip.errors import CheckpointError
 
 
+#: Parameters named like this (the v2m / v2rm logit scale) get their own group: lr × multiplier, no weight decay.
+SCALE_PARAMETER = "logit_scale"
+
+
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: Sequence[float] = (0.9, 0.999),
-                    eps: float = 1e-8) -> torch.optim.Adam:
-    """Adam over the parameters of ``model`` that require gradients (the frozen text tower is left out)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+                    eps: float = 1e-8, logit_scale_lr_mult: float = 1.0) -> torch.optim.Adam:
+    """Adam over the parameters of ``model`` that require gradients (the frozen text tower is left out).
+
+    The logit scale of the video-to-memory loss (a parameter named ``logit_scale``) is its own group at
+    ``lr * logit_scale_lr_mult`` without weight decay; with a multiplier of 0 it is left out and stays fixed. At the
+    backbone's lr of the paper's recipe (5e-6) Adam could move log s by only about 0.035 over a whole schedule.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1])),
+    scale = [p for n, p in named if n.split(".")[-1] == SCALE_PARAMETER]
+    groups: list[dict[str, Any]] = [{"params": [p for n, p in named if n.split(".")[-1] != SCALE_PARAMETER]}]
+    if scale and logit_scale_lr_mult > 0:
+        groups.append({"params": scale, "lr": lr * float(logit_scale_lr_mult), "weight_decay": 0.0})
+    elif scale:
+        for p in scale:
+            p.requires_grad_(False)
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1])),
                             eps=eps)
 
 

@@ -148,7 +148,8 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     if info.is_main:
         run.write("model.json", model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
                                                   epoch=None))
-    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps)
+    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps,
+                                cfg.optim.logit_scale_lr_mult)
     schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
                                   cfg.optim.gamma, cfg.optim.schedule_unit)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
@@ -189,6 +190,8 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     for epoch in range(start_epoch, cfg.train.epochs):
         record = _train_epoch(ddp_model, loader, sampler, train_ds, optimizer, schedule, scaler, cfg, info, epoch,
                               precision)
+        if isinstance(getattr(model, "logit_scale", None), torch.Tensor):
+            record["logit_scale"] = round(float(model.logit_scale.detach().float().exp()), 4)
         last = epoch + 1 == cfg.train.epochs
         if split.enabled and ((epoch + 1) % cfg.train.eval_every == 0 or last):
             val = validate(model, split, cfg, device, precision) if info.is_main else None
