@@ -48,3 +48,22 @@ def test_info_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "cannot tell the dataset format" in capsys.readouterr().err
     assert main(["info", str(tmp_path), "--kind", "vreid"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_unexpected_error_is_one_line_with_the_traceback_saved(tmp_path, monkeypatch, capsys):
+    import cgclip.cli.info as info_cmd
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(info_cmd, "run", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert main(["info", str(tmp_path)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ZeroDivisionError: division by zero (" in err and "--debug" in err
+    saved = list(tmp_path.glob("cgclip-error-*.txt"))
+    assert len(saved) == 1 and "Traceback" in saved[0].read_text() and "second line" in saved[0].read_text()
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "info", str(tmp_path)])

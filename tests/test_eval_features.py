@@ -63,7 +63,7 @@ def test_protocol_and_rerank_path():
     qf, gf, qp, gp, qc, gc = make_split(seed=3)
     res = evaluate_features(qf, gf, qp, gp, qc, gc, rerank=True, k1=8, k2=3, lambda_value=0.4)
     assert res.protocol == {"metric": "cosine", "gallery_mode": "gallery", "rerank": True, "num_query": 40,
-                            "num_gallery": 150, "k1": 8, "k2": 3, "lambda_value": 0.4}
+                            "num_gallery": 150, "zero_features": 0, "k1": 8, "k2": 3, "lambda_value": 0.4}
     ref = evaluate_rank(rerank_features(qf, gf, "cosine", 8, 3, 0.4), qp, gp, qc, gc)
     assert res.mAP == pytest.approx(ref.mAP)
     assert "protocol" in res.as_dict()
@@ -144,3 +144,14 @@ def test_feature_file_errors(tmp_path):
     (tmp_path / "a.json").unlink()
     with pytest.raises(EvaluationError, match="a.json: feature file not found"):
         load_features(tmp_path / "a")
+
+
+def test_zero_features_are_counted_and_warned(caplog):
+    qf, gf, qp, gp, qc, gc = make_split(seed=4)
+    qf[:3] = 0
+    with caplog.at_level("WARNING", logger="cgclip.eval.evaluate"):
+        res = evaluate_features(qf, gf, qp, gp, qc, gc)
+    assert res.protocol["zero_features"] == 3 and "3 of 190 features are all zero" in caplog.text
+    qf[0, 0] = float("nan")
+    with pytest.raises(EvaluationError, match="NaN or inf"):
+        evaluate_features(qf, gf, qp, gp, qc, gc)

@@ -244,3 +244,24 @@ def test_cli_train_evaluate_extract_on_ilidsvid(world, tmp_path, capsys):
     assert summary["metrics"]["rank1"]["mean"] == pytest.approx(np.mean(values))
     assert summary["metrics"]["rank1"]["std"] == pytest.approx(np.std(values, ddof=1))
     assert json.loads((proto / "split-1" / "results.json").read_text())["protocol"]["split"] == 1
+
+
+def test_train_refuses_an_out_folder_it_did_not_write(world, tmp_path):
+    clip, dataset, captions = world
+    cfg = _cfg(clip, "tap", "train.epochs=1", "train.eval_every=1")
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "config.yaml").write_text("my own settings\n")
+    (user / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(ConfigError, match="folder of files cgclip did not write"):
+        train(cfg, user, dataset=dataset, captions=captions)
+    assert (user / "config.yaml").read_text() == "my own settings\n" and sorted(p.name for p in user.iterdir()) == [
+        "config.yaml", "metrics.jsonl"]
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="names a file"):
+        train(cfg, afile, dataset=dataset, captions=captions)
+    ours = tmp_path / "ours"
+    train(cfg, ours, dataset=dataset, captions=captions)
+    assert (ours / ".cgclip-run").is_file()
+    train(cfg, ours, dataset=dataset, captions=captions, resume=True)  # its own folder may be resumed

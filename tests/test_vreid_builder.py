@@ -236,3 +236,19 @@ def test_cli_build_mot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     (root / "val/VC/gt/gt.txt").write_text("1,5,1,2\n")
     assert main(["build-mot", "--mot", str(root), "--out", str(tmp_path / "ds")]) == 2
     assert "val/VC/gt/gt.txt:1: malformed row" in capsys.readouterr().err
+
+
+def test_build_refuses_an_out_it_did_not_write(tmp_path: Path) -> None:
+    root = write_mot_world(tmp_path / "world")
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "identities.csv").write_text("my table\n")
+    with pytest.raises(ConfigError, match="folder of files cgclip did not write"):
+        _build(root, user)
+    assert [p.name for p in user.iterdir()] == ["identities.csv"] and (user / "identities.csv").read_text() == \
+        "my table\n"
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="names a file"):
+        _build(root, tmp_path / "a-file")
+    _build(root, tmp_path / "ours")
+    _build(root, tmp_path / "ours")  # its own build may be redone / resumed

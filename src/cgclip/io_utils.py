@@ -94,3 +94,21 @@ def _json_default(obj: Any) -> Any:
 
         return dataclasses.asdict(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: str = "choose a new folder") -> None:
+    """Refuse, before any work starts, an output folder that would overwrite what cgclip did not write.
+
+    ``path`` may be missing or an empty folder (both fine), or a folder that cgclip wrote itself (``ours``, recognised
+    by the caller's marker: it may be reused or resumed). A file, or a non-empty folder of other files, raises
+    :class:`cgclip.errors.ConfigError` naming the path and the fix.
+    """
+    from cgclip.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} names a file, not a folder: {fix}", path=path)
+    if path.is_dir() and not ours and any(path.iterdir()):
+        example = sorted(p.name for p in path.iterdir())[0]
+        raise ConfigError(f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: "
+                          f"{fix}", path=path)

@@ -4,7 +4,9 @@ Each module in this package that defines ``register(subparsers)`` contributes on
 ``register`` adds an :mod:`argparse` sub-parser and sets ``func`` to a callable ``(args) -> int``. Modules are
 discovered automatically, so adding a command means adding a file here.
 
-User errors (:class:`cgclip.errors.CgclipError`) are printed as one line on stderr with exit status 2.
+User errors (:class:`cgclip.errors.CgclipError`) are printed as one line on stderr with exit status 2. Anything else
+that escapes a command (a bug, or bad input no check caught) is the last line of defence: one line naming the
+exception, where its full traceback was written and how to see it on screen (``--debug``), exit status 3.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cgclip {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error instead of the one-line summary")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -57,3 +61,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cgclip {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, see the module docstring
+        if args.debug:
+            raise
+        where = write_traceback(exc)
+        saved = f"full traceback in {where}" if where else "the traceback could not be saved"
+        print(f"cgclip {args.command}: unexpected error: {type(exc).__name__}: {_first_line(exc)} ({saved}; rerun "
+              "with cgclip --debug to see it, and report it if the input was valid)", file=sys.stderr)
+        return 3
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def write_traceback(exc: BaseException) -> str | None:
+    """Write ``exc``'s traceback to a new file in the temporary directory; returns its path (None if that failed)."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="cgclip-error-", suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return path
+    except OSError:
+        return None

@@ -30,7 +30,7 @@ from cgclip.data.tracklet import Tracklet, split_statistics
 from cgclip.data.vreid import (FORMAT_NAME, FORMAT_VERSION, MANIFEST, QUERY_GALLERY_RULE, box_drop_reason, clip_box,
                                cut_track, select_queries)
 from cgclip.errors import CgclipError, ConfigError, DataError
-from cgclip.io_utils import atomic_write_bytes, read_json, write_json
+from cgclip.io_utils import atomic_write_bytes, atomic_write_text, check_output_dir, read_json, write_json
 from cgclip.progress import progress
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,20 @@ def _prune(crops: Path, keep: set[str]) -> int:
     return removed
 
 
+#: Marks a folder as a build-mot output (written before the first crop, so an interrupted build is resumable).
+BUILD_MARKER = ".cgclip-build"
+
+
+def _is_our_build(out: Path) -> bool:
+    if (out / BUILD_MARKER).is_file():
+        return True
+    try:
+        manifest = read_json(out / MANIFEST)
+    except Exception:  # noqa: BLE001 - missing, unreadable or foreign: not ours
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
+
+
 def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Path | None = None,
                 mapping_csv: str | Path | None = None, splits: Sequence[str] = ("train", "val"),
                 min_height: int = 32, min_width: int = 12, min_visibility: float = 0.3, max_len: int = 50,
@@ -260,6 +274,11 @@ def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Pat
     """
     _check_parameters(splits, min_height, min_width, min_visibility, max_len, min_len, jpeg_quality)
     mot_root, out = Path(mot_root).resolve(), Path(out).resolve()
+    check_output_dir(out, _is_our_build(out), fix="choose a new --out (build-mot writes only into a new or empty "
+                                                   "folder, or one it built)")
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / BUILD_MARKER).exists():
+        atomic_write_text(out / BUILD_MARKER, "written by cgclip build-mot; this folder is a cgclip dataset build\n")
     params = dict(splits=list(splits), min_height=min_height, min_width=min_width, min_visibility=min_visibility,
                   max_len=max_len, min_len=min_len, seed=seed, jpeg_quality=jpeg_quality,
                   classes=None if classes is None else sorted(classes), keep_zero_conf=keep_zero_conf)

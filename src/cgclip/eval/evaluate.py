@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from cgclip.errors import EvaluationError
-from cgclip.eval.distance import as_features, check_metric, iter_distance_chunks
+from cgclip.eval.distance import as_features, check_metric, iter_distance_chunks, row_norms
 from cgclip.eval.rank import (DEFAULT_CHUNK_ELEMENTS, GalleryIndex, RankResult, check_labels, evaluate_rank,
                               finalize, rank_chunks)
 from cgclip.eval.rerank import rerank_features
@@ -52,13 +52,17 @@ def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any,
     q = as_features(qf, "query features")
     g = as_features(gf, "gallery features")
     q_pids, g_pids, q_camids, g_camids = check_labels(len(q), len(g), q_pids, g_pids, q_camids, g_camids)
+    zero = int((row_norms(q) == 0).sum() + (row_norms(g) == 0).sum())
+    if zero:
+        logger.warning("%d of %d features are all zero: their distances tie, and the ranking among ties follows the "
+                       "gallery order (check the model / feature file)", zero, len(q) + len(g))
     gallery_parts: tuple[np.ndarray, ...] = (g,)
     if gallery_mode == "query+gallery":
         gallery_parts = (q, g)  # never concatenated, except for re-ranking
         g_pids = np.concatenate([q_pids, g_pids])
         g_camids = np.concatenate([q_camids, g_camids])
     protocol: dict[str, Any] = {"metric": metric, "gallery_mode": gallery_mode, "rerank": bool(rerank),
-                                "num_query": int(len(q)), "num_gallery": int(len(g_pids))}
+                                "num_query": int(len(q)), "num_gallery": int(len(g_pids)), "zero_features": zero}
     if rerank:
         protocol.update(k1=int(k1), k2=int(k2), lambda_value=float(lambda_value))
         logger.info("k-reciprocal re-ranking %d queries × %d gallery items", len(q), len(g_pids))

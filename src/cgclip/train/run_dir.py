@@ -32,6 +32,10 @@ from cgclip.errors import ConfigError
 from cgclip.io_utils import atomic_write_text, read_json, write_json
 
 
+#: The file that marks a folder as a cgclip run (written first, before any other file of the run).
+MARKER = ".cgclip-run"
+
+
 class RunDir:
     """Paths and readers/writers of a run folder (see the module docstring)."""
 
@@ -48,9 +52,23 @@ class RunDir:
     model_info_path = property(lambda self: self.root / "model.json")
     results_path = property(lambda self: self.root / "results.json")
 
+    marker_path = property(lambda self: self.root / MARKER)
+
     def create(self) -> None:
-        """Make the folder (and its checkpoint folder)."""
+        """Make the folder (and its checkpoint folder) and mark it as a cgclip run."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
+        if not self.marker_path.exists():
+            atomic_write_text(self.marker_path, "written by cgclip train; this folder is a cgclip run\n")
+
+    def is_ours(self) -> bool:
+        """Whether cgclip wrote this folder: its marker, or the run.json of a run made before the marker existed."""
+        if self.marker_path.is_file():
+            return True
+        try:
+            info = read_json(self.run_path)
+        except Exception:  # noqa: BLE001 - unreadable or foreign: not ours
+            return False
+        return isinstance(info, dict) and {"status", "seed", "model"} <= set(info)
 
     def exists(self) -> bool:
         """Whether this folder already holds a run (a saved configuration)."""

@@ -24,6 +24,7 @@ from cgclip.config import Config, config_to_dict, diff_configs
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
+from cgclip.io_utils import check_output_dir
 from cgclip.errors import CgclipError, CheckpointError, ConfigError
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
@@ -95,6 +96,8 @@ def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None =
         command: the command line, recorded in ``run.json``.
     """
     run = RunDir(out_dir)
+    check_output_dir(run.root, run.is_ours(), fix="choose a new --out (cgclip train writes only into a new or empty "
+                                                  "folder, or one of its own runs)")
     if run.has_checkpoint() and not resume:
         raise ConfigError("this run folder already holds a training run; pass --resume to continue it or choose a "
                           "new --out", path=run.root)
