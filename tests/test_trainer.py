@@ -230,6 +230,20 @@ def test_cli_train_evaluate_extract_on_ilidsvid(world, tmp_path, capsys):
     gallery = load_features(tmp_path / "feats" / "gallery")
     assert len(gallery) == 6 and gallery.features.shape[1] == res["feature_dim"]
     assert not (run / "cache").exists() and not (tmp_path / "feats" / ".cache").exists()
+    assert main(["extract", "--run", str(run), "--out", str(tmp_path / "feats")]) == 0  # its own folder: rerun
+    # outputs are checked before the work: a path under a file, a user's file or folder are refused, untouched
+    blocker = tmp_path / "blocker"
+    blocker.write_text("mine")
+    assert main(["evaluate", "--run", str(run), "--output", str(blocker / "r.json")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(run), "--output", str(blocker)]) == 2
+    assert main(["extract", "--run", str(run), "--out", str(blocker)]) == 2
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main(["extract", "--run", str(run), "--out", str(mine)]) == 2
+    assert blocker.read_text() == "mine" and [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert "did not write" in capsys.readouterr().err
 
     # a bad override is one line on stderr with exit status 2
     assert main(["train", *common, "--model", "tap", "--out", str(tmp_path / "x"), "--set", "model.cmr_fusion=z"]) == 2

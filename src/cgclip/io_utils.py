@@ -112,3 +112,30 @@ def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: s
         example = sorted(p.name for p in path.iterdir())[0]
         raise ConfigError(f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: "
                           f"{fix}", path=path)
+
+
+def check_output_file(path: str | Path, option: str = "--output") -> None:
+    """Refuse, before any work starts, an output file that cannot be written or that cgclip did not write.
+
+    Fine: a new file in an existing folder (or under folders still to be made), or a JSON file cgclip wrote (it holds
+    a ``protocol``). Raises :class:`cgclip.errors.ConfigError` for a folder, a path under a file, or a foreign file.
+    """
+    from cgclip.errors import ConfigError
+
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option}: {parent} is a file, so nothing can be written under it; choose another "
+                                  "path", path=path)
+            break
+    if path.is_dir():
+        raise ConfigError(f"{option} names a folder; give a file name (e.g. {path / 'results.json'})", path=path)
+    if path.exists():
+        try:
+            ours = isinstance(read_json(path), dict) and "protocol" in read_json(path)
+        except Exception:  # noqa: BLE001 - unreadable or not JSON: not ours
+            ours = False
+        if not ours:
+            raise ConfigError(f"{option} names an existing file cgclip did not write; nothing was changed: choose "
+                              "another path", path=path)

@@ -49,11 +49,15 @@ def run(args: argparse.Namespace) -> int:
     options = dict(checkpoint=args.checkpoint, sampling=args.test_sampling, gallery_mode=args.gallery_mode,
                    metric=args.metric, rerank=args.rerank, device=args.device, precision=args.precision,
                    batch_size=args.batch_size, num_workers=args.num_workers)
+    from cgclip.io_utils import check_output_file
+
     root = Path(args.run)
     if (root / "protocol.json").is_file() and not (root / "config.yaml").is_file():
         from cgclip.io_utils import read_json, write_json
         from cgclip.train.inference import evaluate_run
         from cgclip.train.protocol import METRICS, aggregate
+
+        check_output_file(args.output or root / "results.json")
 
         splits = read_json(root / "protocol.json")["splits"]
         per_split = {}
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from cgclip.train.inference import evaluate_run
 
+    check_output_file(args.output or root / "results.json")
     result = evaluate_run(root, args.dataset, split=args.split, output=args.output, **options)
     proto = result["protocol"]
     print(f"{result['model']} on {proto.get('dataset')} ({proto['num_query']} queries, {proto['num_gallery']} gallery; "

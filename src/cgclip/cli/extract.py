@@ -35,15 +35,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+#: Marks a folder as written by ``cgclip extract`` (so a rerun may add to it).
+FEATURES_MARKER = ".cgclip-features"
+
+
 def run(args: argparse.Namespace) -> int:
     """Extract and save the requested splits."""
     from cgclip.eval.features_io import save_features
+    from cgclip.io_utils import atomic_write_text, check_output_dir
     from cgclip.train.datasets import open_dataset
     from cgclip.train.distributed import resolve_device
     from cgclip.train.inference import extract_run_features, load_run_model
     from cgclip.train.run_dir import RunDir
     from cgclip.train.trainer import resolve_precision
 
+    out = Path(args.out)
+    check_output_dir(out, (out / FEATURES_MARKER).is_file(),
+                     fix="choose a new --out (extract writes only into a new or empty folder, or one it wrote)")
     run_dir = RunDir(args.run)
     cfg = run_dir.load_config()
     if args.test_sampling:
@@ -52,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     precision = resolve_precision(args.precision or cfg.train.precision, device)
     dataset = open_dataset(cfg.data, args.dataset)
     model, info = load_run_model(run_dir.root, args.checkpoint, device)
-    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / FEATURES_MARKER).exists():
+        atomic_write_text(out / FEATURES_MARKER, "written by cgclip extract\n")
     cache = out / ".cache"
     for split in args.splits:
         tracklets = getattr(dataset, split)
