@@ -79,3 +79,14 @@ def test_cli_mllm_with_local_model(models, tmp_path, capsys):
     assert "6 captioned, 0 failed" in capsys.readouterr().out
     assert main(args) == 0 and "6 already done" in capsys.readouterr().out
     assert main(["caption", "mllm", "--images", str(img), "--out", str(out)]) == 2  # no back-end named
+
+
+def test_pickle_weights_are_refused_before_loading(tmp_path):
+    from cgclip.errors import CheckpointError
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "gpt2"}')
+    (model_dir / "pytorch_model.bin").write_bytes(b"not loaded: a pickle could run code")
+    with pytest.raises(CheckpointError, match=r"pickle format \(pytorch_model.bin\)"):
+        LocalBackend(model_dir)

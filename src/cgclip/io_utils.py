@@ -139,3 +139,22 @@ def check_output_file(path: str | Path, option: str = "--output") -> None:
         if not ours:
             raise ConfigError(f"{option} names an existing file cgclip did not write; nothing was changed: choose "
                               "another path", path=path)
+
+
+#: Weight files that are Python pickles: loading one can run code, so cgclip never does.
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def check_safe_weights(model_dir: str | Path) -> None:
+    """Refuse a model folder whose weights are only pickle files (``pytorch_model.bin`` ...), naming the fix."""
+    from cgclip.errors import CheckpointError
+
+    folder = Path(model_dir)
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
+    if pickles:
+        raise CheckpointError(f"weights are in pickle format ({pickles[0]}), which cgclip never loads (it can run "
+                              "code): re-save them as safetensors on a trusted machine, e.g. "
+                              "`Model.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
+                              path=folder)

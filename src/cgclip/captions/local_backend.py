@@ -21,6 +21,7 @@ import torch
 
 from cgclip.captions.mllm import GenerationResult, GenerationTask, clean_reply
 from cgclip.errors import CheckpointError, CgclipError
+from cgclip.io_utils import check_safe_weights
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class LocalBackend:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise CheckpointError("no config.json; pass a local Hugging Face model directory", path=self.model_dir)
+        check_safe_weights(self.model_dir)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = max(1, batch_size)
@@ -62,9 +64,10 @@ class LocalBackend:
         self.generate_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, **(generate_kwargs or {})}
         self.model_name = self.model_dir.name
         opts = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+        weights = {"use_safetensors": True}  # never fall back to a pickle file
         try:
             config = AutoConfig.from_pretrained(str(self.model_dir), **opts)
-            self.kind, self.model = self._load_model(config, opts)
+            self.kind, self.model = self._load_model(config, {**opts, **weights})
             self._load_preprocessing(opts)
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(f"cannot load the model ({type(exc).__name__}: {str(exc)[:160]}); pass a complete "
