@@ -158,3 +158,30 @@ def check_safe_weights(model_dir: str | Path) -> None:
                               "code): re-save them as safetensors on a trusted machine, e.g. "
                               "`Model.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
                               path=folder)
+
+
+#: Text files cgclip reads (tables, gt.txt, name lists, caption stores) are UTF-8, with or without a byte-order mark.
+TEXT_ENCODING = "utf-8-sig"
+
+
+def read_text(path: str | Path, what: str = "text file") -> str:
+    """The contents of a UTF-8 text file (a leading BOM dropped), or :class:`cgclip.errors.DataError` naming the
+    file, the line of the first byte that is not UTF-8, and the fix; unreadable files get one line too."""
+    from cgclip.errors import DataError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise DataError(f"cannot read this {what}: permission denied; make it readable (chmod u+r)",
+                        path=path) from None
+    except IsADirectoryError:
+        raise DataError(f"expected a {what}, found a folder", path=path) from None
+    except OSError as exc:
+        raise DataError(f"cannot read this {what} ({exc.strerror or type(exc).__name__})", path=path) from None
+    try:
+        return data.decode(TEXT_ENCODING)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"byte 0x{data[exc.start]:02x} is not UTF-8: cgclip reads UTF-8 text (with or without BOM); "
+                        "re-save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')", path=path, line=line) from None

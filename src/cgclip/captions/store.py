@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from cgclip.errors import DataError
-from cgclip.io_utils import atomic_open
+from cgclip.io_utils import atomic_open, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def parse_failure(d: Any, path: Path, line: int) -> FailureRecord:
 def _read_jsonl(path: Path, tolerate_truncated_tail: bool = False) -> Iterator[tuple[int, Any]]:
     if not path.is_file():
         return
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "caption file").splitlines()
     for i, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from cgclip.errors import DataError
-from cgclip.io_utils import atomic_write_text
+from cgclip.io_utils import atomic_write_text, read_text
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _read_csv(path: Path, required: Sequence[str]) -> tuple[list[str], list[tupl
     """Read a CSV with a header; returns (columns, [(line, row)]) and checks the required columns."""
     if not path.is_file():
         raise DataError(f"file not found; expected a CSV with header {','.join(required)}", path=path)
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with io.StringIO(read_text(path, "CSV table"), newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

@@ -27,6 +27,7 @@ import scipy.io
 
 from cgclip.data.tracklet import Tracklet, TrackletDataset, relabel
 from cgclip.errors import DataError
+from cgclip.io_utils import read_text
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,11 @@ def _read_names(path: Path) -> tuple[list[str], list[int]]:
     if not path.is_file():
         raise DataError(f"missing MARS name list; expected info/{path.name} with one frame name per line", path=path)
     names, lines = [], []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for lineno, raw in enumerate(handle, 1):
-            name = raw.strip()
-            if name:
-                names.append(name)
-                lines.append(lineno)
+    for lineno, raw in enumerate(read_text(path, "MARS name list").splitlines(), 1):
+        name = raw.strip()
+        if name:
+            names.append(name)
+            lines.append(lineno)
     if not names:
         raise DataError("empty MARS name list; expected one frame name (e.g. 0001C1T0001F001.jpg) per line", path=path)
     return names, lines

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Iterable, Sequence
 from PIL import Image
 
 from cgclip.errors import DataError
+from cgclip.io_utils import read_text
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +95,20 @@ class MotSequence:
         return self.image_dir / name if name is not None else None
 
 
+#: Largest absolute value accepted in a gt.txt column (frames, ids, pixels): guards against 1e308-style garbage.
+MAX_COORDINATE = 1e7
+
+
 def _parse_number(text: str, path: Path, line: int, column: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise DataError(f"column {column!r} is {text!r}, not a number; expected rows like {GT_FORMAT}",
                         path=path, line=line) from None
+    if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
+        raise DataError(f"column {column!r} is {text!r}, not a finite number of at most {MAX_COORDINATE:g}; fix or "
+                        "delete this row", path=path, line=line)
+    return value
 
 
 def _parse_int(text: str, path: Path, line: int, column: str) -> int:
@@ -159,16 +169,15 @@ def read_gt(path: str | Path, classes: Sequence[int] | None = (PEDESTRIAN_CLASS,
     keep = None if classes is None else set(classes)
     boxes: list[MotBox] = []
     ignored = 0
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, text in enumerate(handle, start=1):
-            box = parse_gt_line(text, path, number)
-            if box is None:
-                continue
-            if (box.conf == 0 and not keep_zero_conf) or (keep is not None and box.cls is not None
-                                                          and box.cls not in keep):
-                ignored += 1
-                continue
-            boxes.append(box)
+    for number, text in enumerate(read_text(path, "gt.txt").splitlines(), start=1):
+        box = parse_gt_line(text, path, number)
+        if box is None:
+            continue
+        if (box.conf == 0 and not keep_zero_conf) or (keep is not None and box.cls is not None
+                                                      and box.cls not in keep):
+            ignored += 1
+            continue
+        boxes.append(box)
     return boxes, ignored
 
 
@@ -193,7 +202,7 @@ def _read_seqinfo(path: Path) -> dict[str, str]:
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # keep key case (imDir, seqLength, ...)
     try:
-        parser.read(path, encoding="utf-8")
+        parser.read_string(read_text(path, "seqinfo.ini"), source=str(path))
     except configparser.Error as exc:
         raise DataError(f"not a valid ini file ({type(exc).__name__}); expected a [Sequence] section with "
                         "imDir, imExt, seqLength, imWidth, imHeight", path=path) from exc
