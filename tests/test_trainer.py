@@ -226,6 +226,9 @@ def test_cli_train_evaluate_extract_on_ilidsvid(world, tmp_path, capsys):
         assert 0.0 <= res[key] <= 1.0
     assert res["protocol"]["test_sampling"] == "dense" and res["protocol"]["gallery_mode"] == "query+gallery"
     assert res["protocol"]["split"] == 0 and res["model"] == "cgclip" and "config" in res and "dataset" in res
+    assert res["protocol"]["neck_feat"] == "before"
+    assert main(["evaluate", "--run", str(run), "--neck-feat", "after", "--output", str(tmp_path / "after.json")]) == 0
+    assert json.loads((tmp_path / "after.json").read_text())["protocol"]["neck_feat"] == "after"
     assert main(["extract", "--run", str(run), "--out", str(tmp_path / "feats")]) == 0
     gallery = load_features(tmp_path / "feats" / "gallery")
     assert len(gallery) == 6 and gallery.features.shape[1] == res["feature_dim"]

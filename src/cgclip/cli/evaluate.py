@@ -34,6 +34,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--precision", choices=CHOICES["train.precision"], help="inference precision (default: the run's)")
     p.add_argument("--batch-size", type=int, help="clips per forward pass")
     p.add_argument("--num-workers", type=int, help="data loader workers")
+    p.add_argument("--neck-feat", choices=CHOICES["model.neck_feat"],
+                   help="retrieval feature: before or after the BNNeck (default: the run's)")
     p.add_argument("--output", metavar="JSON", help="results file (default RUN/results.json)")
     p.set_defaults(func=run)
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate the run (or every split of a protocol folder) and print the headline numbers."""
     options = dict(checkpoint=args.checkpoint, sampling=args.test_sampling, gallery_mode=args.gallery_mode,
                    metric=args.metric, rerank=args.rerank, device=args.device, precision=args.precision,
-                   batch_size=args.batch_size, num_workers=args.num_workers)
+                   batch_size=args.batch_size, num_workers=args.num_workers, neck_feat=args.neck_feat)
     from cgclip.io_utils import check_output_file
 
     root = Path(args.run)

@@ -93,10 +93,11 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
                  sampling: str | None = None, gallery_mode: str | None = None, metric: str | None = None,
                  rerank: bool | None = None, split: int | None = None, device: str | None = None,
                  precision: str | None = None, batch_size: int | None = None, num_workers: int | None = None,
-                 output: str | Path | None = None) -> dict[str, Any]:
+                 output: str | Path | None = None, neck_feat: str | None = None) -> dict[str, Any]:
     """Evaluate a trained run on its dataset's test split (query/gallery) and write ``results.json``.
 
-    Every argument left as None takes the run's configuration. Returns the results dict: ``mAP``, ``rank1``,
+    Every argument left as None takes the run's configuration (``neck_feat``: retrieve on the feature before or
+    after the BNNeck, whichever the run trained with). Returns the results dict: ``mAP``, ``rank1``,
     ``rank5``, ``rank10``, ``rank20``, ``mINP`` (fractions in [0, 1]), ``protocol``, ``model``, ``config``,
     ``dataset``, ``timing``.
     """
@@ -114,12 +115,15 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
         cfg.eval.rerank = bool(rerank)
     if split is not None:
         cfg.data.split = int(split)
+    if neck_feat is not None:
+        cfg.model.neck_feat = neck_feat
     dev = resolve_device(device or cfg.train.device)
     prec = resolve_precision(precision or cfg.train.precision, dev)
     dataset = open_dataset(cfg.data, dataset_root)
     if not dataset.query or not dataset.gallery:
         raise ConfigError("the dataset has no query/gallery split to evaluate on", path=dataset.root)
     model, info = load_run_model(run.root, checkpoint, dev)
+    model.neck_feat = cfg.model.neck_feat
     cache = run.root / "cache"
     start = time.perf_counter()
     common = dict(cfg=cfg, device=dev, precision=prec, cache_dir=cache, batch_size=batch_size,
@@ -138,7 +142,7 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
     protocol.update(test_sampling=cfg.eval.sampling, seq_len=cfg.eval.seq_len or cfg.data.seq_len,
                     checkpoint=info["checkpoint"], epoch=info.get("epoch"), dataset=dataset.name,
                     split=dataset.info.get("split"), test_half=dataset.info.get("test_half"),
-                    precision=prec)
+                    precision=prec, neck_feat=cfg.model.neck_feat)
     n = len(dataset.query) + len(dataset.gallery)
     out.update(protocol=protocol, model=info["model"]["name"], seed=cfg.train.seed, feature_dim=int(qf.shape[1]),
                config=config_to_dict(cfg), dataset=dataset.statistics(),
