@@ -40,7 +40,7 @@ def apply_id_text(captions: Sequence[str], identity: str, template: str = ID_TEX
 
 def token_count(tokenizer: Any, text: str) -> int:
     """Tokens of ``text`` with the tokenizer's special tokens (start / end), as the text tower sees them."""
-    return len(tokenizer(text, add_special_tokens=True)["input_ids"])
+    return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
 
 def _join(body: str, sentence: str) -> str:
@@ -61,7 +61,7 @@ def fit_id_text(caption: str, sentence: str, tokenizer: Any, max_length: int) ->
     excess = token_count(tokenizer, text) - int(max_length)
     if excess <= 0:
         return text, False
-    ids = tokenizer(caption.strip(), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(caption.strip(), add_special_tokens=False, verbose=False)["input_ids"]
     keep = len(ids) - excess
     while keep > 0:  # decoding and re-tokenising can merge differently: re-check, drop one more token if needed
         candidate = _join(tokenizer.decode(ids[:keep], skip_special_tokens=True), sentence)

@@ -1,6 +1,6 @@
 """Pretrain the embedded tiny CLIP on synthetic crops, captions and attribute labels; save it in Hugging Face format.
 
-Recipe (``tiny-clip-v3``): identities from the pretraining namespace (:mod:`cgclip.models.pretrain_data`, disjoint
+Recipe (``tiny-clip-v4``; v3 was the same with ``crop_style="loose"``): identities from the pretraining namespace (:mod:`cgclip.models.pretrain_data`, disjoint
 from every ReID world), sports and dance, rendered at 128×64. The image tower is the CLIP vision transformer with
 16-px patches (``architecture="tiny-vit"``, the shipped one) or behind a conv stem (``"tiny"``,
 :mod:`cgclip.models.conv_stem`, which learns digits from little data; see docs/RESULTS.md for why it is not the
@@ -52,7 +52,7 @@ from cgclip.progress import progress
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CLIP_NAME = "tiny-clip-v3"
+DEFAULT_CLIP_NAME = "tiny-clip-v4"
 SHIPPED_STEPS = 2000
 REPORT_NAME = "pretrain_report.json"
 REPORT_FORMAT = "cgclip-pretrain-report-v2"
