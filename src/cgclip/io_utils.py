@@ -133,9 +133,10 @@ def check_output_file(path: str | Path, option: str = "--output") -> None:
         raise ConfigError(f"{option} names a folder; give a file name (e.g. {path / 'results.json'})", path=path)
     if path.exists():
         try:
-            ours = isinstance(read_json(path), dict) and "protocol" in read_json(path)
+            existing = read_json(path)
         except Exception:  # noqa: BLE001 - unreadable or not JSON: not ours
-            ours = False
+            existing = None
+        ours = isinstance(existing, dict) and "protocol" in existing
         if not ours:
             raise ConfigError(f"{option} names an existing file cgclip did not write; nothing was changed: choose "
                               "another path", path=path)
