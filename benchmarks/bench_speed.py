@@ -7,9 +7,10 @@ Prints Markdown tables:
    tokens: the ceiling), TAP, TF-CLIP and CG-CLIP through ``model.extract`` — in fp32 and under bf16 autocast — and
    each model's throughput as a percentage of the bare encoder's (SPEC goal: CG-CLIP within 5 % of it).
 2. **Temporal-module cost vs frames T** (8 … 128): time and peak memory of TFE alone
-   (:class:`cgclip.models.tfe.TokenFeatureExtractor`) and TF-CLIP's TMD alone
-   (:class:`cgclip.models.tfclip.TemporalMemoryDiffusion`) on random frame tokens ``[B, T, 1+P, D]`` (no encoder),
-   forward without gradients (inference) and, with ``--backward``, forward + backward (training).
+   (:class:`cgclip.models.tfe.TokenFeatureExtractor`) and TF-CLIP's TMD alone as released
+   (:class:`cgclip.models.tfclip_parts.TemporalMemoryDiffusion`: a full transformer block over each frame's 1+P
+   tokens plus its message token) on random frame tokens ``[B, T, 1+P, D]`` (no encoder), forward without gradients
+   (inference) and, with ``--backward``, forward + backward (training).
 
 Examples::
 
@@ -205,7 +206,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device, clip_dir: Pat
 # ------------------------------------------------------------------------------- 2. temporal-module cost
 def measure_point(spec: dict) -> dict:
     """Run one (module, T, pass) point in this process; return time (ms) and peak memory (MB)."""
-    from cgclip.models.tfclip import TemporalMemoryDiffusion
+    from cgclip.models.tfclip_parts import TemporalMemoryDiffusion
     from cgclip.models.tfe import TokenFeatureExtractor
 
     if spec["threads"] > 0:
@@ -216,7 +217,7 @@ def measure_point(spec: dict) -> dict:
     if spec["module"] == "tfe":
         module = TokenFeatureExtractor(d, num_queries=spec["queries"], num_blocks=1, max_frames=max(t, 64))
     else:
-        module = TemporalMemoryDiffusion(d, max_frames=max(t, 64))
+        module = TemporalMemoryDiffusion(d)
     module = module.to(device)
     backward = spec["pass"] == "fwd+bwd"
     module.train(backward)

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from cgclip.config import load_config  # noqa: E402
 from cgclip.train.distributed import resolve_device  # noqa: E402
 from cgclip.train.modeling import build_training_model, resolve_clip_path  # noqa: E402
-from cgclip.train.optim import build_optimizer  # noqa: E402
+from cgclip.train.optim import optimizer_from_config  # noqa: E402
 from cgclip.train.trainer import peak_memory_mb, resolve_precision, train_step  # noqa: E402
 
 WORDS = ["red", "blue", "white", "black", "green", "shirt", "shorts", "socks", "shoes", "hair", "number", "player"]
@@ -85,7 +85,7 @@ def bench_model(name: str, clip_path: Path, args: argparse.Namespace) -> dict:
     model = build_training_model(cfg.model, clip_path=clip_path, image_size=size, num_classes=args.num_classes,
                                  num_cameras=args.num_cameras, identities=identities,
                                  captions=_captions(args.num_classes)).to(device)
-    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps)
+    optimizer = optimizer_from_config(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     images = torch.randn(batch, seq_len, 3, size[0], size[1], device=device)
     pids = (torch.arange(batch, device=device) // k) % args.num_classes

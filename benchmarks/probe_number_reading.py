@@ -30,9 +30,10 @@ from PIL import Image
 from cgclip.models.pretrain_data import IMAGE_SIZE, pretrain_identities, render_number_pool, to_pixels
 from cgclip.models.random_clip import clip_config
 from cgclip.models.tokenizer import build_vocab
+from cgclip.precision import autocast
 from cgclip.synth.person import digits_mask
 
-MODELS = ("vit-p16", "vit-p8", "vit-cnn", "stem", "stem-proj", "cnn")
+MODELS = ("vit-p16", "vit-p8", "vit-cnn", "vit-cnn-global", "vit-cnn16-global", "stem", "stem-proj", "cnn")
 
 
 def plain_numbers(n: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
@@ -94,20 +95,23 @@ class StemPool(torch.nn.Module):
 
 
 class TinyViT(torch.nn.Module):
-    """The tiny CLIP's vision transformer (random init) at ``patch`` px, or behind the conv stem of the embedded
-    CLIP (``patch=None``: :func:`cgclip.models.random_clip.clip_config` ``"tiny"``); its pooled (post-LN CLS)
-    feature."""
+    """The tiny CLIP's vision transformer (random init) at ``patch`` px, or behind a conv stem (``patch=None``;
+    ``stem`` channels, default :data:`cgclip.models.random_clip.TINY_STEM`; ``global_pool`` adds the stem's
+    projected global max-pool to every token); its pooled (post-LN CLS) feature."""
 
-    def __init__(self, patch: int | None) -> None:
+    def __init__(self, patch: int | None, stem: tuple[int, ...] | None = None, global_pool: bool = False) -> None:
         super().__init__()
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
-        from cgclip.models.conv_stem import STEM_KEY, apply_stem
+        from cgclip.models.conv_stem import STEM_KEY, apply_stem, conv_stem_config
+        from cgclip.models.random_clip import TINY_STEM
 
         vision = clip_config("tiny", build_vocab([])).vision_config.to_dict()
         if patch is not None:
             vision.pop(STEM_KEY, None)
             vision["patch_size"] = patch
+        else:
+            vision.update(conv_stem_config(stem or TINY_STEM, global_pool=global_pool))
         self.model = CLIPVisionModel(CLIPVisionConfig(**vision))
         apply_stem(self.model)
 
@@ -116,20 +120,26 @@ class TinyViT(torch.nn.Module):
         return self.model(pixel_values=x, interpolate_pos_encoding=True).pooler_output
 
 
+#: A stride-16 stem (8×4 tokens at 128×64, as many as the 16-px ViT) for ``vit-cnn16-global``.
+STEM16 = (16, 32, 64, 128, 192)
+
+
 def build(name: str) -> torch.nn.Module:
     """A feature extractor of :data:`MODELS` by name."""
     if name == "cnn":
         return SmallCNN()
     if name.startswith("stem"):
         return StemPool("proj" if name == "stem-proj" else "body")
-    return TinyViT(None if name == "vit-cnn" else int(name.split("-p")[1]))
+    if name.startswith("vit-cnn"):
+        return TinyViT(None, STEM16 if "cnn16" in name else None, global_pool=name.endswith("-global"))
+    return TinyViT(int(name.split("-p")[1]))
 
 
 def accuracy(net: torch.nn.Module, head: torch.nn.Module, pixels: torch.Tensor, tens: torch.Tensor,
              ones: torch.Tensor) -> tuple[float, float]:
     """Held-out (whole number, ones digit) accuracy in percent."""
     net.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), autocast("cpu"):
         logits = head(net(pixels)).float()
     net.train()
     t_ok, o_ok = logits[:, :11].argmax(1) == tens, logits[:, 11:].argmax(1) == ones
@@ -138,7 +148,7 @@ def accuracy(net: torch.nn.Module, head: torch.nn.Module, pixels: torch.Tensor, 
 
 def probe(name: str, train: tuple[np.ndarray, list[str]], test: tuple[np.ndarray, list[str]], steps: int, lr: float,
           every: int, seed: int) -> list[dict]:
-    """Train ``name`` + a linear 21-way digit head (AdamW, warm-up 50, cosine, batch 64, bf16); the curve."""
+    """Train ``name`` + a linear 21-way digit head (AdamW, warm-up 50, cosine, batch 64, the CPU's auto precision); the curve."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net, head = build(name), torch.nn.Linear(192, 21)
@@ -151,7 +161,7 @@ def probe(name: str, train: tuple[np.ndarray, list[str]], test: tuple[np.ndarray
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         idx = rng.choice(len(train[0]), 64, replace=False)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast("cpu"):
             logits = head(net(to_pixels(train[0][idx]))).float()
         loss = F.cross_entropy(logits[:, :11], tens[idx]) + F.cross_entropy(logits[:, 11:], ones[idx])
         opt.zero_grad(set_to_none=True)
@@ -180,9 +190,11 @@ def main() -> None:
     ap.add_argument("--train-crops", type=int, default=16384)
     ap.add_argument("--test-crops", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--out", type=Path, default=Path(".bench_out/number_probe.json"))
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    if args.threads:
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     if args.task == "crops":  # training identities vs held-out identities, as in pretraining
         train = render_number_pool(pretrain_identities(640, args.seed, "train"), args.train_crops, args.seed)[:2]

@@ -91,3 +91,104 @@ def test_unreadable_table_is_one_line(tmp_path):
             read_identity_table(table)
     finally:
         table.chmod(0o600)
+
+
+# --- outputs: every command that writes checks where it writes before any work, and never replaces a user file ---
+
+def _user_files(tmp_path: Path) -> dict[str, bytes]:
+    """A user's file and a user's folder (with one file) to aim outputs at; returns what they hold."""
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.csv").write_text("a,b\n1,2\n")
+    return {p: (tmp_path / p).read_bytes() for p in ("notes.txt", "mine/data.csv")}
+
+
+def _store(tmp_path: Path) -> Path:
+    store = tmp_path / "caps.jsonl"
+    store.write_text('{"identity": "A", "text": "a man in a red shirt", "source": "annotation"}\n')
+    return store
+
+
+OUTPUT_CASES = {
+    "from-annotations under a file": (["caption", "from-annotations", "{t}/missing", "--out", "{t}/notes.txt/c.jsonl"],
+                                      "is a file, so nothing can be written under it"),
+    "from-annotations into a folder": (["caption", "from-annotations", "{t}/missing", "--out", "{t}/mine"],
+                                       "names a folder"),
+    "from-annotations over a foreign file": (["caption", "from-annotations", "{t}/missing", "--out", "{t}/notes.txt"],
+                                             "not a caption store"),
+    "caption report over a foreign file": (["caption", "report", "--captions", "{store}", "--out", "{t}/notes.txt"],
+                                           "cgclip did not write"),
+    "caption report under a file": (["caption", "report", "--captions", "{store}", "--out", "{t}/notes.txt/r.json"],
+                                    "is a file"),
+    "search over a foreign file": (["search", "--gallery", "{t}/none", "--query", "0", "--out", "{t}/notes.txt"],
+                                   "cgclip did not write"),
+    "search grid into a folder": (["search", "--gallery", "{t}/none", "--query", "0", "--grid", "{t}/mine"],
+                                  "names a folder"),
+    "synth under a file": (["synth", "sports", "--size", "tiny", "--out", "{t}/notes.txt/world"], "is a file"),
+    "pretrain-clip onto a file": (["pretrain-clip", "--out", "{t}/notes.txt", "--steps", "1"], "names a file"),
+    "pretrain-clip into a foreign folder": (["pretrain-clip", "--out", "{t}/mine", "--steps", "1"],
+                                            "cgclip did not write"),
+    "import-clip onto a file": (["import-clip", "{t}/notes.txt", "--out", "{t}/notes.txt"], "names a file"),
+    "demo onto a file": (["demo", "--quick", "--out", "{t}/notes.txt"], "names a file"),
+    "demo into a foreign folder": (["demo", "--quick", "--out", "{t}/mine"], "cgclip did not write"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUT_CASES))
+def test_outputs_are_checked_before_work_and_user_files_survive(tmp_path, capsys, case):
+    before = _user_files(tmp_path)
+    args, message = OUTPUT_CASES[case]
+    store = _store(tmp_path)
+    argv = [a.format(t=tmp_path, store=store) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert {p: (tmp_path / p).read_bytes() for p in before} == before
+
+
+def test_demo_folder_is_recognised_on_rerun(tmp_path):
+    from cgclip.demo.pipeline import DEMO_MARKER, _is_demo_dir
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "results.md").write_text("x")
+    assert not _is_demo_dir(out)
+    (out / DEMO_MARKER).touch()
+    assert _is_demo_dir(out)
+
+
+def test_config_file_that_is_not_a_mapping_is_one_line(tmp_path):
+    from cgclip.config import load_config
+    from cgclip.errors import ConfigError
+
+    path = tmp_path / "list.yaml"
+    path.write_text("- model\n- train\n")
+    with pytest.raises(ConfigError, match=r"list.yaml: expected sections .* got a YAML list"):
+        load_config(yaml_path=path)
+
+
+def test_clip_folder_without_config_is_refused_before_work(tmp_path):
+    from cgclip.errors import CheckpointError
+    from cgclip.train.modeling import resolve_clip_path
+
+    (tmp_path / "clip").mkdir()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        resolve_clip_path(str(tmp_path / "clip"))
+
+
+def test_config_that_does_not_match_the_weights_is_one_line_without_a_load_report(tmp_path, capfd):
+    import json
+
+    from cgclip.errors import CheckpointError
+    from cgclip.models.clip_files import load_clip_model
+    from cgclip.models.random_clip import save_random_clip
+
+    path = save_random_clip(tmp_path / "clip", size="tiny-vit")
+    config = json.loads((path / "config.json").read_text())
+    config["vision_config"]["intermediate_size"] = 512
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as err:
+        load_clip_model(path)
+    assert "weights do not match config.json" in str(err.value) and "checkpoint [" in str(err.value) and "config.json [" in str(err.value)
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.err + printed.out and "MISMATCH" not in printed.err + printed.out

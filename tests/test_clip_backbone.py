@@ -140,6 +140,11 @@ def test_sie_on_off(tiny_dir: Path) -> None:
         assert torch.allclose(emb, 2.0 * table[[1, 2]].unsqueeze(1).expand_as(emb), atol=1e-6)
         with pytest.raises(ValueError):
             sie.image(x, torch.tensor([0, 4]))
+        # TF-CLIP / CLIP-ReID: the embedding is added to the CLS token only
+        cls_only = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=2.0, sie_tokens="cls")
+        cls_only.image.sie_embed.copy_(table)
+        emb = cls_only.image.embed(x, torch.tensor([1, 2])) - cls_only.image.embed(x)
+        assert torch.allclose(emb[:, 0], 2.0 * table[[1, 2]], atol=1e-6) and float(emb[:, 1:].abs().max()) == 0.0
 
 
 def test_vit_b16_layout_at_256x128(tmp_path: Path) -> None:
@@ -247,6 +252,33 @@ def test_conv_stem_checkpoint_round_trip(stem_dir: Path, tmp_path: Path) -> None
     # an inference rebuild from the run's copy of config.json has the stem too, with the same parameter names
     rebuilt = image_encoder_from_config(stem_dir, (128, 64), 0, 1.0)
     assert set(rebuilt.state_dict()) == set(load_clip(stem_dir, image_size=(128, 64)).image.state_dict())
+
+
+def test_global_pool_stem_round_trip_and_reaches_the_cls_token(tmp_path: Path) -> None:
+    """``tiny-cnn``: a stride-16 stem (33 tokens at 128x64, as the 16-px ViT) whose global max-pool is added to every
+    token; declared in config.json and rebuilt by the loader; a detector firing in one corner moves the CLS input."""
+    from cgclip.models.conv_stem import STEM_KEY, ConvStem
+
+    path = save_random_clip(tmp_path / "cnn", size="tiny-cnn", seed=0)
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["vision_config"][STEM_KEY] == {"type": "conv", "channels": [16, 32, 64, 128, 192], "global_pool": True}
+    clip = load_clip(path, image_size=(128, 64))
+    clip.image.eval()  # BatchNorm with running statistics: no coupling through the batch
+    stem = clip.image.vision_model.embeddings.patch_embedding
+    assert isinstance(stem, ConvStem) and stem.global_proj is not None and clip.image.num_tokens == 33
+    x = torch.zeros(1, 3, 128, 64)
+    y = x.clone()
+    y[..., :8, :8] = 3.0  # a bright patch in the top-left corner only
+    with torch.no_grad():
+        a, b = clip.image.embed(x), clip.image.embed(y)
+        delta = (b - a).norm(dim=-1)[0]
+    far = delta[1:].reshape(8, 4)[-1, -1]  # the bottom-right token, far from the patch
+    assert float(far) > 1e-3  # the global term reaches tokens far from the patch
+    with torch.no_grad():
+        stem.global_proj.weight.zero_()
+        stem.global_proj.bias.zero_()
+        delta = (clip.image.embed(y) - clip.image.embed(x)).norm(dim=-1)[0]
+    assert float(delta[1:].reshape(8, 4)[-1, -1]) < 1e-5  # without it, a local stem does not
 
 
 def test_conv_stem_checkpoint_errors(stem_dir: Path, tmp_path: Path) -> None:

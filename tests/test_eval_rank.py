@@ -16,11 +16,12 @@ def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
 
     For each query: order the gallery by distance, drop items with the query's pid and camera, mark the remaining
     same-pid items, CMC = running count of hits clipped to 1, AP = mean precision at each hit, INP = hits / rank of
-    the last hit. Queries without a hit are skipped. (A stable argsort, so ties go to the lower gallery index.)
+    the last hit. Queries without a hit are skipped. Exact ties: other identities first (pessimistic), then gallery
+    index.
     """
     cmcs, aps, inps = [], [], []
     for i in range(distmat.shape[0]):
-        order = np.argsort(distmat[i], kind="stable")
+        order = np.lexsort((np.arange(len(g_pids)), g_pids == q_pids[i], distmat[i]))
         same_pid = g_pids[order] == q_pids[i]
         keep = ~(same_pid & (g_camids[order] == q_camids[i]))
         hits = same_pid[keep].astype(np.int64)
@@ -110,7 +111,7 @@ def test_matches_reference_on_random_tie_free_inputs(seed, prefix_fraction, monk
 
 
 @pytest.mark.parametrize("prefix_fraction", [0.0, 1.0])
-def test_ties_are_broken_by_gallery_index(prefix_fraction, monkeypatch):
+def test_ties_are_pessimistic(prefix_fraction, monkeypatch):
     monkeypatch.setattr(rank_mod, "PREFIX_MAX_FRACTION", prefix_fraction)
     rng = np.random.default_rng(3)
     dist, qp, gp, qc, gc = random_case(rng, 30, 120, 6, 3)
@@ -119,6 +120,26 @@ def test_ties_are_broken_by_gallery_index(prefix_fraction, monkeypatch):
     res = evaluate_rank(dist, qp, gp, qc, gc, max_rank=10, chunk_size=7)
     np.testing.assert_allclose(res.cmc, cmc, atol=1e-6)
     assert res.mAP == pytest.approx(m_ap, abs=1e-9) and res.mINP == pytest.approx(m_inp, abs=1e-9)
+
+
+@pytest.mark.parametrize("rounding", [8, None])
+def test_results_do_not_depend_on_gallery_order(rounding):
+    """Degenerate (all-equal) or heavily tied distances score the same however the gallery is listed."""
+    rng = np.random.default_rng(5)
+    dist, qp, gp, qc, gc = random_case(rng, 25, 90, 5, 3)
+    dist = np.round(dist * rounding) / rounding if rounding else np.zeros_like(dist)
+    base = evaluate_rank(dist, qp, gp, qc, gc, max_rank=10)
+    for seed in range(3):
+        perm = np.random.default_rng(seed).permutation(len(gp))
+        other = evaluate_rank(dist[:, perm], qp, gp[perm], qc, gc[perm], max_rank=10)
+        np.testing.assert_allclose(other.cmc, base.cmc, atol=1e-12)
+        assert other.mAP == pytest.approx(base.mAP, abs=1e-12) and other.mINP == pytest.approx(base.mINP, abs=1e-12)
+
+
+def test_all_equal_distances_rank_every_match_last():
+    qp, gp = np.array([0]), np.array([0, 1, 1, 1])
+    res = evaluate_rank(np.zeros((1, 4)), qp, gp, np.array([0]), np.array([1, 1, 1, 1]))
+    assert res.mAP == pytest.approx(0.25) and res.rank(1) == 0.0 and res.rank(4) == 1.0
 
 
 def test_chunking_and_threads_do_not_change_results():

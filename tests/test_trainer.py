@@ -53,7 +53,12 @@ def test_model_trains_on_cpu_and_evaluates(world, tmp_path, model):
     if model == "cgclip":
         assert set(result.history[0]["losses"]) == {"v2rm", "tri", "ce"}
     if model == "tfclip":
-        assert "v2m" in result.history[0]["losses"]
+        assert set(result.history[0]["losses"]) == {"v2m", "tri", "ce", "frame"}
+        saved = json.loads((run / "model.json").read_text())["model"]
+        assert (saved["sie"], saved["sie_tokens"]) == (True, "cls")  # TF-CLIP's SIE_CAMERA, on the CLS token
+        assert "logit_scale" not in result.history[0]  # raw v2m logits: no scale
+    else:
+        assert json.loads((run / "model.json").read_text())["model"]["sie"] is False
 
     # the run folder
     for name in ("config.yaml", "run.json", "dataset.json", "environment.json", "metrics.jsonl", "model.safetensors",

@@ -26,14 +26,16 @@ from typing import Any, Sequence
 
 import yaml
 
-from cgclip.config_sections import (CHOICES, DATASET_KINDS, MODEL_NAMES, RANGES, SECTIONS, Config,
-                                    DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig)
-from cgclip.errors import ConfigError
+from cgclip.config_sections import (CHOICES, DATASET_KINDS, MODEL_DEFAULTS, MODEL_NAMES, RANGES, SECTIONS, Config,
+                                    DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig,
+                                    resolve_model_defaults)
+from cgclip.errors import ConfigError, DataError
+from cgclip.io_utils import read_text
 
-__all__ = ["CHOICES", "DATASET_KINDS", "MODEL_NAMES", "PRESET_DIR", "RANGES", "SECTIONS", "Config", "DataConfig",
-           "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig", "apply_overrides", "config_from_dict",
-           "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override", "preset_names",
-           "preset_path", "validate"]
+__all__ = ["CHOICES", "DATASET_KINDS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES", "SECTIONS", "Config",
+           "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig", "apply_overrides",
+           "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
+           "preset_names", "preset_path", "resolve_model_defaults", "validate"]
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -126,11 +128,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("configuration file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path, "configuration file"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"not valid YAML ({getattr(exc, 'problem', exc)})", path=path,
                           line=mark.line + 1 if mark is not None else None) from exc
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"expected sections (model:, data:, train: ...) at the top level, got a YAML "
+                          f"{type(data).__name__}; see configs/README.md", path=path)
     return data or {}
 
 
@@ -264,4 +271,4 @@ def diff_configs(a: Config, b: Config) -> list[str]:
 
 __all__ = ["Config", "apply_overrides", "ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig",
            "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
-           "preset_names", "preset_path", "validate"]
+           "preset_names", "preset_path", "resolve_model_defaults", "MODEL_DEFAULTS", "validate"]

@@ -63,7 +63,9 @@ class ModelConfig:
     """Which model and its switches (SPEC §2; the field names are the ``build_model`` options).
 
     ``name`` is ``cgclip``, ``tfclip`` or ``tap``; ``clip_path`` a Hugging Face CLIP directory (None = the embedded
-    default tiny CLIP).
+    default tiny CLIP). A field whose default is None and that :data:`MODEL_DEFAULTS` lists takes the named model's
+    own default (:func:`resolve_model_defaults`): SIE is on for ``tfclip`` (TF-CLIP's ``SIE_CAMERA: True``) and off
+    for ``cgclip`` and ``tap``. ``v2m_logits`` and ``memory_clips`` concern ``tfclip`` only (docs/training.md).
     """
 
     name: str = "cgclip"
@@ -83,8 +85,11 @@ class ModelConfig:
     w_ce: float = 0.25
     triplet_margin: float = 0.3
     label_smoothing: float = 0.1
-    sie: bool = False
+    sie: bool | None = None  # SIE camera embedding; None = the model's default (on for tfclip only)
     sie_coef: float = 1.0
+    sie_tokens: str | None = None  # SIE added to the CLS token ("cls", TF-CLIP) or every token ("all"); None = model's
+    v2m_logits: str = "raw"  # tfclip: raw inner products as released, or "cosine" x a learnable scale
+    memory_clips: str = "all"  # tfclip CLIP-Memory over every consecutive T-frame clip ("all") or the first RRS clip
     neck_feat: str = "before"  # retrieval feature: before the BNNeck (TF-CLIP, CLIP-ReID TEST.NECK_FEAT) or after
     logit_scale_init: float | None = None  # scale s of L_v2m / L_v2rm at the start; None = the loaded CLIP's own
 
@@ -109,6 +114,9 @@ class OptimConfig:
     schedule_unit: str = "epoch"
     grad_clip: float = 0.0
     logit_scale_lr_mult: float = 10.0  # lr of the v2m / v2rm logit scale = lr x this, no weight decay; 0 = fixed
+    bias_lr_factor: float = 2.0  # lr of bias parameters = lr x this (TF-CLIP / CLIP-ReID BIAS_LR_FACTOR)
+    weight_decay_bias: float | None = None  # weight decay of bias parameters; None = weight_decay
+    large_fc_lr_mult: float = 10.0  # lr x this for the parameters a model declares (TF-CLIP's TMD classifier)
 
 
 @dataclass
@@ -177,6 +185,20 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+#: Model-dependent defaults of the ModelConfig fields left at None.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cgclip": {"sie": False, "sie_tokens": "all"},
+    "tfclip": {"sie": True, "sie_tokens": "cls"},  # configs/vit_clipreid.yml SIE_CAMERA; model/clip/model.py l. 223
+    "tap": {"sie": False, "sie_tokens": "all"},
+}
+
+
+def resolve_model_defaults(model: ModelConfig) -> ModelConfig:
+    """A copy of ``model`` whose None fields listed in :data:`MODEL_DEFAULTS` hold ``model.name``'s defaults."""
+    own = MODEL_DEFAULTS.get(model.name, {})
+    return dataclasses.replace(model, **{k: v for k, v in own.items() if getattr(model, k) is None})
+
+
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -187,6 +209,9 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.cmr_fusion": ("a", "b", "c"),
     "model.identity_mode": ("caption", "caption_idtext", "caption_idemb"),
     "model.neck_feat": ("before", "after"),
+    "model.sie_tokens": ("cls", "all", None),
+    "model.v2m_logits": ("raw", "cosine"),
+    "model.memory_clips": ("all", "first"),
     "optim.schedule_unit": ("epoch", "iteration"),
     "train.precision": ("auto", "bf16", "fp16", "fp32"),
     "eval.sampling": ("rrs_first", "dense"),
@@ -204,6 +229,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.w_tri": (0, None), "model.w_ce": (0, None), "model.triplet_margin": (0, None),
     "model.label_smoothing": (0, 1), "model.sie_coef": (0, None),
     "model.logit_scale_init": (1, 100), "optim.logit_scale_lr_mult": (0, None),
+    "optim.bias_lr_factor": (0, None), "optim.weight_decay_bias": (0, None), "optim.large_fc_lr_mult": (0, None),
     "optim.lr": (0, None), "optim.weight_decay": (0, None), "optim.eps": (0, None), "optim.warmup_epochs": (0, None),
     "optim.warmup_factor": (0, 1), "optim.gamma": (0, None), "optim.grad_clip": (0, None),
     "train.epochs": (1, None), "train.eval_every": (1, None), "train.num_workers": (0, None),

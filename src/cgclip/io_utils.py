@@ -11,7 +11,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 
 @contextmanager
@@ -96,30 +96,8 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: str = "choose a new folder") -> None:
-    """Refuse, before any work starts, an output folder that would overwrite what cgclip did not write.
-
-    ``path`` may be missing or an empty folder (both fine), or a folder that cgclip wrote itself (``ours``, recognised
-    by the caller's marker: it may be reused or resumed). A file, or a non-empty folder of other files, raises
-    :class:`cgclip.errors.ConfigError` naming the path and the fix.
-    """
-    from cgclip.errors import ConfigError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} names a file, not a folder: {fix}", path=path)
-    if path.is_dir() and not ours and any(path.iterdir()):
-        example = sorted(p.name for p in path.iterdir())[0]
-        raise ConfigError(f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: "
-                          f"{fix}", path=path)
-
-
-def check_output_file(path: str | Path, option: str = "--output") -> None:
-    """Refuse, before any work starts, an output file that cannot be written or that cgclip did not write.
-
-    Fine: a new file in an existing folder (or under folders still to be made), or a JSON file cgclip wrote (it holds
-    a ``protocol``). Raises :class:`cgclip.errors.ConfigError` for a folder, a path under a file, or a foreign file.
-    """
+def check_parents(path: str | Path, option: str = "--out") -> None:
+    """Refuse, before any work starts, an output path below an existing *file* (nothing can be made under it)."""
     from cgclip.errors import ConfigError
 
     path = Path(path)
@@ -128,18 +106,57 @@ def check_output_file(path: str | Path, option: str = "--output") -> None:
             if not parent.is_dir():
                 raise ConfigError(f"{option}: {parent} is a file, so nothing can be written under it; choose another "
                                   "path", path=path)
-            break
-    if path.is_dir():
-        raise ConfigError(f"{option} names a folder; give a file name (e.g. {path / 'results.json'})", path=path)
-    if path.exists():
+            return
+
+
+def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: str = "choose a new folder") -> None:
+    """Refuse, before any work starts, an output folder that would overwrite what cgclip did not write.
+
+    ``path`` may be missing or an empty folder (both fine), or a folder that cgclip wrote itself (``ours``, recognised
+    by the caller's marker: it may be reused or resumed). A file, a path under a file, or a non-empty folder of other
+    files raises :class:`cgclip.errors.ConfigError` naming the path and the fix.
+    """
+    from cgclip.errors import ConfigError
+
+    path = Path(path)
+    check_parents(path, option)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} names a file, not a folder: {fix}", path=path)
+    if path.is_dir() and not ours and any(path.iterdir()):
+        example = sorted(p.name for p in path.iterdir())[0]
+        raise ConfigError(f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: "
+                          f"{fix}", path=path)
+
+
+def _json_with(keys: tuple[str, ...]) -> Callable[[Path], bool]:
+    """A test for "a JSON object holding all of ``keys``" (how cgclip recognises a JSON file it wrote)."""
+    def test(path: Path) -> bool:
         try:
             existing = read_json(path)
         except Exception:  # noqa: BLE001 - unreadable or not JSON: not ours
-            existing = None
-        ours = isinstance(existing, dict) and "protocol" in existing
-        if not ours:
-            raise ConfigError(f"{option} names an existing file cgclip did not write; nothing was changed: choose "
-                              "another path", path=path)
+            return False
+        return isinstance(existing, dict) and all(k in existing for k in keys)
+    return test
+
+
+def check_output_file(path: str | Path, option: str = "--output", ours: Callable[[Path], bool] | tuple[str, ...]
+                      = ("protocol",), example: str = "results.json") -> None:
+    """Refuse, before any work starts, an output file that cannot be written or that cgclip did not write.
+
+    Fine: a new file in an existing folder (or under folders still to be made), or an existing file cgclip wrote —
+    ``ours`` tells (a predicate on the path, or the keys a JSON object of ours holds; default ``protocol``). Raises
+    :class:`cgclip.errors.ConfigError` for a folder, a path under a file, or a foreign file.
+    """
+    from cgclip.errors import ConfigError
+
+    path = Path(path)
+    check_parents(path, option)
+    if path.is_dir():
+        raise ConfigError(f"{option} names a folder; give a file name (e.g. {path / example})", path=path)
+    test = _json_with(ours) if isinstance(ours, tuple) else ours
+    if path.exists() and not test(path):
+        raise ConfigError(f"{option} names an existing file cgclip did not write; nothing was changed: choose "
+                          "another path", path=path)
 
 
 #: Weight files that are Python pickles: loading one can run code, so cgclip never does.

@@ -287,3 +287,37 @@ class CaptionStore:
         expected = set(identities)
         have = {r.identity for r in self._captions.values()}
         return {"unknown": sorted(have - expected), "missing": sorted(expected - have)}
+
+
+def open_output_store(path: str | Path, option: str = "--out") -> CaptionStore:
+    """Open ``path`` as a caption store to write to, checked before any work starts.
+
+    A new file (under existing or still-to-be-made folders) or an existing caption store (added to, resumed) is
+    fine; a folder, a path under a file, or an existing file that is not a caption store is refused with one line
+    (:class:`cgclip.errors.ConfigError`), and nothing is changed.
+    """
+    from cgclip.errors import ConfigError
+    from cgclip.io_utils import check_parents
+
+    path = Path(path)
+    check_parents(path, option)
+    if path.is_dir():
+        raise ConfigError(f"{option} names a folder; give a caption store file (e.g. {path / 'captions.jsonl'})",
+                          path=path)
+    try:
+        return CaptionStore(path)
+    except DataError as exc:
+        if path.exists() and path.stat().st_size and not _looks_like_store(path):
+            raise ConfigError(f"{option} names an existing file that is not a caption store; nothing was changed: "
+                              "choose another path", path=path) from None
+        raise exc
+
+
+def _looks_like_store(path: Path) -> bool:
+    """Whether the first non-empty line of ``path`` is a JSON object with an ``identity`` (a caption record)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = next((line for line in fh if line.strip()), "")
+        return isinstance(json.loads(first), dict) and "identity" in json.loads(first)
+    except (OSError, ValueError):
+        return False

@@ -13,8 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._caption_opts import (add_backend_options, add_frame_options, build_backend, dataset_identities,
-                                      frame_items)
+from cgclip.cli._caption_opts import (
+    add_backend_options,
+    add_frame_options,
+    build_backend,
+    dataset_identities,
+    frame_items,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -88,9 +93,14 @@ def run_from_annotations(args: argparse.Namespace) -> int:
     """cgclip caption from-annotations."""
     from cgclip.captions.augment import llm_paraphrase, translate_attributes
     from cgclip.captions.load import captions_from_rows, identity_table_path
-    from cgclip.captions.store import CaptionStore
+    from cgclip.captions.store import open_output_store
     from cgclip.data.identity_table import read_identity_table, write_identity_table
+    from cgclip.io_utils import check_output_file
 
+    store = open_output_store(args.out)
+    if args.translate:
+        check_output_file(args.out.with_name(args.out.stem + ".identities.csv"), "--out (translated table)",
+                          ours=lambda _p: True, example="identities.csv")
     table = identity_table_path(args.table) or args.table
     rows = read_identity_table(table)
     if args.splits:
@@ -104,7 +114,6 @@ def run_from_annotations(args: argparse.Namespace) -> int:
         print(f"translated table written to {translated}")
         for f in failures:
             print(f"not translated (kept as is): {f}", file=sys.stderr)
-    store = CaptionStore(args.out)
     n_rules = 1 if args.paraphraser == "llm" else args.num
     records = captions_from_rows(rows, n_rules, args.seed)
     added = store.add(records)
@@ -129,12 +138,12 @@ def run_from_annotations(args: argparse.Namespace) -> int:
 def run_mllm(args: argparse.Namespace) -> int:
     """cgclip caption mllm."""
     from cgclip.captions.mllm import caption_frames, load_prompt
-    from cgclip.captions.store import CaptionStore
+    from cgclip.captions.store import open_output_store
 
+    store = open_output_store(args.out)
     items = frame_items(args)
     prompt = load_prompt(args.prompt_file)
     backend = build_backend(args)
-    store = CaptionStore(args.out)
     s = caption_frames(items, backend, store, prompt, limit=args.limit)
     print(_summary_line(f"frames ({prompt.id})", s, store))
     return 1 if s.failed else 0
@@ -155,15 +164,31 @@ def run_augment(args: argparse.Namespace) -> int:
     return 1 if s.failed else 0
 
 
+#: Keys every ``caption report`` JSON holds (how a rerun recognises its own report file).
+REPORT_KEYS = ("num_captions", "num_identities", "recommendation")
+
+
+def _json_object(path: Path) -> bool:
+    """Whether ``path`` holds a JSON object (a scores file this command wrote)."""
+    from cgclip.io_utils import read_json
+
+    try:
+        return isinstance(read_json(path), dict)
+    except Exception:  # noqa: BLE001 - unreadable or not JSON: not ours
+        return False
+
+
 def run_report(args: argparse.Namespace) -> int:
     """cgclip caption report."""
     from cgclip.captions.report import caption_report
     from cgclip.captions.store import CaptionStore
     from cgclip.errors import CgclipError
-    from cgclip.io_utils import write_json
+    from cgclip.io_utils import check_output_file, write_json
 
     if not args.captions.is_file():
         raise CgclipError("caption store not found", path=args.captions)
+    if args.out is not None:
+        check_output_file(args.out, "--out", ours=REPORT_KEYS, example="report.json")
     expected = known = None
     if args.dataset is not None:
         expected, known = dataset_identities(args.dataset, args.splits)
@@ -204,9 +229,13 @@ def run_report(args: argparse.Namespace) -> int:
 def run_attributes(args: argparse.Namespace) -> int:
     """cgclip caption attributes."""
     from cgclip.captions.attribute_captioner import caption_attributes, load_attribute_captioner
-    from cgclip.captions.store import CaptionStore
-    from cgclip.io_utils import write_json
+    from cgclip.captions.store import open_output_store
+    from cgclip.io_utils import check_output_file, write_json
 
+    store = open_output_store(args.out)
+    if args.scores_out is not None:
+        check_output_file(args.scores_out, "--scores-out", ours=lambda p: p.suffix == ".json" and
+                          _json_object(p), example="scores.json")
     items = frame_items(args)
     attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
     from cgclip.models.clip_features import ClipFeatures
@@ -214,7 +243,6 @@ def run_attributes(args: argparse.Namespace) -> int:
 
     clip = resolve_clip_path(args.clip)
     captioner = load_attribute_captioner(ClipFeatures(clip, args.device), attrs)
-    store = CaptionStore(args.out)
     result = caption_attributes(items, captioner, store, model_name=clip.name, max_frames=args.max_frames)
     print(f"attribute captions: {result['captioned']} identities captioned, {result['failed']} failed, "
           f"{result['skipped']} already done; written to {args.out}")

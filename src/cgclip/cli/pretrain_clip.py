@@ -8,6 +8,7 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``pretrain-clip`` sub-command."""
     from cgclip.models.pretrain_clip import PretrainConfig
+    from cgclip.models.random_clip import TINY_SIZES
 
     d = PretrainConfig()
     parser = subparsers.add_parser(
@@ -32,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="relative frequency of each caption kind (default %(default)s)")
     parser.add_argument("--attribute-weight", type=float, default=d.attribute_weight,
                         help="weight of the attribute text-classifier loss (%(default)s; 0 = contrastive only)")
-    parser.add_argument("--arch", default=d.architecture, choices=("tiny-vit", "tiny"),
-                        help="image tower: tiny-vit (16-px patches) or tiny (conv stem) (%(default)s)")
+    parser.add_argument("--arch", default=d.architecture, choices=TINY_SIZES,
+                        help="image tower: tiny-vit (16-px patches), tiny (stride-8 conv stem) or tiny-cnn (stride-16 "
+                             "conv stem with a global max-pool) (%(default)s)")
     parser.add_argument("--stem-steps", type=int, default=d.stem_steps,
                         help="steps that train the conv stem and its heads alone first (%(default)s)")
     parser.add_argument("--stem-weight", type=float, default=d.stem_weight,
@@ -46,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crops", type=int, default=d.crops_per_identity, help="rendered crops per identity")
     parser.add_argument("--heldout", type=int, default=d.heldout_identities_per_kind,
                         help="held-out identities per kind for the zero-shot report")
+    parser.add_argument("--number-crops", type=int, default=d.number_crops,
+                        help="back-view crops in the random-number pool (%(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.set_defaults(func=run)
 
@@ -57,7 +61,7 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["cgclip", "pretrain-clip"]
     for key in ("out", "arch", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
                 "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "identities", "crops", "crop_style",
-                "heldout"):
+                "heldout", "number_crops"):
         value = getattr(args, key)
         if value is None or key == "steps" and args.minutes is not None:
             continue
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     budget = {"steps": None, "minutes": args.minutes} if args.minutes is not None else {"steps": args.steps}
     cfg = PretrainConfig(seed=args.seed, batch_size=args.batch_size, number_batch=args.number_batch, lr=args.lr,
                          train_identities_per_kind=args.identities, crops_per_identity=args.crops,
-                         crop_style=args.crop_style,
+                         crop_style=args.crop_style, number_crops=args.number_crops,
                          heldout_identities_per_kind=args.heldout, warmup_steps=args.warmup_steps,
                          caption_mix=tuple(args.caption_mix), attribute_weight=args.attribute_weight,
                          stem_weight=args.stem_weight, stem_steps=args.stem_steps, architecture=args.arch, **budget)

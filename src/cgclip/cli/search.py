@@ -126,10 +126,17 @@ def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: np.ndarr
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cgclip search``; returns the exit status."""
-    from cgclip.io_utils import write_json
+    from cgclip.io_utils import check_output_file, write_json
 
     if args.topk < 1:
         raise EvaluationError(f"--topk must be >= 1, got {args.topk}")
+    if args.out:
+        check_output_file(args.out, "--out", ours=("gallery", "query", "queries"), example="results.json")
+    if args.save_index:
+        check_output_file(args.save_index, "--save-index", ours=lambda p: Path(f"{p}.json").is_file(),
+                          example="gallery.index")
+    if args.grid:
+        check_output_file(args.grid, "--grid", ours=lambda p: p.suffix.lower() == ".png", example="ranking.png")
     index, gallery = _load_gallery(args)
     queries, items = _load_query(args.query, gallery)
     results, scores, idx = _results(index, gallery, queries, items, args.topk)

@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the world and print a one-paragraph summary."""
+    from cgclip.io_utils import check_parents
     from cgclip.synth import generate_world
 
+    check_parents(args.out)
     workers = args.workers if args.workers > 0 else max(1, min(4, os.cpu_count() or 1))
     sizes = {name: getattr(args, name) for name in SIZE_OPTIONS}
     summary = generate_world(args.kind, args.out, args.seed, preset=args.size, workers=workers,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from cgclip.demo.settings import MODELS, WORLDS, DemoSettings, demo_settings
 from cgclip.errors import ConfigError
-from cgclip.io_utils import read_json, write_json
+from cgclip.io_utils import check_output_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,15 @@ def _epoch_line(kind: str, model: str, rec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+#: Written into every demo folder, so a rerun recognises (and resumes) its own folder.
+DEMO_MARKER = ".cgclip-demo"
+
+
+def _is_demo_dir(out: Path) -> bool:
+    """Whether ``out`` is a folder an earlier ``cgclip demo`` wrote (its marker, or the layout demos wrote before)."""
+    return (out / DEMO_MARKER).is_file() or all((out / d).is_dir() for d in ("worlds", "datasets"))
+
+
 def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Sequence[str] = WORLDS,
              models: Sequence[str] = MODELS, clip_dir: str | Path | None = None, pictures: bool = True,
              say: Say = _quiet, settings: DemoSettings | None = None) -> dict[str, Any]:
@@ -142,7 +151,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
         raise ConfigError(f"unknown world or model {', '.join(unknown)}; worlds: {', '.join(WORLDS)}; "
                           f"models: {', '.join(MODELS)}")
     out = Path(out)
+    check_output_dir(out, _is_demo_dir(out), fix="choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).touch()
     settings = settings or demo_settings(quick)
     start = time.perf_counter()
     datasets = {kind: prepare_world(kind, out, seed, settings, say) for kind in worlds}

@@ -9,8 +9,9 @@ Instead of arg-sorting every row (what a per-query evaluator does), only the few
 located in their row: each row is *value*-sorted (a fast SIMD sort) — or, when positives rank early, only the part
 of the row up to the last positive — and the items are found by binary search. Every metric follows from the ranks
 of those few items, so the work is at most one value sort per row plus O(#same-pid items).
-Ties are broken by gallery index (the order ``np.argsort(kind="stable")`` gives); on tie-free input the result is
-the same as any argsort-based evaluator.
+Exact ties are broken independently of the gallery order: a tied item of another identity ranks before a tied
+match (pessimistic), so all-equal features score the same whatever order the gallery is listed in; on tie-free
+input the result is the same as any argsort-based evaluator.
 """
 
 from __future__ import annotations
@@ -181,9 +182,26 @@ def _rank_positions(dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, good: 
         less, tied = _positions_in_prefixes(dist, rows, values, limit, selected)
     else:
         less, tied = _positions_in_sorted_rows(dist, rows, values)
-    for i in np.flatnonzero(tied):  # rare exact ties: break them by gallery index like a stable sort
-        less[i] += int(np.count_nonzero(dist[rows[i], : cols[i]] == values[i]))
-    return less
+    return less + _tie_offsets(dist, rows, cols, values, np.flatnonzero(tied))
+
+
+def _tie_offsets(dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+                 tied: np.ndarray) -> np.ndarray:
+    """Rank offsets that break exact ties independently of the gallery order: every tied other-identity item ranks
+    before a same-identity item (the pessimistic convention, so a degenerate feature earns no credit by where the
+    gallery happens to list its matches), and same-identity items keep gallery-index order among themselves (they
+    are interchangeable for every metric; junk among them is removed later either way). ``rows`` must be sorted."""
+    offsets = np.zeros(len(rows), dtype=np.int64)
+    if not len(tied):
+        return offsets
+    bounds = np.searchsorted(rows, np.arange(dist.shape[0] + 1))
+    for i in tied.tolist():  # rare exact ties (or degenerate features, where every item ties)
+        r, value = rows[i], values[i]
+        same = slice(bounds[r], bounds[r + 1])
+        same_tied = values[same] == value
+        negatives_tied = int(np.count_nonzero(dist[r] == value)) - int(np.count_nonzero(same_tied))
+        offsets[i] = negatives_tied + int(np.count_nonzero(same_tied & (cols[same] < cols[i])))
+    return offsets
 
 
 def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: GalleryIndex) -> ChunkStats:

@@ -1,7 +1,8 @@
 """``build_model(name, ...)``: the video ReID models by name — ``cgclip``, ``tfclip``, ``tap`` (DEVELOPING.md contract).
 
 Options are the ``ModelConfig`` fields (defaults in :data:`DEFAULT_OPTIONS`); every model accepts all of them and
-ignores those that do not concern it (``sie``/``sie_coef`` are consumed by ``load_clip`` and ignored here). Extra
+ignores those that do not concern it (``sie``/``sie_coef``/``sie_tokens`` are consumed by ``load_clip`` and ignored
+here; ``v2m_logits`` and ``memory_clips`` concern ``tfclip`` only). Extra
 options: ``identity_names`` (identity name per training pid, for the ID text; default ``str(pid)``) and
 ``tfe_max_frames`` (size of the temporal-embedding tables, 64). An unknown option or an invalid value raises
 :class:`cgclip.errors.ConfigError` naming it.
@@ -26,7 +27,7 @@ from cgclip.models.cmr import FUSION_VARIANTS, IDENTITY_MODES, TextMemory
 from cgclip.models.heads import NECK_FEATS, VideoReIDModel
 from cgclip.models.losses import LOGIT_SCALE_INIT
 from cgclip.models.tap import TAPModel
-from cgclip.models.tfclip import TFCLIPModel
+from cgclip.models.tfclip import MEMORY_CLIPS, V2M_LOGITS, TFCLIPModel
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "cmr_fusion": "c", "cmr_blocks": 2, "memory_momentum": 0.2, "static_memory": False,
     "identity_mode": "caption_idtext", "ssp_blocks": 2, "tmd": True,
     "w_v2m": 1.0, "w_tri": 1.0, "w_ce": 0.25, "triplet_margin": 0.3, "label_smoothing": 0.1,
-    "sie": False, "sie_coef": 1.0,
+    "sie": None, "sie_coef": 1.0, "sie_tokens": None, "v2m_logits": "raw", "memory_clips": "all",
     "logit_scale_init": None, "neck_feat": "before",
     "identity_names": None, "tfe_max_frames": 64,
 }
@@ -79,8 +80,16 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     _check(scale is None or isinstance(scale, (int, float)) and not isinstance(scale, bool) and 1.0 <= scale <= 100.0,
            f"model option logit_scale_init must be a scale in [1, 100] (CLIP's is 100, 1/0.07 = 14.3 at its start) "
            f"or null for the loaded CLIP's own, got {scale!r}")
-    for key in ("static_memory", "tmd", "sie"):
+    for key in ("static_memory", "tmd"):
         _check(isinstance(opts[key], bool), f"model option {key} must be true or false, got {opts[key]!r}")
+    _check(opts["sie"] is None or isinstance(opts["sie"], bool),
+           f"model option sie must be true, false or null (the model's default), got {opts['sie']!r}")
+    _check(opts["sie_tokens"] in (None, "cls", "all"),
+           f"model option sie_tokens must be cls, all or null (the model's default), got {opts['sie_tokens']!r}")
+    _check(opts["v2m_logits"] in V2M_LOGITS,
+           f"model option v2m_logits must be one of {', '.join(V2M_LOGITS)}, got {opts['v2m_logits']!r}")
+    _check(opts["memory_clips"] in MEMORY_CLIPS,
+           f"model option memory_clips must be one of {', '.join(MEMORY_CLIPS)}, got {opts['memory_clips']!r}")
     return opts
 
 
@@ -159,7 +168,7 @@ def build_model(name: str, *, image_encoder: nn.Module, num_classes: int, num_ca
         model: VideoReIDModel = TAPModel(image_encoder, num_classes, **common)
     elif name == "tfclip":
         model = TFCLIPModel(image_encoder, num_classes, ssp_blocks=opts["ssp_blocks"], tmd=opts["tmd"],
-                            tfe_max_frames=opts["tfe_max_frames"], w_v2m=opts["w_v2m"],
+                            v2m_logits=opts["v2m_logits"], memory_clips=opts["memory_clips"], w_v2m=opts["w_v2m"],
                             logit_scale_init=scale, **common)
     else:
         memory = _build_memory(image_encoder, num_classes, captions, text_encoder, inference_only, opts)

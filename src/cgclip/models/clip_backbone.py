@@ -6,8 +6,9 @@
 
 * ``.image`` — :class:`ClipImageEncoder`: the CLIP vision tower run at a ReID image size (256×128 by default, i.e.
   16×8 patches + CLS = 129 tokens with patch 16). Its positional embeddings are resampled once from the checkpoint's
-  grid (:mod:`cgclip.models.pos_embed`) into a trainable table; an optional SIE camera embedding (TF-CLIP style) is
-  added to every token; the final LayerNorm is applied to all tokens (CLIP-ReID / TF-CLIP convention).
+  grid (:mod:`cgclip.models.pos_embed`) into a trainable table; an optional SIE camera embedding is added to every
+  token (``sie_tokens="all"``, TransReID) or to the CLS token only (``"cls"``, as TF-CLIP and CLIP-ReID); the final
+  LayerNorm is applied to all tokens (CLIP-ReID / TF-CLIP convention).
 * ``.text`` — :class:`ClipTextEncoder`: the frozen CLIP text tower + text projection + tokenizer, ``encode(texts)``.
 * ``.embed_dim`` — CLIP's joint embedding width d.
 
@@ -42,6 +43,7 @@ class ClipImageEncoder(nn.Module):
         image_size: ``(height, width)`` of the input crops; the patch grid is ``(height // p, width // p)``.
         num_cameras: size of the SIE camera table (0 = no SIE).
         sie_coef: scale of the SIE embedding added to the tokens.
+        sie_tokens: add the SIE embedding to ``"all"`` tokens or to the ``"cls"`` token only.
         live_positions: train the checkpoint's own table and resample it in every forward pass instead (used when
             pretraining a CLIP whose saved grid differs from its training grid; :attr:`pos_embed` is then None).
 
@@ -52,8 +54,12 @@ class ClipImageEncoder(nn.Module):
     """
 
     def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear, image_size: tuple[int, int] = (256, 128),
-                 num_cameras: int = 0, sie_coef: float = 1.0, live_positions: bool = False) -> None:
+                 num_cameras: int = 0, sie_coef: float = 1.0, live_positions: bool = False,
+                 sie_tokens: str = "all") -> None:
         super().__init__()
+        if sie_tokens not in ("all", "cls"):
+            raise ValueError(f"sie_tokens must be 'all' or 'cls', got {sie_tokens!r}")
+        self.sie_tokens = sie_tokens
         self.vision_model = vision_model
         self.visual_projection = visual_projection
         embeddings = vision_model.embeddings
@@ -121,7 +127,11 @@ class ClipImageEncoder(nn.Module):
                 raise ValueError(f"got {camids.numel()} camera ids for {tokens.shape[0]} images")
             if camids.numel() and (int(camids.min()) < 0 or int(camids.max()) >= self.num_cameras):
                 raise ValueError(f"camera ids must be in [0, {self.num_cameras}), got {camids.min()}..{camids.max()}")
-            tokens = tokens + self.sie_coef * self.sie_embed[camids].to(tokens.dtype).unsqueeze(1)
+            sie = self.sie_coef * self.sie_embed[camids].to(tokens.dtype).unsqueeze(1)
+            if self.sie_tokens == "cls":
+                tokens = torch.cat([tokens[:, :1] + sie, tokens[:, 1:]], dim=1)
+            else:
+                tokens = tokens + sie
         return tokens
 
     def forward(self, pixel_values: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
@@ -209,7 +219,8 @@ class ClipModels:
 
 
 def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_cameras: int = 0,
-              sie_coef: float = 1.0, dtype: torch.dtype | None = None, train_text: bool = False) -> ClipModels:
+              sie_coef: float = 1.0, dtype: torch.dtype | None = None, train_text: bool = False,
+              sie_tokens: str = "all") -> ClipModels:
     """Load a local Hugging Face CLIP directory for ReID (never downloads).
 
     Args:
@@ -217,13 +228,14 @@ def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_ca
         image_size: ``(height, width)`` of the ReID crops; positional embeddings are resampled to that grid.
         num_cameras: number of cameras for the SIE embedding (0 disables SIE).
         sie_coef: SIE scale (TF-CLIP uses 1.0 … 3.0).
+        sie_tokens: add SIE to ``"all"`` tokens or to the ``"cls"`` token only (TF-CLIP, CLIP-ReID).
         dtype: parameter dtype (default float32; use autocast for bf16 compute).
         train_text: leave the text tower trainable (only pretraining does this); ReID keeps it frozen.
     """
     path = Path(path)
     model, tokenizer = load_clip_model(path, dtype)
     image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=image_size,
-                             num_cameras=num_cameras, sie_coef=sie_coef)
+                             num_cameras=num_cameras, sie_coef=sie_coef, sie_tokens=sie_tokens)
     text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=not train_text)
     logger.info("loaded CLIP from %s: vision width %d, grid %s -> %s, embed dim %d", path, image.width,
                 image.source_grid, image.grid, image.embed_dim)

@@ -15,14 +15,18 @@ CLIP_DIR_FIX = ("pass a Hugging Face CLIP directory (config.json, model.safetens
 
 @contextmanager
 def hf_quiet() -> Iterator[None]:
-    """Hide ``transformers``' own weight loading/saving progress bars (cgclip shows its own progress)."""
+    """Hide ``transformers``' own progress bars and load reports (cgclip shows its own progress, and turns a
+    mismatching checkpoint into one line instead of the library's table of every key)."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if was_enabled:
             hf_logging.enable_progress_bar()
 
@@ -64,6 +68,14 @@ def check_clip_dir(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def _mismatch(item: Any) -> str:
+    """``name: checkpoint [a, b], config [c, d]`` for a ``(name, checkpoint shape, model shape)`` loading-info item."""
+    if isinstance(item, (tuple, list)) and len(item) == 3:
+        name, ckpt, model = item
+        return f"{name}: checkpoint {list(ckpt)}, config.json {list(model)}"
+    return str(item)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -92,9 +104,9 @@ def load_clip_model(path: str | Path, dtype: Any = None) -> tuple[Any, Any]:
                 model = model.to(dtype)
             else:
                 model, info = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=dtype,
-                                                        output_loading_info=True)
+                                                        output_loading_info=True, ignore_mismatched_sizes=True)
                 missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
-                bad = missing or [str(m) for m in info.get("mismatched_keys", [])]
+                bad = missing or [_mismatch(m) for m in info.get("mismatched_keys", [])]
                 if bad:
                     raise CheckpointError(f"weights do not match config.json ({len(bad)} missing or mismatched, e.g. "
                                           f"{bad[0]}); re-export the checkpoint", path=path)

@@ -33,7 +33,7 @@ class ConvStem(nn.Module):
     ``forward`` maps ``[N, 3, H, W]`` to ``[N, width, H / stride, W / stride]`` like a patch-embedding convolution.
     """
 
-    def __init__(self, channels: Sequence[int], width: int, in_channels: int = 3) -> None:
+    def __init__(self, channels: Sequence[int], width: int, in_channels: int = 3, global_pool: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
@@ -48,6 +48,9 @@ class ConvStem(nn.Module):
         self.body = nn.Sequential(*layers)
         self.proj = nn.Conv2d(cin, int(width), 1)
         self.stride = 2 ** (len(channels) - 1)
+        # Global max-pool of the last ReLU features, projected and added to every token: a detector that fired
+        # anywhere in the crop (a digit stroke, a shoe colour) reaches the CLS token through any attention pattern.
+        self.global_proj = nn.Linear(cin, int(width)) if global_pool else None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -56,7 +59,11 @@ class ConvStem(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Images ``[N, 3, H, W]`` → token grid ``[N, width, H / stride, W / stride]``."""
-        return self.proj(self.body(pixel_values))
+        features = self.body(pixel_values)
+        tokens = self.proj(features)
+        if self.global_proj is not None:
+            tokens = tokens + self.global_proj(features.amax(dim=(2, 3)))[:, :, None, None]
+        return tokens
 
 
 def stem_spec(vision_config: Any) -> dict[str, Any] | None:
@@ -69,9 +76,12 @@ def stem_spec(vision_config: Any) -> dict[str, Any] | None:
     return spec
 
 
-def conv_stem_config(channels: Sequence[int]) -> dict[str, Any]:
+def conv_stem_config(channels: Sequence[int], global_pool: bool = False) -> dict[str, Any]:
     """The ``vision_config`` entries that declare a :class:`ConvStem` (its spec and the matching patch size)."""
-    return {STEM_KEY: {"type": "conv", "channels": [int(c) for c in channels]}, "patch_size": 2 ** (len(channels) - 1)}
+    spec: dict[str, Any] = {"type": "conv", "channels": [int(c) for c in channels]}
+    if global_pool:
+        spec["global_pool"] = True
+    return {STEM_KEY: spec, "patch_size": 2 ** (len(channels) - 1)}
 
 
 def apply_stem(vision_model: nn.Module) -> bool:
@@ -79,7 +89,8 @@ def apply_stem(vision_model: nn.Module) -> bool:
     spec = stem_spec(vision_model.config)
     if spec is None:
         return False
-    stem = ConvStem(spec["channels"], int(vision_model.config.hidden_size), int(vision_model.config.num_channels))
+    stem = ConvStem(spec["channels"], int(vision_model.config.hidden_size), int(vision_model.config.num_channels),
+                    global_pool=bool(spec.get("global_pool", False)))
     if stem.stride != int(vision_model.config.patch_size):
         raise ValueError(f"{STEM_KEY} has stride {stem.stride} but patch_size is {vision_model.config.patch_size}")
     vision_model.embeddings.patch_embedding = stem

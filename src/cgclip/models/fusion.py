@@ -34,15 +34,16 @@ class Attention(nn.Module):
         dim: width of the queries and of the output.
         heads: number of heads (``dim`` must be divisible by it).
         kv_dim: width of the key/value input (default ``dim``).
+        qkv_bias: give the query and key/value projections a bias (the output projection always has one).
     """
 
-    def __init__(self, dim: int, heads: int, kv_dim: int | None = None) -> None:
+    def __init__(self, dim: int, heads: int, kv_dim: int | None = None, qkv_bias: bool = True) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         self.dim, self.heads = dim, heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(kv_dim or dim, 2 * dim)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(kv_dim or dim, 2 * dim, bias=qkv_bias)
         self.out = nn.Linear(dim, dim)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,10 @@ cross-entropy the classifier logits *after* it, and retrieval uses the one :attr
 :class:`VideoReIDModel` holds the (fine-tuned) image encoder and implements what every model shares: frame encoding
 of ``images [B, T, 3, H, W]`` (all ``B·T`` frames in one encoder call, per-tracklet camera ids repeated per frame),
 ``extract`` (inference, eval mode, no gradients, no captions), ``frame_weights`` (None unless a model has TFE),
-``prepare`` (no-op unless a model needs a pass over the training data) and ``feature_dim``.
+``prepare`` (no-op unless a model needs a pass over the training data; :attr:`VideoReIDModel.prepare_sampling` says
+which clips it wants), ``large_lr_parameter_names`` (parameters with a larger lr; none unless a model declares them)
+and ``feature_dim``. :meth:`VideoReIDModel.retrieval_feature` picks between a model's ``before`` and ``after``
+features; a model with several heads (TF-CLIP) passes the concatenations it retrieves on.
 """
 
 from __future__ import annotations
@@ -24,15 +27,21 @@ from torch import nn
 NECK_FEATS = ("before", "after")
 
 
+def neck_norm(dim: int) -> nn.BatchNorm1d:
+    """The BNNeck's ``BatchNorm1d(dim)``: weight 1, bias 0 and frozen (the bias takes no gradient)."""
+    bn = nn.BatchNorm1d(dim)
+    nn.init.ones_(bn.weight)
+    nn.init.zeros_(bn.bias)
+    bn.bias.requires_grad_(False)
+    return bn
+
+
 class BNNeck(nn.Module):
     """``BatchNorm1d(dim)`` with a frozen zero bias, followed by a bias-free classifier ``dim → num_classes``."""
 
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm1d(dim)
-        nn.init.ones_(self.bn.weight)
-        nn.init.zeros_(self.bn.bias)
-        self.bn.bias.requires_grad_(False)
+        self.bn = neck_norm(dim)
         self.classifier = nn.Linear(dim, num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
@@ -53,6 +62,9 @@ class VideoReIDModel(nn.Module):
 
     name = "base"
     neck_feat = "before"  # NECK_FEATS; set by build_model
+    #: Frame sampling of the training loader that :meth:`prepare` wants (``rrs_first``: one clip per tracklet,
+    #: ``dense``: every consecutive T-frame clip, as :class:`cgclip.data.video_dataset.VideoClipDataset` names them).
+    prepare_sampling = "rrs_first"
 
     def __init__(self, image_encoder: nn.Module, num_classes: int) -> None:
         super().__init__()
@@ -109,6 +121,10 @@ class VideoReIDModel(nn.Module):
     def prepare(self, loader: Any) -> None:
         """Optional pass over the training loader before training (TF-CLIP's CLIP-Memory); a no-op here."""
         return None
+
+    def large_lr_parameter_names(self) -> set[str]:
+        """Names (as in ``named_parameters``) of the parameters that get ``optim.large_fc_lr_mult`` (none here)."""
+        return set()
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, feature_dim={self.feature_dim}"

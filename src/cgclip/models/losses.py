@@ -7,6 +7,8 @@
 * :func:`memory_logits` / :func:`video_to_memory_loss` — the video-to-(refined-)memory loss (L_v2rm of CG-CLIP,
   L_v2m of TF-CLIP): label-smoothed CE over ``s·⟨v̂_b, M̂_b,y⟩`` for every identity y, with v and the memory rows
   L2-normalised and s = exp(logit_scale) clamped to at most 100 (CLIP convention).
+* :func:`raw_memory_logits` — TF-CLIP's released video-to-memory logits: plain inner products ``⟨v_b, M'_b,y⟩``
+  (no normalisation, no scale; ``model/make_model_clipreid.py`` line 289).
 """
 
 from __future__ import annotations
@@ -88,6 +90,15 @@ def memory_logits(video: torch.Tensor, memory: torch.Tensor, logit_scale: torch.
     else:
         logits = torch.einsum("bd,byd->by", v, m)
     return clamped_scale(logit_scale) * logits
+
+
+@float32_math
+def raw_memory_logits(video: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """Inner products ``⟨v_b, M_y⟩`` (float32) of videos ``[B, d]`` against memory ``[Y, d]`` or ``[B, Y, d]``."""
+    v, m = video.float(), memory.float()
+    if m.dim() == 2:
+        return v @ m.t()
+    return torch.einsum("bd,byd->by", v, m)
 
 
 @float32_math

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import torch
 
 from cgclip.errors import CheckpointError
+from cgclip.io_utils import check_output_dir
 from cgclip.models.pos_embed import square_grid
 from cgclip.models.torchscript_reader import is_torchscript_archive, read_torchscript_state_dict
 
@@ -157,6 +158,8 @@ def import_openai_clip(pt_path: str | Path, out_dir: str | Path, tokenizer_dir: 
     from cgclip.models.tokenizer import special_token_ids
 
     pt_path = Path(pt_path)
+    check_output_dir(out_dir, overwrite and Path(out_dir).is_dir(),
+                     fix="choose a new --out (or pass --overwrite to replace a folder)")
     if tokenizer_dir is None:
         raise CheckpointError("OpenAI .pt files do not contain the BPE vocabulary; pass --tokenizer DIR, a Hugging Face "
                               "CLIP tokenizer directory (vocab.json, merges.txt, e.g. from openai/clip-vit-base-patch16)",

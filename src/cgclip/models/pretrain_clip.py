@@ -15,7 +15,7 @@ random numbers, and minimises
 * + with a conv stem, ``stem_weight`` × the loss of linear digit heads on the max-pooled stem features (discarded
   after training), which can also train the stem alone for the first ``stem_steps`` steps.
 
-AdamW, linear warm-up then cosine decay, bf16 autocast on CPU. ``steps`` fixes the length (the recorded recipe of
+AdamW, linear warm-up then cosine decay, bf16 autocast on a CPU with native bf16 (fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of
 the shipped checkpoint, :mod:`cgclip.models.embedded`); with ``steps=None`` training runs until a time budget
 (``minutes``) is spent, the schedule following elapsed time. A run with fixed steps saves its state every
 ``checkpoint_every`` steps (:mod:`cgclip.models.pretrain_state`) and a rerun of the same command resumes it.
@@ -45,9 +45,10 @@ import torch
 import torch.nn.functional as F
 
 from cgclip.errors import CheckpointError, ConfigError
-from cgclip.io_utils import write_json
+from cgclip.io_utils import check_output_dir, write_json
 from cgclip.models.pretrain_targets import attribute_text_loss
 from cgclip.models.random_clip import finalize_dir, save_clip_model
+from cgclip.precision import autocast as precision_autocast
 from cgclip.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ REPORT_FORMAT = "cgclip-pretrain-report-v2"
 class PretrainConfig:
     """Pretraining settings; the defaults are the recipe of the shipped checkpoint (:mod:`cgclip.models.embedded`)."""
 
-    architecture: str = "tiny-vit"  # a random_clip size: "tiny-vit" (16-px patches) or "tiny" (conv stem)
+    architecture: str = "tiny-vit"  # a random_clip.TINY_SIZES: tiny-vit (16-px patches), tiny / tiny-cnn (conv stems)
     minutes: float = 4.0  # time budget, used only when steps is None
     steps: int | None = SHIPPED_STEPS
     seed: int = 0
@@ -124,10 +125,10 @@ def clip_train_step(image: torch.nn.Module, text: torch.nn.Module, logit_scale: 
                     autocast: bool = True) -> float:
     """One contrastive step of a :class:`ClipImageEncoder` / trainable :class:`ClipTextEncoder` pair; returns the loss.
 
-    Forward passes run under bf16 autocast (CPU) when ``autocast``; the loss is computed in float32, gradients are
+    Forward passes run under the CPU's ``auto`` precision (:mod:`cgclip.precision`) when ``autocast``; the loss is computed in float32, gradients are
     clipped at norm 1 and the logit scale is clamped to [1, 100] after the update.
     """
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with precision_autocast("cpu", "auto" if autocast else "fp32"):
         img = F.normalize(image.encode_image(pixels).float(), dim=-1)
         txt = F.normalize(text.forward_tokens(input_ids, attention_mask).float(), dim=-1)
     loss = contrastive_loss(img, txt, logit_scale, positives)
@@ -152,7 +153,7 @@ def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.
         if not param.requires_grad:
             continue
         flat = param.dim() < 2 or "embedding" in name and "patch_embedding" not in name or "logit_scale" in name
-        fast = ".patch_embedding.body." in name or ".patch_embedding.proj." in name or name.startswith("heads.")
+        fast = ".patch_embedding." in name and "patch_embedding.weight" not in name or name.startswith("heads.")
         groups.setdefault((flat, fast), []).append(param)
     return torch.optim.AdamW([{"params": params, "weight_decay": 0.0 if flat else cfg.weight_decay,
                                "lr_scale": cfg.stem_lr_scale if fast else 1.0,
@@ -168,7 +169,7 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
     With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of rectified features detects a digit
     anywhere; of the 1x1 projection's output it could not, 1.6 % of held-out numbers after 300 probe steps) is
     captured with a forward hook. Forward
-    passes run under bf16 autocast; losses in float32; gradients clipped at norm 1; the logit scale clamped to
+    passes run under the CPU's ``auto`` precision; losses in float32; gradients clipped at norm 1; the logit scale clamped to
     [1, 100].
     """
     grid: dict[str, torch.Tensor] = {}
@@ -177,7 +178,7 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
         stem = image.vision_model.embeddings.patch_embedding.body
         hook = stem.register_forward_hook(lambda _m, _i, out: grid.__setitem__("out", out))
     try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with precision_autocast("cpu"):
             img = F.normalize(image.encode_image(batch.pixels).float(), dim=-1)
             cap = F.normalize(text.forward_tokens(batch.caption_ids, batch.caption_mask).float(), dim=-1)
             val = F.normalize(text.forward_tokens(batch.value_ids, batch.value_mask).float(), dim=-1)
@@ -203,7 +204,7 @@ def stem_step(image: torch.nn.Module, heads: torch.nn.Module, optimizer: torch.o
     gradients that reach it through the transformer dominate. A few hundred steps alone give it digit features first
     (the probe's stem alone, ``--models stem``, reads 46.5 % of held-out numbers after 300 steps).
     """
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with precision_autocast("cpu"):
         grid = image.vision_model.embeddings.patch_embedding.body(batch.pixels)
     loss = heads.loss(grid, batch.stem_targets)
     _update(optimizer, loss)
@@ -215,12 +216,14 @@ def _check_config(cfg: PretrainConfig) -> None:
         raise ConfigError(f"caption_mix needs 3 non-negative weights (long, sentence, phrase), got {cfg.caption_mix}")
     if cfg.number_batch > cfg.number_crops:
         raise ConfigError(f"number_batch ({cfg.number_batch}) cannot exceed number_crops ({cfg.number_crops})")
-    if cfg.architecture not in ("tiny", "tiny-vit"):
-        raise ConfigError(f"architecture must be tiny (conv stem) or tiny-vit, got {cfg.architecture!r}")
+    from cgclip.models.random_clip import TINY_SIZES
+
+    if cfg.architecture not in TINY_SIZES:
+        raise ConfigError(f"architecture must be one of {', '.join(TINY_SIZES)}, got {cfg.architecture!r}")
     if cfg.crop_style not in ("tight", "loose"):
         raise ConfigError(f"crop_style must be tight or loose, got {cfg.crop_style!r}")
-    if cfg.stem_steps and cfg.architecture != "tiny":
-        raise ConfigError("stem_steps needs the conv-stem architecture (tiny)")
+    if cfg.stem_steps and cfg.architecture == "tiny-vit":
+        raise ConfigError("stem_steps needs a conv-stem architecture (tiny or tiny-cnn)")
     if cfg.steps is not None and cfg.steps < 1 or cfg.batch_size < 2 or cfg.max_values < 2:
         raise ConfigError("steps must be >= 1, batch_size >= 2 and max_values >= 2")
 
@@ -263,9 +266,11 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
     cfg = config or PretrainConfig()
     _check_config(cfg)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise CheckpointError("output directory exists and is not empty; choose a new --out or pass --overwrite",
-                              path=out_dir)
+    if (out_dir / REPORT_NAME).is_file() and not overwrite:
+        raise CheckpointError("output directory is not empty: it holds a pretrained CLIP; choose a new --out or pass "
+                              "--overwrite", path=out_dir)
+    check_output_dir(out_dir, overwrite and out_dir.is_dir(), fix="choose a new --out (or pass --overwrite to replace "
+                     "a folder)")
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     train_ids = pretrain_identities(cfg.train_identities_per_kind, cfg.seed, "train")
@@ -357,7 +362,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
         report = {
             "format": REPORT_FORMAT,
             "architecture": cfg.architecture, "image_size": [128, 64],
-            "saved_grid": [16, 16] if heads is not None else [8, 8],
+            "saved_grid": [128 // int(model.config.vision_config.patch_size)] * 2,
             "config": dataclasses.asdict(cfg), "steps": max(0, step - cfg.stem_steps), "stem_steps": min(step, cfg.stem_steps),
             "crops_seen": step * (cfg.batch_size + cfg.number_batch),
             "train_identities": len(train_ids), "heldout_identities": len(held_ids),

@@ -17,6 +17,7 @@ import torch
 from cgclip.captions.templates import with_article
 from cgclip.models.clip_backbone import ClipImageEncoder, ClipTextEncoder
 from cgclip.models.pretrain_data import PROMPTS, prompt_sets, to_pixels
+from cgclip.precision import autocast as precision_autocast
 
 
 def attribute_prompt(attr: str, value: str) -> str:
@@ -33,7 +34,7 @@ def image_features(image: ClipImageEncoder, crops: np.ndarray, batch_size: int =
     feats = []
     for start in range(0, len(crops), batch_size):
         pixels = to_pixels(crops[start:start + batch_size])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        with precision_autocast("cpu", "auto" if autocast else "fp32"):
             emb = image.encode_image(pixels)
         feats.append(torch.nn.functional.normalize(emb.float(), dim=-1))
     image.train(was_training)

@@ -27,6 +27,7 @@ from cgclip.data.tracklet import Tracklet
 from cgclip.data.transforms import build_transform
 from cgclip.data.video_dataset import VideoClipDataset, collate_clips
 from cgclip.errors import ConfigError
+from cgclip.precision import autocast
 from cgclip.progress import progress
 from cgclip.train.checkpoint import load_tensors, save_tensors
 
@@ -36,15 +37,11 @@ TEST_SAMPLING = ("rrs_first", "dense")
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """Autocast for ``precision`` (``bf16``/``fp16``/``fp32``/``auto`` = bf16) on ``device``; fp16 only on CUDA."""
-    if precision == "auto":
-        precision = "bf16"
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    """Autocast for ``precision`` (``bf16``/``fp16``/``fp32``/``auto``, :mod:`cgclip.precision`) on ``device``."""
+    try:
+        return autocast(device, precision)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def tracklets_fingerprint(tracklets: Sequence[Tracklet], **settings: Any) -> str:

@@ -1,38 +1,74 @@
 """Optimizer and learning-rate schedule of the paper's recipe (Table S.7).
 
-Adam over every trainable parameter, and :class:`WarmupStepSchedule`: a linear warm-up from ``lr * warmup_factor``
-(5e-7 for lr 5e-6) to ``lr`` over ``warmup_epochs``, then a step decay by ``gamma`` at each milestone epoch — the
-``WarmupMultiStepLR`` of TF-CLIP / CLIP-ReID. The schedule is a pure function of training progress, so its state
-is just the position, which checkpoints store as JSON.
+Adam over every trainable parameter (:func:`build_optimizer`, or :func:`optimizer_from_config` from an
+``OptimConfig``), with parameter groups as TF-CLIP's ``make_optimizer_2stage`` (``solver/make_optimizer_prompt.py``
+lines 22–42) forms them: bias parameters at ``lr × bias_lr_factor`` (2) with ``weight_decay_bias``, the parameters a
+model names in ``large_lr_parameter_names()`` (TF-CLIP's temporal classifier) at ``lr × large_fc_lr_mult`` (10),
+and the v2m / v2rm logit scale at ``lr × logit_scale_lr_mult`` without weight decay. :class:`WarmupStepSchedule`:
+a linear warm-up from ``lr * warmup_factor`` (5e-7 for lr 5e-6) to ``lr`` over ``warmup_epochs``, then a step decay
+by ``gamma`` at each milestone epoch — the ``WarmupMultiStepLR`` of TF-CLIP / CLIP-ReID — applied to every group's
+own base lr. The schedule is a pure function of training progress, so its state is just the position, which
+checkpoints store as JSON.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 from typing import Any, Sequence
 
 import torch
 
+from cgclip.config import OptimConfig
 from cgclip.errors import CheckpointError
 
+log = logging.getLogger(__name__)
 
 #: Parameters named like this (the v2m / v2rm logit scale) get their own group: lr × multiplier, no weight decay.
 SCALE_PARAMETER = "logit_scale"
 
 
+def is_bias(name: str) -> bool:
+    """TF-CLIP's rule (``"bias" in key``) applied to the parameter's own name: ``….bias``, ``…in_proj_bias``."""
+    return "bias" in name.split(".")[-1]
+
+
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: Sequence[float] = (0.9, 0.999),
-                    eps: float = 1e-8, logit_scale_lr_mult: float = 1.0) -> torch.optim.Adam:
+                    eps: float = 1e-8, logit_scale_lr_mult: float = 1.0, bias_lr_factor: float = 1.0,
+                    weight_decay_bias: float | None = None, large_fc_lr_mult: float = 1.0) -> torch.optim.Adam:
     """Adam over the parameters of ``model`` that require gradients (the frozen text tower is left out).
 
-    The logit scale of the video-to-memory loss (a parameter named ``logit_scale``) is its own group at
-    ``lr * logit_scale_lr_mult`` without weight decay; with a multiplier of 0 it is left out and stays fixed. At the
-    backbone's lr of the paper's recipe (5e-6) Adam could move log s by only about 0.035 over a whole schedule.
+    Groups, the plain one first: every other parameter at ``lr`` / ``weight_decay``; bias parameters
+    (:func:`is_bias`) at ``lr * bias_lr_factor`` with ``weight_decay_bias`` (None = ``weight_decay``); the
+    parameters ``model.large_lr_parameter_names()`` names at ``× large_fc_lr_mult`` (on top of the bias factor, as
+    TF-CLIP's); the logit scale of the video-to-memory loss (a parameter named ``logit_scale``) at
+    ``lr * logit_scale_lr_mult`` without weight decay — with a multiplier of 0 it is left out and stays fixed (at the
+    backbone's lr of the paper's recipe, 5e-6, Adam could move log s by only about 0.035 over a whole schedule).
+    Groups that would be empty are not created, so with factors of 1 the groups are those of earlier versions.
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError("the model has no trainable parameters")
-    scale = [p for n, p in named if n.split(".")[-1] == SCALE_PARAMETER]
-    groups: list[dict[str, Any]] = [{"params": [p for n, p in named if n.split(".")[-1] != SCALE_PARAMETER]}]
+    names_fn = getattr(model, "large_lr_parameter_names", None)
+    large = set(names_fn()) if callable(names_fn) else set()
+    wd_bias = weight_decay if weight_decay_bias is None else float(weight_decay_bias)
+    buckets: dict[tuple[float, float], list[torch.nn.Parameter]] = {(1.0, float(weight_decay)): []}
+    scale: list[torch.nn.Parameter] = []
+    for name, param in named:
+        if name.split(".")[-1] == SCALE_PARAMETER:
+            scale.append(param)
+            continue
+        mult, decay = 1.0, float(weight_decay)
+        if is_bias(name) and (bias_lr_factor != 1.0 or wd_bias != weight_decay):
+            mult, decay = float(bias_lr_factor), wd_bias
+        if name in large:
+            mult *= float(large_fc_lr_mult)
+        buckets.setdefault((mult, decay), []).append(param)
+    kept = [(mult, decay, params) for (mult, decay), params in buckets.items() if params]
+    log.debug("optimizer groups (lr factor, weight decay, parameters): %s",
+              [(mult, decay, len(params)) for mult, decay, params in kept])
+    groups: list[dict[str, Any]] = [{"params": params, "lr": lr * mult, "weight_decay": decay}
+                                    for mult, decay, params in kept]
     if scale and logit_scale_lr_mult > 0:
         groups.append({"params": scale, "lr": lr * float(logit_scale_lr_mult), "weight_decay": 0.0})
     elif scale:
@@ -40,6 +76,12 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, beta
             p.requires_grad_(False)
     return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1])),
                             eps=eps)
+
+
+def optimizer_from_config(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Adam:
+    """:func:`build_optimizer` with the settings of an ``OptimConfig`` (the trainer's optimizer)."""
+    return build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.eps, cfg.logit_scale_lr_mult,
+                           cfg.bias_lr_factor, cfg.weight_decay_bias, cfg.large_fc_lr_mult)
 
 
 def lr_factor(progress: float, warmup_epochs: float, warmup_factor: float, milestones: Sequence[int],

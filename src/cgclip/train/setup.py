@@ -18,6 +18,7 @@ from cgclip.data.sampling import PKSampler
 from cgclip.data.transforms import build_transform
 from cgclip.data.video_dataset import VideoClipDataset, collate_clips
 from cgclip.errors import ConfigError
+from cgclip.precision import auto_precision
 from cgclip.train.distributed import DistInfo
 from cgclip.train.extract import extract_features
 from cgclip.train.validation import ValidationSplit
@@ -31,11 +32,10 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → bf16 (fp16 on a GPU without bf16); fp16 is refused on CPU."""
+    """``auto`` → :func:`cgclip.precision.auto_precision` (bf16, fp16 on a GPU without bf16, fp32 on a CPU that
+    would emulate bf16); fp16 is refused on CPU."""
     if precision == "auto":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return "fp16"
-        return "bf16"
+        return auto_precision(device)
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     return precision
@@ -65,14 +65,20 @@ def train_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> tuple
     return loader, sampler, dataset
 
 
-def prepare_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> DataLoader:
-    """Deterministic clips (first frame of each RRS chunk, no augmentation) of this rank's share of the train set."""
+def prepare_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo, sampling: str = "rrs_first") -> DataLoader:
+    """Deterministic clips (no augmentation) of this rank's share of the train set, for a model's ``prepare`` pass.
+
+    ``sampling`` is the model's ``prepare_sampling``: ``rrs_first`` (one clip per tracklet: the first frame of each
+    RRS chunk, ``eval.batch_size`` tracklets per batch) or ``dense`` (every consecutive ``data.seq_len``-frame clip of
+    each tracklet, :func:`cgclip.data.sampling.dense_clips`; a quarter as many tracklets per batch).
+    """
     d = cfg.data
     share = [t for i, t in enumerate(tracklets) if i % info.world_size == info.rank]
-    dataset = VideoClipDataset(share, d.seq_len, "rrs_first",
+    dataset = VideoClipDataset(share, d.seq_len, sampling,
                                build_transform(size=(d.image_size[0], d.image_size[1]), train=False),
                                cache_images=d.cache_images)
-    return DataLoader(dataset, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.train.num_workers,
+    per_batch = cfg.eval.batch_size if sampling != "dense" else max(1, cfg.eval.batch_size // 4)
+    return DataLoader(dataset, batch_size=per_batch, shuffle=False, num_workers=cfg.train.num_workers,
                       collate_fn=collate_clips)
 
 

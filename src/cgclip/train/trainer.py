@@ -9,6 +9,7 @@ states and the sampler position from ``RUN/checkpoints/last``; the data order of
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -20,7 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from cgclip.config import Config, config_to_dict, diff_configs
+from cgclip.config import Config, OptimConfig, config_to_dict, diff_configs, resolve_model_defaults
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
@@ -33,7 +34,7 @@ from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, clean
                                       max_across_ranks, sum_across_ranks, unwrap, wrap_model)
 from cgclip.train.extract import autocast_context
 from cgclip.train.modeling import build_training_model, load_weights, resolve_clip_path, save_clip_config
-from cgclip.train.optim import WarmupStepSchedule, build_optimizer
+from cgclip.train.optim import WarmupStepSchedule, optimizer_from_config
 from cgclip.train.run_dir import RunDir, environment
 from cgclip.train.setup import (load_captions, peak_memory_mb, prepare_loader,  # noqa: F401 (re-exported)
                                 resolve_precision, seed_everything, train_loader, validate)
@@ -61,11 +62,33 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: Values of settings added later, for runs whose saved config.yaml predates them (so that they resume as they ran).
+LEGACY_VALUES = {"optim.bias_lr_factor": 1.0, "optim.large_fc_lr_mult": 1.0}
+
+
+def _apply_legacy_values(saved: Config, cfg: Config, run: RunDir) -> None:
+    """Give ``saved`` the :data:`LEGACY_VALUES` of the keys its config.yaml lacks, and ``cfg`` too where it holds the
+    default (a resume command that does not set them)."""
+    import yaml
+
+    tree = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
+    defaults = {"optim": OptimConfig()}
+    for key, value in LEGACY_VALUES.items():
+        section, name = key.split(".")
+        if name in (tree.get(section) or {}):
+            continue
+        setattr(getattr(saved, section), name, value)
+        if getattr(getattr(cfg, section), name) == getattr(defaults[section], name):
+            setattr(getattr(cfg, section), name, value)
+        log.info("the run's config.yaml predates %s: resuming with %s (its behaviour then)", key, value)
+
+
 def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
     """On resume, the saved configuration wins; only :data:`RESUMABLE_CHANGES` may differ."""
     if not (resume and run.exists()):
         return cfg
     saved = run.load_config()
+    _apply_legacy_values(saved, cfg, run)
     changed = [k for k in diff_configs(saved, cfg) if k not in RESUMABLE_CHANGES]
     # a setting left at its default on the command line (e.g. no --clip) keeps the saved value
     if changed:
@@ -101,6 +124,8 @@ def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None =
     if run.has_checkpoint() and not resume:
         raise ConfigError("this run folder already holds a training run; pass --resume to continue it or choose a "
                           "new --out", path=run.root)
+    cfg = dataclasses.replace(cfg, model=resolve_model_defaults(cfg.model),
+                              optim=dataclasses.replace(cfg.optim))  # the run records the model's own defaults
     cfg = _resolve_config(cfg, run, resume)
     info = init_distributed(cfg.train.device)
     try:
@@ -151,8 +176,7 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     if info.is_main:
         run.write("model.json", model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
                                                   epoch=None))
-    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas, cfg.optim.eps,
-                                cfg.optim.logit_scale_lr_mult)
+    optimizer = optimizer_from_config(model, cfg.optim)
     schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
                                   cfg.optim.gamma, cfg.optim.schedule_unit)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
@@ -181,7 +205,7 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
         log.info("resumed from epoch %d", start_epoch)
     elif hasattr(model, "prepare"):
         with autocast_context(device, precision):
-            model.prepare(prepare_loader(split.train, cfg, info))
+            model.prepare(prepare_loader(split.train, cfg, info, getattr(model, "prepare_sampling", "rrs_first")))
 
     ddp_model = wrap_model(model, info, cfg.train.find_unused_parameters)
     if info.is_main:
