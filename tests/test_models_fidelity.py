@@ -89,3 +89,34 @@ def test_neck_feat_selects_the_feature_it_names(name):
     assert _prepared(name, neck_feat="after").neck_feat == "after"
     with pytest.raises(ConfigError, match="neck_feat"):
         _prepared(name, neck_feat="middle")
+
+
+def test_tfe_norm_puts_a_layernorm_on_the_tfe_output():
+    """``tfe_norm``: the TFE feature leaves through a LayerNorm (zero mean, unit variance per tracklet at init)."""
+    from cgclip.models.tfe import TokenFeatureExtractor
+
+    torch.manual_seed(0)
+    tokens = torch.randn(3, 4, 5, 64)
+    plain, normed = TokenFeatureExtractor(64), TokenFeatureExtractor(64, norm=True)
+    normed.load_state_dict(plain.state_dict(), strict=False)
+    a, b = plain(tokens)[0], normed(tokens)[0]
+    assert torch.allclose(b, torch.nn.functional.layer_norm(a, (64,)), atol=1e-5)
+    assert plain.norm is None and torch.allclose(b.mean(-1), torch.zeros(3), atol=1e-5)
+
+
+def test_per_frame_erasing_gives_each_frame_its_own_rectangle():
+    """``erase_mode="frame"`` (TF-CLIP): every frame draws its own rectangle, 2-20 % of the image."""
+    import numpy as np
+
+    from cgclip.data.transforms import build_transform
+
+    frames = [np.full((64, 32, 3), 128, np.uint8)] * 6
+    clip = build_transform((64, 32), erase_p=1.0, flip_p=0.0)(frames, rng=1)
+    per_frame = build_transform((64, 32), erase_p=1.0, flip_p=0.0, erase_mode="frame")(frames, rng=1)
+    base = build_transform((64, 32), train=False)(frames)
+    masks = (per_frame != base).any(dim=1)
+    areas = masks.float().mean(dim=(1, 2))
+    assert ((areas > 0.015) & (areas <= 0.2 + 1e-6)).all()
+    assert len({tuple(m.flatten().tolist()) for m in masks}) == 6  # six different rectangles
+    clip_masks = (clip != base).any(dim=1)
+    assert all(torch.equal(m, clip_masks[0]) for m in clip_masks)  # one rectangle for the whole clip

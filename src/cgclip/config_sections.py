@@ -54,6 +54,7 @@ class DataConfig:
     same_camera_identities: int = 0
     flip_p: float = 0.5
     erase_p: float = 0.5
+    erase_mode: str = "clip"  # one rectangle (2-40 %) for the whole clip, or "frame": each frame its own (2-20 %, TF-CLIP)
     val_identities: int = 0
     cache_images: bool = False
 
@@ -73,6 +74,7 @@ class ModelConfig:
     tfe_queries: int = 15
     tfe_blocks: int = 1
     tfe_output: str = "concat"
+    tfe_norm: bool = False  # LayerNorm on the TFE output (issue 12 item 5; docs/RESULTS.md)
     cmr_fusion: str = "c"
     cmr_blocks: int = 2
     memory_momentum: float = 0.2
@@ -206,6 +208,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "data.epoch_mode": ("tracklet", "identity"),
     "model.name": MODEL_NAMES,
     "model.tfe_output": ("concat", "tfe", "cls_mean"),
+    "data.erase_mode": ("clip", "frame"),
     "model.cmr_fusion": ("a", "b", "c"),
     "model.identity_mode": ("caption", "caption_idtext", "caption_idemb"),
     "model.neck_feat": ("before", "after"),

@@ -39,6 +39,11 @@ def resize_frame(frame: Image.Image | np.ndarray, size: tuple[int, int]) -> np.n
     return np.asarray(frame, dtype=np.uint8)
 
 
+#: Random-erasing modes: one rectangle per clip, or one per frame (TF-CLIP), with their area ranges.
+ERASE_MODES = ("clip", "frame")
+ERASE_AREA = {"clip": (0.02, 0.4), "frame": (0.02, 0.2)}
+
+
 def erase_rectangle(height: int, width: int, rng: np.random.Generator, area: tuple[float, float] = (0.02, 0.4),
                     aspect: float = 0.3, attempts: int = 100) -> tuple[int, int, int, int] | None:
     """Draw a random-erasing rectangle ``(top, left, h, w)`` (Zhong et al.); None if no attempt fits the image.
@@ -62,7 +67,10 @@ class ClipTransform:
 
     def __init__(self, size: tuple[int, int] = (256, 128), train: bool = True, flip_p: float = 0.5,
                  erase_p: float = 0.5, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                 clip_consistent: bool = True) -> None:
+                 clip_consistent: bool = True, erase_mode: str = "clip") -> None:
+        if erase_mode not in ERASE_MODES:
+            raise ValueError(f"erase_mode must be one of {', '.join(ERASE_MODES)}, got {erase_mode!r}")
+        self.erase_mode = erase_mode
         self.size = (int(size[0]), int(size[1]))
         self.train = train
         self.flip_p = flip_p if train else 0.0
@@ -95,26 +103,36 @@ class ClipTransform:
         for group in groups:
             if self.flip_p > 0 and gen.random() < self.flip_p:
                 x[group] = torch.flip(x[group], dims=[-1])
-            if self.erase_p > 0 and gen.random() < self.erase_p:
-                rect = erase_rectangle(x.shape[2], x.shape[3], gen)
-                if rect is not None:
-                    top, left, h, w = rect
-                    noise = torch.from_numpy(gen.standard_normal((3, h, w)).astype(np.float32))
-                    x[group, :, top:top + h, left:left + w] = noise
+            if self.erase_mode == "clip" and self.erase_p > 0 and gen.random() < self.erase_p:
+                self._erase(x, group, gen, ERASE_AREA["clip"])
+        if self.erase_mode == "frame" and self.erase_p > 0:
+            for i in range(t):  # TF-CLIP: every frame decides and draws its own rectangle
+                if gen.random() < self.erase_p:
+                    self._erase(x, [i], gen, ERASE_AREA["frame"])
         return x
+
+    @staticmethod
+    def _erase(x: torch.Tensor, frames: list[int], gen: np.random.Generator, area: tuple[float, float]) -> None:
+        rect = erase_rectangle(x.shape[2], x.shape[3], gen, area=area)
+        if rect is not None:
+            top, left, h, w = rect
+            noise = torch.from_numpy(gen.standard_normal((3, h, w)).astype(np.float32))
+            x[frames, :, top:top + h, left:left + w] = noise
 
 
 def build_transform(size: tuple[int, int] = (256, 128), train: bool = True, flip_p: float = 0.5, erase_p: float = 0.5,
                     mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                    clip_consistent: bool = True) -> ClipTransform:
+                    clip_consistent: bool = True, erase_mode: str = "clip") -> ClipTransform:
     """Build the clip transform.
 
     Training: bicubic resize to ``size = (H, W)``, random horizontal flip with probability ``flip_p``, conversion to
     float in [0, 1], CLIP normalisation (``mean``/``std``), then random erasing with probability ``erase_p``
     (Zhong et al.: area 2–40 % of the image, aspect ratio 0.3–3.3, filled with standard-normal noise in the
     normalised space, like timm's ``mode="pixel"``). With ``clip_consistent`` one flip decision and one rectangle
-    (with one noise patch) apply to all frames of a clip; otherwise each frame decides on its own.
+    (with one noise patch) apply to all frames of a clip; otherwise each frame decides on its own. ``erase_mode``
+    ``"frame"`` (TF-CLIP's per-frame erasing) erases each frame independently with probability ``erase_p``, area
+    2–20 %, whatever ``clip_consistent`` says.
     Evaluation (``train=False``): resize and normalisation only.
     """
     return ClipTransform(size=size, train=train, flip_p=flip_p, erase_p=erase_p, mean=mean, std=std,
-                         clip_consistent=clip_consistent)
+                         clip_consistent=clip_consistent, erase_mode=erase_mode)

@@ -44,7 +44,7 @@ class CGCLIPModel(VideoReIDModel):
     name = "cgclip"
 
     def __init__(self, image_encoder: nn.Module, num_classes: int, memory: TextMemory, *, tfe_queries: int = 15,
-                 tfe_blocks: int = 1, tfe_output: str = "concat", tfe_max_frames: int = 64, cmr_fusion: str = "c",
+                 tfe_blocks: int = 1, tfe_output: str = "concat", tfe_max_frames: int = 64, tfe_norm: bool = False, cmr_fusion: str = "c",
                  cmr_blocks: int = 2, w_v2m: float = 1.0, w_tri: float = 1.0, w_ce: float = 0.25,
                  triplet_margin: float = 0.3, label_smoothing: float = 0.1,
                  logit_scale_init: float = math.exp(LOGIT_SCALE_INIT)) -> None:
@@ -53,7 +53,7 @@ class CGCLIPModel(VideoReIDModel):
             raise ValueError(f"tfe_output must be one of {TFE_OUTPUTS}, got {tfe_output!r}")
         self.tfe_output = tfe_output
         self.tfe = None if tfe_output == "cls_mean" else TokenFeatureExtractor(
-            self.width, tfe_queries, tfe_blocks, max_frames=tfe_max_frames)
+            self.width, tfe_queries, tfe_blocks, max_frames=tfe_max_frames, norm=tfe_norm)
         self.seq_dim = 2 * self.width if tfe_output == "concat" else self.width
         self.neck = BNNeck(self.seq_dim, num_classes)
         self.text_memory = memory

@@ -45,10 +45,12 @@ class TokenFeatureExtractor(nn.Module):
         num_blocks: L_tfe (1 by default).
         max_frames: size of the learnable temporal-embedding table (frames per tracklet at most).
         heads: attention heads (default ``dim // 64``).
+        norm: a LayerNorm on the output (off by default; at initialisation the TFE feature's norm is about 2.9
+            against 13.8 for the CLS mean at ViT-B/16 width, so without it the CLS half dominates the concatenation).
     """
 
     def __init__(self, dim: int, num_queries: int = 15, num_blocks: int = 1, max_frames: int = 64,
-                 heads: int | None = None) -> None:
+                 heads: int | None = None, norm: bool = False) -> None:
         super().__init__()
         self.dim, self.num_queries, self.max_frames = dim, int(num_queries), int(max_frames)
         self.queries = nn.Parameter(torch.empty(self.num_queries, dim))
@@ -57,6 +59,7 @@ class TokenFeatureExtractor(nn.Module):
         nn.init.trunc_normal_(self.temporal_embed, std=0.02)
         heads = heads or default_heads(dim)
         self.blocks = nn.ModuleList(TFEBlock(dim, heads) for _ in range(int(num_blocks)))
+        self.norm = nn.LayerNorm(dim) if norm else None
 
     def forward(self, tokens: torch.Tensor,
                 return_frame_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -82,4 +85,5 @@ class TokenFeatureExtractor(nn.Module):
                 weights = w[:, :, 0].mean(dim=1).reshape(b, t, n).sum(dim=-1)
         if q.shape[0] != b:  # no blocks: the queries never met the batch
             q = q.expand(b, -1, -1)
-        return q.mean(dim=1), weights
+        feature = q.mean(dim=1)
+        return (self.norm(feature) if self.norm is not None else feature), weights

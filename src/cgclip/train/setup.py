@@ -53,7 +53,7 @@ def train_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> tuple
                                                                                  VideoClipDataset]:
     d = cfg.data
     transform = build_transform(size=(d.image_size[0], d.image_size[1]), train=True, flip_p=d.flip_p,
-                                erase_p=d.erase_p)
+                                erase_p=d.erase_p, erase_mode=d.erase_mode)
     dataset = VideoClipDataset(tracklets, d.seq_len, "rrs", transform, seed=cfg.train.seed,
                                cache_images=d.cache_images)
     sampler = PKSampler([t.pid for t in tracklets], d.p, d.k, seed=cfg.train.seed, rank=info.rank,
