@@ -32,7 +32,7 @@ from cgclip.config_sections import (CHOICES, DATASET_KINDS, MODEL_DEFAULTS, MODE
 from cgclip.errors import ConfigError, DataError
 from cgclip.io_utils import read_text
 
-__all__ = ["CHOICES", "DATASET_KINDS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES", "SECTIONS", "Config",
+__all__ = ["CHOICES", "ConfigError", "DATASET_KINDS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES", "SECTIONS", "Config",
            "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig", "apply_overrides",
            "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
            "preset_names", "preset_path", "resolve_model_defaults", "validate"]
@@ -268,7 +268,3 @@ def diff_configs(a: Config, b: Config) -> list[str]:
     da, db = config_to_dict(a), config_to_dict(b)
     return [f"{s}.{k}" for s in da for k in da[s] if da[s][k] != db[s][k]]
 
-
-__all__ = ["Config", "apply_overrides", "ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig",
-           "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
-           "preset_names", "preset_path", "resolve_model_defaults", "MODEL_DEFAULTS", "validate"]

@@ -144,7 +144,8 @@ def check_output_file(path: str | Path, option: str = "--output", ours: Callable
     """Refuse, before any work starts, an output file that cannot be written or that cgclip did not write.
 
     Fine: a new file in an existing folder (or under folders still to be made), or an existing file cgclip wrote —
-    ``ours`` tells (a predicate on the path, or the keys a JSON object of ours holds; default ``protocol``). Raises
+    ``ours`` tells (a predicate on the path, or the keys a JSON object of ours holds — ``()``: any JSON object;
+    default ``protocol``). Raises
     :class:`cgclip.errors.ConfigError` for a folder, a path under a file, or a foreign file.
     """
     from cgclip.errors import ConfigError

@@ -306,18 +306,18 @@ def open_output_store(path: str | Path, option: str = "--out") -> CaptionStore:
                           path=path)
     try:
         return CaptionStore(path)
-    except DataError as exc:
+    except DataError:
         if path.exists() and path.stat().st_size and not _looks_like_store(path):
             raise ConfigError(f"{option} names an existing file that is not a caption store; nothing was changed: "
                               "choose another path", path=path) from None
-        raise exc
+        raise
 
 
 def _looks_like_store(path: Path) -> bool:
     """Whether the first non-empty line of ``path`` is a JSON object with an ``identity`` (a caption record)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            first = next((line for line in fh if line.strip()), "")
-        return isinstance(json.loads(first), dict) and "identity" in json.loads(first)
+            record = json.loads(next((line for line in fh if line.strip()), ""))
+        return isinstance(record, dict) and "identity" in record
     except (OSError, ValueError):
         return False

@@ -15,8 +15,8 @@ random numbers, and minimises
 * + with a conv stem, ``stem_weight`` × the loss of linear digit heads on the max-pooled stem features (discarded
   after training), which can also train the stem alone for the first ``stem_steps`` steps.
 
-AdamW, linear warm-up then cosine decay, bf16 autocast on a CPU with native bf16 (fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of
-the shipped checkpoint, :mod:`cgclip.models.embedded`); with ``steps=None`` training runs until a time budget
+AdamW, linear warm-up then cosine decay, under the ``auto`` precision of :mod:`cgclip.precision` (bf16 on a CPU with
+native bf16, fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of the shipped checkpoint, :mod:`cgclip.models.embedded`); with ``steps=None`` training runs until a time budget
 (``minutes``) is spent, the schedule following elapsed time. A run with fixed steps saves its state every
 ``checkpoint_every`` steps (:mod:`cgclip.models.pretrain_state`) and a rerun of the same command resumes it.
 
@@ -125,8 +125,8 @@ def clip_train_step(image: torch.nn.Module, text: torch.nn.Module, logit_scale: 
                     autocast: bool = True) -> float:
     """One contrastive step of a :class:`ClipImageEncoder` / trainable :class:`ClipTextEncoder` pair; returns the loss.
 
-    Forward passes run under the CPU's ``auto`` precision (:mod:`cgclip.precision`) when ``autocast``; the loss is computed in float32, gradients are
-    clipped at norm 1 and the logit scale is clamped to [1, 100] after the update.
+    Forward passes run under the CPU's ``auto`` precision (:mod:`cgclip.precision`) when ``autocast``; the loss is
+    computed in float32, gradients are clipped at norm 1 and the logit scale is clamped to [1, 100] after the update.
     """
     with precision_autocast("cpu", "auto" if autocast else "fp32"):
         img = F.normalize(image.encode_image(pixels).float(), dim=-1)
@@ -169,8 +169,8 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
     With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of rectified features detects a digit
     anywhere; of the 1x1 projection's output it could not, 1.6 % of held-out numbers after 300 probe steps) is
     captured with a forward hook. Forward
-    passes run under the CPU's ``auto`` precision; losses in float32; gradients clipped at norm 1; the logit scale clamped to
-    [1, 100].
+    passes run under the CPU's ``auto`` precision; losses in float32; gradients clipped at norm 1; the logit scale
+    clamped to [1, 100].
     """
     grid: dict[str, torch.Tensor] = {}
     hook = None
