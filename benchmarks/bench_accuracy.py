@@ -1,7 +1,8 @@
 """Accuracy benchmark: TAP, TF-CLIP and CG-CLIP on both synthetic worlds over several seeds (mean ± std).
 
 Each seed runs the demo pipeline (:func:`cgclip.demo.run_demo`: its own worlds, datasets, captions and training
-seed) into ``OUT/seed-N``; the embedded tiny CLIP is pretrained once and shared. Rerunning resumes finished seeds.
+seed) into ``OUT/seed-N``, all with the shipped embedded tiny CLIP. Rerunning resumes finished seeds and models, so
+``OUT/seed-0`` may be a folder ``cgclip demo --out OUT/seed-0`` wrote.
 
     python benchmarks/bench_accuracy.py --out .bench_out/accuracy --seeds 0 1 2
 """

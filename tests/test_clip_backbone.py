@@ -132,7 +132,7 @@ def test_sie_on_off(tiny_dir: Path) -> None:
         assert torch.equal(plain.image(x, torch.tensor([0, 1])), base)  # camids ignored without SIE
         sie = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=2.0)
         table = sie.image.sie_embed
-        assert table.shape == (4, 192) and 0.01 < float(table.std()) < 0.03 and float(table.abs().max()) <= 0.04 + 1e-6
+        assert table.shape == (4, 192) and 0.01 < float(table.std()) < 0.03 and float(table.abs().max()) > 0.04  # not cut at 2σ
         assert torch.equal(sie.image(x), base)  # no camids: no SIE
         a, b = sie.image(x, torch.tensor([0, 0])), sie.image(x, torch.tensor([3, 3]))
         assert not torch.allclose(a, b)

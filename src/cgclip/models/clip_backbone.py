@@ -77,7 +77,7 @@ class ClipImageEncoder(nn.Module):
         self.sie_coef = float(sie_coef)
         if self.num_cameras > 0:
             self.sie_embed = nn.Parameter(torch.zeros(self.num_cameras, self.width, dtype=table.dtype))
-            nn.init.trunc_normal_(self.sie_embed, std=0.02, a=-0.04, b=0.04)  # ±2σ
+            nn.init.trunc_normal_(self.sie_embed, std=0.02)  # bounds ±2, as released: in effect a plain normal
         else:
             self.register_parameter("sie_embed", None)
 
