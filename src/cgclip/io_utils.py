@@ -145,8 +145,8 @@ def check_output_file(path: str | Path, option: str = "--output", ours: Callable
 
     Fine: a new file in an existing folder (or under folders still to be made), or an existing file cgclip wrote —
     ``ours`` tells (a predicate on the path, or the keys a JSON object of ours holds — ``()``: any JSON object;
-    default ``protocol``). Raises
-    :class:`cgclip.errors.ConfigError` for a folder, a path under a file, or a foreign file.
+    default ``protocol``). Raises :class:`cgclip.errors.ConfigError` for a folder, a path under a file, or a
+    foreign file.
     """
     from cgclip.errors import ConfigError
 

@@ -1,12 +1,12 @@
 """Pretrain the embedded tiny CLIP on synthetic crops, captions and attribute labels; save it in Hugging Face format.
 
-Recipe (``tiny-clip-v4``; v3 was the same with ``crop_style="loose"``): identities from the pretraining namespace (:mod:`cgclip.models.pretrain_data`, disjoint
-from every ReID world), sports and dance, rendered at 128×64. The image tower is the CLIP vision transformer with
-16-px patches (``architecture="tiny-vit"``, the shipped one) or behind a conv stem (``"tiny"``,
-:mod:`cgclip.models.conv_stem`, which learns digits from little data; see docs/RESULTS.md for why it is not the
-default yet). Each step
-(:mod:`cgclip.models.pretrain_batches`) holds identity crops with one caption each and back-view crops wearing
-random numbers, and minimises
+Recipe (``tiny-clip-v4``; v3 was the same with ``crop_style="loose"``): identities from the pretraining namespace
+(:mod:`cgclip.models.pretrain_data`, disjoint from every ReID world), sports and dance, rendered at 128×64. The image
+tower is the CLIP vision transformer with 16-px patches (``architecture="tiny-vit"``, the shipped one) or behind a
+conv stem (``"tiny"``, stride 8, or ``"tiny-cnn"``, stride 16 with a global max-pool shortcut;
+:mod:`cgclip.models.conv_stem`, which learns digits from little data; docs/RESULTS.md says why neither is the
+default). Each step (:mod:`cgclip.models.pretrain_batches`) holds identity crops with one caption each and
+back-view crops wearing random numbers, and minimises
 
 * the symmetric InfoNCE loss between identity crops and their captions (CLIP's learnable logit scale, clamped at
   100; captions shared by several identities of a batch count as positives for all of them),
@@ -16,9 +16,10 @@ random numbers, and minimises
   after training), which can also train the stem alone for the first ``stem_steps`` steps.
 
 AdamW, linear warm-up then cosine decay, under the ``auto`` precision of :mod:`cgclip.precision` (bf16 on a CPU with
-native bf16, fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of the shipped checkpoint, :mod:`cgclip.models.embedded`); with ``steps=None`` training runs until a time budget
-(``minutes``) is spent, the schedule following elapsed time. A run with fixed steps saves its state every
-``checkpoint_every`` steps (:mod:`cgclip.models.pretrain_state`) and a rerun of the same command resumes it.
+native bf16, fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of the shipped checkpoint,
+:mod:`cgclip.models.embedded`); with ``steps=None`` training runs until a time budget (``minutes``) is spent, the
+schedule following elapsed time. A run with fixed steps saves its state every ``checkpoint_every`` steps
+(:mod:`cgclip.models.pretrain_state`) and a rerun of the same command resumes it.
 
 The output directory holds ``config.json`` (declaring the conv stem if any), ``model.safetensors`` (float16), the
 tokenizer files, ``pretrain_report.json`` (zero-shot attribute accuracy on held-out identities — one crop per view
@@ -166,11 +167,10 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
                     cfg: PretrainConfig) -> dict[str, float]:
     """One step of the full recipe on a :class:`cgclip.models.pretrain_batches.StepBatch`; returns its losses.
 
-    With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of rectified features detects a digit
-    anywhere; of the 1x1 projection's output it could not, 1.6 % of held-out numbers after 300 probe steps) is
-    captured with a forward hook. Forward
-    passes run under the CPU's ``auto`` precision; losses in float32; gradients clipped at norm 1; the logit scale
-    clamped to [1, 100].
+    With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of
+    rectified features detects a digit anywhere; of the 1x1 projection's output it could not, 1.6 % of held-out
+    numbers after 300 probe steps) is captured with a forward hook. Forward passes run under the CPU's ``auto``
+    precision; losses in float32; gradients clipped at norm 1; the logit scale clamped to [1, 100].
     """
     grid: dict[str, torch.Tensor] = {}
     hook = None
@@ -363,7 +363,8 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             "format": REPORT_FORMAT,
             "architecture": cfg.architecture, "image_size": [128, 64],
             "saved_grid": [128 // int(model.config.vision_config.patch_size)] * 2,
-            "config": dataclasses.asdict(cfg), "steps": max(0, step - cfg.stem_steps), "stem_steps": min(step, cfg.stem_steps),
+            "config": dataclasses.asdict(cfg), "steps": max(0, step - cfg.stem_steps),
+            "stem_steps": min(step, cfg.stem_steps),
             "crops_seen": step * (cfg.batch_size + cfg.number_batch),
             "train_identities": len(train_ids), "heldout_identities": len(held_ids),
             "train_crops": int(len(pool)), "number_crops": int(len(number_pool[0])),
