@@ -10,8 +10,16 @@ and of the ones digit (chance 10 %) is printed every ``--every`` steps.
 ``--task plain`` replaces the crops by bare numbers ``--digit-height`` pixels tall at random places on plain
 backgrounds, a far easier control.
 
+``--readout text`` asks the pretraining's question instead: can CLIP's *two-tower* geometry bind what the image
+tower reads to the words? The digit head is replaced by a linear projection (the CLIP visual projection, 256-d) and
+a tiny CLIP text tower from scratch (the shipped tokenizer); each step classifies the crops among the text
+embeddings of all numbers 1–99, one random training wording each (:func:`cgclip.models.pretrain_data.number_phrases`,
+the pretraining's text-classifier loss), and the held-out score is zero-shot: the nearest of the 99 numbers' zero-shot
+prompts (:data:`cgclip.models.pretrain_data.PROMPTS`, wordings never trained on), as in ``pretrain_report.json``.
+
     python benchmarks/probe_number_reading.py --models vit-p16 cnn --steps 1000
     python benchmarks/probe_number_reading.py --task plain --digit-height 40 --models vit-p16 --steps 750
+    python benchmarks/probe_number_reading.py --readout text --models vit-cnn16-global --steps 600
 """
 
 from __future__ import annotations
@@ -27,7 +35,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cgclip.models.pretrain_data import IMAGE_SIZE, pretrain_identities, render_number_pool, to_pixels
+from cgclip.models.pretrain_data import (
+    IMAGE_SIZE,
+    pretrain_identities,
+    render_number_pool,
+    to_pixels,
+)
 from cgclip.models.random_clip import clip_config
 from cgclip.models.tokenizer import build_vocab
 from cgclip.precision import autocast
@@ -135,45 +148,116 @@ def build(name: str) -> torch.nn.Module:
     return TinyViT(int(name.split("-p")[1]))
 
 
-def accuracy(net: torch.nn.Module, head: torch.nn.Module, pixels: torch.Tensor, tens: torch.Tensor,
-             ones: torch.Tensor) -> tuple[float, float]:
+#: The candidate numbers of ``--readout text``.
+NUMBERS = tuple(str(n) for n in range(1, 100))
+
+
+class DigitReadout(torch.nn.Module):
+    """``--readout digits``: a linear 21-way head (tens digit or none, ones digit) on the 192-d feature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(192, 21)
+
+    def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
+        """Cross-entropy of both digits."""
+        tens, ones = digit_labels(numbers)
+        logits = self.head(feature).float()
+        return F.cross_entropy(logits[:, :11], tens) + F.cross_entropy(logits[:, 11:], ones)
+
+    @torch.no_grad()
+    def predict(self, feature: torch.Tensor) -> list[str]:
+        """The number each feature reads."""
+        logits = self.head(feature).float()
+        tens, ones = logits[:, :11].argmax(1).tolist(), logits[:, 11:].argmax(1).tolist()
+        return [str(o) if t == 10 else f"{t}{o}" for t, o in zip(tens, ones)]
+
+
+class TextReadout(torch.nn.Module):
+    """``--readout text``: the CLIP visual projection (192 → 256) and a tiny CLIP text tower (random init, the shipped
+    tokenizer), with CLIP's learnable logit scale (starting at 1/0.07, clamped at 100)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+        from cgclip.models.clip_backbone import ClipTextEncoder
+        from cgclip.models.embedded import embedded_clip_dir
+        from cgclip.models.pretrain_data import PROMPTS, number_phrases
+        from cgclip.models.random_clip import tokenizer_vocab
+
+        clip_dir = embedded_clip_dir()
+        config = clip_config("tiny", tokenizer_vocab(clip_dir)).text_config
+        tower = CLIPTextModelWithProjection(config)
+        tokenizer = CLIPTokenizer.from_pretrained(str(clip_dir), local_files_only=True)
+        self.text = ClipTextEncoder(tower.text_model, tower.text_projection, tokenizer, frozen=False)
+        self.visual_projection = torch.nn.Linear(192, config.projection_dim, bias=False)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.wordings = [number_phrases(n) for n in NUMBERS]
+        self.prompts = [PROMPTS["number"].format(n) for n in NUMBERS]
+        self.index = {n: k for k, n in enumerate(NUMBERS)}
+
+    def _logits(self, feature: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        image = F.normalize(self.visual_projection(feature).float(), dim=-1)
+        words = F.normalize(self.text(texts).float(), dim=-1)
+        return self.logit_scale.clamp(max=math.log(100.0)).exp() * image @ words.T
+
+    def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
+        """Cross-entropy over the 99 numbers, one random training wording each."""
+        texts = [w[int(rng.integers(len(w)))] for w in self.wordings]
+        return F.cross_entropy(self._logits(feature, texts), torch.tensor([self.index[n] for n in numbers]))
+
+    @torch.no_grad()
+    def predict(self, feature: torch.Tensor) -> list[str]:
+        """The number whose zero-shot prompt is nearest to each feature."""
+        return [NUMBERS[k] for k in self._logits(feature, self.prompts).argmax(1).tolist()]
+
+
+READOUTS = {"digits": DigitReadout, "text": TextReadout}
+
+
+def accuracy(net: torch.nn.Module, readout: torch.nn.Module, pixels: torch.Tensor,
+             numbers: list[str]) -> tuple[float, float]:
     """Held-out (whole number, ones digit) accuracy in percent."""
     net.eval()
+    readout.eval()
     with torch.no_grad(), autocast("cpu"):
-        logits = head(net(pixels)).float()
+        read = readout.predict(net(pixels).float())
     net.train()
-    t_ok, o_ok = logits[:, :11].argmax(1) == tens, logits[:, 11:].argmax(1) == ones
-    return 100 * float((t_ok & o_ok).float().mean()), 100 * float(o_ok.float().mean())
+    readout.train()
+    whole = np.mean([r == n for r, n in zip(read, numbers)])
+    ones = np.mean([r[-1] == n[-1] for r, n in zip(read, numbers)])
+    return 100 * float(whole), 100 * float(ones)
 
 
 def probe(name: str, train: tuple[np.ndarray, list[str]], test: tuple[np.ndarray, list[str]], steps: int, lr: float,
-          every: int, seed: int) -> list[dict]:
-    """Train ``name`` + a linear 21-way digit head (AdamW, warm-up 50, cosine, batch 64, the CPU's auto precision); the curve."""
+          every: int, seed: int, readout_name: str = "digits") -> list[dict]:
+    """Train ``name`` + a readout of :data:`READOUTS` (AdamW, warm-up 50, cosine, batch 64, the CPU's auto
+    precision); the curve."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net, head = build(name), torch.nn.Linear(192, 21)
-    params = list(net.parameters()) + list(head.parameters())
+    net, readout = build(name), READOUTS[readout_name]()
+    params = list(net.parameters()) + list(readout.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
-    tens, ones = digit_labels(train[1])
-    test_px, (test_tens, test_ones) = to_pixels(test[0]), digit_labels(test[1])
+    test_px = to_pixels(test[0])
     curve, start = [], time.perf_counter()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         idx = rng.choice(len(train[0]), 64, replace=False)
         with autocast("cpu"):
-            logits = head(net(to_pixels(train[0][idx]))).float()
-        loss = F.cross_entropy(logits[:, :11], tens[idx]) + F.cross_entropy(logits[:, 11:], ones[idx])
+            loss = readout.loss(net(to_pixels(train[0][idx])).float(), [train[1][i] for i in idx], rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if (step + 1) % every == 0 or step + 1 == steps:
-            number, one = accuracy(net, head, test_px, test_tens, test_ones)
+            number, one = accuracy(net, readout, test_px, test[1])
             last = float(loss.detach())
             curve.append({"step": step + 1, "seconds": round(time.perf_counter() - start, 1),
                           "loss": round(last, 3), "number": round(number, 1), "ones": round(one, 1)})
-            print(f"  {name} step {step + 1}: loss {last:.3f}, number {number:.1f}%, ones digit {one:.1f}%", flush=True)
+            print(f"  {name} ({readout_name}) step {step + 1}: loss {last:.3f}, number {number:.1f}%, "
+                  f"ones digit {one:.1f}%", flush=True)
     return curve
 
 
@@ -182,6 +266,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", choices=MODELS, default=["vit-p16", "cnn"])
     ap.add_argument("--task", choices=("crops", "plain"), default="crops")
+    ap.add_argument("--readout", choices=tuple(READOUTS), default="digits",
+                    help="a supervised digit head, or CLIP's text tower over the numbers' wordings (zero-shot score)")
     ap.add_argument("--digit-height", type=int, default=40, help="number height in px for --task plain")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--every", type=int, default=250)
@@ -208,8 +294,9 @@ def main() -> None:
     results = {}
     for name in args.models:
         lr = args.lr_cnn if name == "cnn" or name.startswith("stem") else args.lr_vit
-        results[name] = {"lr": lr, "curve": probe(name, train, test, args.steps, lr, args.every, args.seed)}
-    print(f"\nheld-out accuracy after {args.steps} steps of batch 64 ({args.task}"
+        results[name] = {"lr": lr, "curve": probe(name, train, test, args.steps, lr, args.every, args.seed,
+                                                  args.readout)}
+    print(f"\nheld-out accuracy after {args.steps} steps of batch 64 ({args.task}, {args.readout} readout"
           f"{f', {args.digit_height} px' if args.task == 'plain' else ''}; chance: number ~1%, ones digit 10%)\n")
     print("| model | lr | steps/s | number % | ones digit % |")
     print("|---|---|---|---|---|")
