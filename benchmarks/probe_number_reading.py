@@ -35,12 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cgclip.models.pretrain_data import (
-    IMAGE_SIZE,
-    pretrain_identities,
-    render_number_pool,
-    to_pixels,
-)
+from cgclip.models.pretrain_data import IMAGE_SIZE, pretrain_identities, render_number_pool, to_pixels
 from cgclip.models.random_clip import clip_config
 from cgclip.models.tokenizer import build_vocab
 from cgclip.precision import autocast
@@ -197,20 +192,23 @@ class TextReadout(torch.nn.Module):
         self.prompts = [PROMPTS["number"].format(n) for n in NUMBERS]
         self.index = {n: k for k, n in enumerate(NUMBERS)}
 
-    def _logits(self, feature: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    def _embed(self, feature: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         image = F.normalize(self.visual_projection(feature).float(), dim=-1)
-        words = F.normalize(self.text(texts).float(), dim=-1)
-        return self.logit_scale.clamp(max=math.log(100.0)).exp() * image @ words.T
+        return image, F.normalize(self.text(texts).float(), dim=-1)
 
     def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
-        """Cross-entropy over the 99 numbers, one random training wording each."""
+        """The pretraining's text-classifier loss over the 99 numbers, one random training wording each."""
+        from cgclip.models.pretrain_targets import attribute_text_loss
+
         texts = [w[int(rng.integers(len(w)))] for w in self.wordings]
-        return F.cross_entropy(self._logits(feature, texts), torch.tensor([self.index[n] for n in numbers]))
+        labels = torch.tensor([self.index[n] for n in numbers])
+        return attribute_text_loss(*self._embed(feature, texts), labels, self.logit_scale.clamp(max=math.log(100.0)))
 
     @torch.no_grad()
     def predict(self, feature: torch.Tensor) -> list[str]:
         """The number whose zero-shot prompt is nearest to each feature."""
-        return [NUMBERS[k] for k in self._logits(feature, self.prompts).argmax(1).tolist()]
+        image, prompts = self._embed(feature, self.prompts)
+        return [NUMBERS[k] for k in (image @ prompts.T).argmax(1).tolist()]
 
 
 READOUTS = {"digits": DigitReadout, "text": TextReadout}
