@@ -16,10 +16,14 @@ a tiny CLIP text tower from scratch (the shipped tokenizer); each step classifie
 embeddings of all numbers 1–99, one random training wording each (:func:`cgclip.models.pretrain_data.number_phrases`,
 the pretraining's text-classifier loss), and the held-out score is zero-shot: the nearest of the 99 numbers' zero-shot
 prompts (:data:`cgclip.models.pretrain_data.PROMPTS`, wordings never trained on), as in ``pretrain_report.json``.
+``--readout shared`` adds one linear digit head shared by both towers, on the image embeddings and on the number
+texts' embeddings (the pretraining's ``--joint-digit-weight``,
+:class:`cgclip.models.pretrain_targets.JointDigitHead`), and is scored zero-shot in the same way.
 
     python benchmarks/probe_number_reading.py --models vit-p16 cnn --steps 1000
     python benchmarks/probe_number_reading.py --task plain --digit-height 40 --models vit-p16 --steps 750
     python benchmarks/probe_number_reading.py --readout text --models vit-cnn16-global --steps 600
+    python benchmarks/probe_number_reading.py --readout shared --models vit-cnn16-global --steps 600
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cgclip.models.pretrain_data import IMAGE_SIZE, pretrain_identities, render_number_pool, to_pixels
+from cgclip.models.pretrain_targets import digit_targets
 from cgclip.models.random_clip import clip_config
 from cgclip.models.tokenizer import build_vocab
 from cgclip.precision import autocast
@@ -58,12 +63,6 @@ def plain_numbers(n: int, height: int, rng: np.random.Generator) -> tuple[np.nda
         canvas.paste(ink, (int(rng.integers(0, w - width + 1)), int(rng.integers(0, h - height + 1))), mask)
         crops[i] = np.asarray(canvas)
     return crops, numbers
-
-
-def digit_labels(numbers: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tens digit (10 = none, for 1–9) and ones digit of each number."""
-    tens = [int(n) // 10 if len(n) == 2 else 10 for n in numbers]
-    return torch.tensor(tens), torch.tensor([int(n) % 10 for n in numbers])
 
 
 class SmallCNN(torch.nn.Module):
@@ -156,7 +155,7 @@ class DigitReadout(torch.nn.Module):
 
     def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
         """Cross-entropy of both digits."""
-        tens, ones = digit_labels(numbers)
+        tens, ones = digit_targets(numbers)
         logits = self.head(feature).float()
         return F.cross_entropy(logits[:, :11], tens) + F.cross_entropy(logits[:, 11:], ones)
 
@@ -211,7 +210,38 @@ class TextReadout(torch.nn.Module):
         return [NUMBERS[k] for k in (image @ prompts.T).argmax(1).tolist()]
 
 
-READOUTS = {"digits": DigitReadout, "text": TextReadout}
+class SharedReadout(TextReadout):
+    """``--readout shared``: the text readout plus the pretraining's joint digit head (tens or none, ones), shared by
+    both towers: applied to the L2-normalised image embeddings of the crops and to the text embeddings of the
+    numbers' wordings.
+
+    The shared head anchors both towers to the same directions of the joint space (the text tower must encode the
+    digits its wording names, the image tower the digits it sees), which the text-classifier loss alone, with both
+    towers random, does not start to do.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from cgclip.models.pretrain_targets import JointDigitHead
+
+        self.digits = JointDigitHead(self.visual_projection.out_features)
+
+    def _digit_loss(self, emb: torch.Tensor, numbers: list[str]) -> torch.Tensor:
+        return 2 * self.digits.loss(emb, *digit_targets(numbers))
+
+    def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
+        """Text-classifier loss + the shared digit head's loss on the image and on the text embeddings."""
+        from cgclip.models.pretrain_targets import attribute_text_loss
+
+        texts = [w[int(rng.integers(len(w)))] for w in self.wordings]
+        image, text = self._embed(feature, texts)
+        labels = torch.tensor([self.index[n] for n in numbers])
+        scale = self.logit_scale.clamp(max=math.log(100.0))
+        return (attribute_text_loss(image, text, labels, scale) + self._digit_loss(image, numbers)
+                + self._digit_loss(text, list(NUMBERS)))
+
+
+READOUTS = {"digits": DigitReadout, "text": TextReadout, "shared": SharedReadout}
 
 
 def accuracy(net: torch.nn.Module, readout: torch.nn.Module, pixels: torch.Tensor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from cgclip.cli import main as cli_main
 from cgclip.errors import CheckpointError
 from cgclip.models.clip_backbone import load_clip
 from cgclip.models.pretrain_clip import PretrainConfig, build_optimizer, clip_train_step, contrastive_loss
+from cgclip.models.pretrain_targets import digit_targets
 from cgclip.models.random_clip import save_random_clip
 from cgclip.models.tokenizer import build_clip_tokenizer
 
@@ -115,7 +117,7 @@ def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.Mon
 
     cfg = PretrainConfig(architecture="tiny", steps=3, stem_steps=1, batch_size=8, number_batch=4, number_crops=8,
                          train_identities_per_kind=8, crops_per_identity=2, heldout_identities_per_kind=4,
-                         checkpoint_every=2)
+                         checkpoint_every=2, joint_digit_weight=1.0)
     real, calls = pc.supervised_step, []
 
     def stop_at_third(*args, **kwargs):
@@ -217,3 +219,54 @@ def test_zero_shot_scores_number_on_legible_crops_only() -> None:
     plain = zero_shot_attributes(Fixed(), Text(), idents, crops, owner)["attributes"]
     assert masked["number"]["crops"] == numbered and plain["number"]["crops"] == 4 * numbered
     assert masked["uniform"]["crops"] == plain["uniform"]["crops"] == len(crops)
+
+
+def test_step_batch_value_digits_name_the_number_texts() -> None:
+    """The digit targets of a step's number value texts are those of the numbers the texts name, in order; the
+    joint digit head ignores unlabelled rows and its loss falls when it is trained on both kinds of rows."""
+    from types import SimpleNamespace
+
+    from cgclip.models.pretrain_batches import BatchMaker
+    from cgclip.models.pretrain_data import (group_index, identity_captions, pretrain_identities, render_number_pool,
+                                             render_pool)
+    from cgclip.models.pretrain_targets import JointDigitHead
+
+    idents = pretrain_identities(4, 0, "train")
+    pool, owner, legible = render_pool(idents, 1, 0)
+    numbers = render_number_pool(idents, 6, 0)
+    per = [identity_captions(i, 2, seed=0) for i in idents]
+    captions = {kind: [c[kind] for c in per] for kind in ("long", "sentence", "phrase")}
+    texts: dict[str, int] = {}
+
+    def tokenize(t: str) -> list[int]:
+        return [texts.setdefault(t, len(texts))]
+
+    cfg = SimpleNamespace(batch_size=4, number_batch=6, group_fraction=0.5, max_values=3, caption_mix=(1, 1, 1))
+    maker = BatchMaker(np.random.default_rng(0), idents, pool, owner, legible, numbers, captions, tokenize, 0, cfg,
+                       group_index(idents))
+    batch = maker.next()
+    by_id = {v: t for t, v in texts.items()}
+    named = [by_id[int(i)] for i in batch.value_ids[batch.value_slices["number"], 0]]
+    digits = [re.search(r"\d+", t).group() for t in named]
+    want_tens, want_ones = digit_targets(digits)
+    assert batch.value_digits["tens"].tolist() == want_tens.tolist()
+    assert batch.value_digits["ones"].tolist() == want_ones.tolist()
+    assert len(batch.stem_targets["ones"]) == len(batch.pixels)
+
+    torch.manual_seed(0)
+    head = JointDigitHead(8)
+    emb = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    tens, ones = torch.tensor([2, 10, -1, 4, 1, 10]), torch.tensor([3, 7, -1, 0, 9, 5])
+    keep = [0, 1, 3, 4, 5]
+    with torch.no_grad():
+        assert float(head.loss(emb, tens, ones)) == pytest.approx(float(head.loss(emb[keep], tens[keep], ones[keep])))
+        none = -torch.ones(6, dtype=torch.long)
+        assert float(head.loss(emb, none, none)) == 0.0
+        first = float(head.loss(emb, tens, ones))
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(50):
+        opt.zero_grad()
+        loss = head.loss(emb, tens, ones)
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.2 * first

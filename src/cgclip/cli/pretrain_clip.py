@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="steps that train the conv stem and its heads alone first (%(default)s)")
     parser.add_argument("--stem-weight", type=float, default=d.stem_weight,
                         help="weight of the conv-stem attribute and digit heads (%(default)s)")
+    parser.add_argument("--joint-digit-weight", type=float, default=d.joint_digit_weight,
+                        help="weight of the digit head shared by both towers' embeddings (%(default)s; 0 = off)")
     parser.add_argument("--identities", type=int, default=d.train_identities_per_kind,
                         help="training identities per kind (sports, dance) (%(default)s)")
     parser.add_argument("--crop-style", default=d.crop_style, choices=("tight", "loose"),
@@ -60,7 +62,8 @@ def _command(args: argparse.Namespace) -> str:
 
     parts = ["cgclip", "pretrain-clip"]
     for key in ("out", "arch", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
-                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "identities", "crops", "crop_style",
+                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "joint_digit_weight",
+                "identities", "crops", "crop_style",
                 "heldout", "number_crops"):
         value = getattr(args, key)
         if value is None or key == "steps" and args.minutes is not None:
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                          crop_style=args.crop_style, number_crops=args.number_crops,
                          heldout_identities_per_kind=args.heldout, warmup_steps=args.warmup_steps,
                          caption_mix=tuple(args.caption_mix), attribute_weight=args.attribute_weight,
-                         stem_weight=args.stem_weight, stem_steps=args.stem_steps, architecture=args.arch, **budget)
+                         stem_weight=args.stem_weight, joint_digit_weight=args.joint_digit_weight,
+                         stem_steps=args.stem_steps, architecture=args.arch, **budget)
     out = args.out
     report = pretrain_clip(out, cfg, overwrite=args.overwrite, command=_command(args))
     sec = report["seconds"]

@@ -36,8 +36,9 @@ def batch_tokens(token_lists: list[list[int]], pad_id: int) -> tuple[torch.Tenso
 @dataclass
 class StepBatch:
     """Inputs of one step: pixels ``[B_id + B_num, 3, H, W]`` (identity crops first), the caption tokens and
-    positives of the identity crops, per-attribute labels into the step's value texts, and the digit targets of the
-    stem heads (``tens``, ``ones``; -1 where no number is legible)."""
+    positives of the identity crops, per-attribute labels into the step's value texts, the digit targets of the
+    crops (``tens``, ``ones``; -1 where no number is legible) and of the step's number value texts, in their order
+    (``value_digits``)."""
 
     pixels: torch.Tensor
     caption_ids: torch.Tensor
@@ -49,6 +50,7 @@ class StepBatch:
     value_labels: dict[str, torch.Tensor]
     stem_targets: dict[str, torch.Tensor]
     kind: str
+    value_digits: dict[str, torch.Tensor]
 
 
 class BatchMaker:
@@ -95,9 +97,9 @@ class BatchMaker:
         return labels
 
     def _value_texts(self, labels: dict[str, np.ndarray]) -> tuple[list[list[int]], dict[str, slice],
-                                                                   dict[str, torch.Tensor]]:
+                                                                   dict[str, torch.Tensor], list[str]]:
         tokens: list[list[int]] = []
-        slices, remapped = {}, {}
+        slices, remapped, numbers = {}, {}, []
         for attr in ATTRIBUTES:
             n_values = len(self.index.values[attr])
             if n_values < 2:
@@ -108,10 +110,12 @@ class BatchMaker:
             lab = labels[attr]
             remapped[attr] = torch.from_numpy(np.where(lab >= 0, position[np.maximum(lab, 0)], -1))
             slices[attr] = slice(len(tokens), len(tokens) + len(chosen))
+            if attr == "number":
+                numbers = [self.index.values[attr][int(v)] for v in chosen]
             for v in chosen:
                 wordings = self.wordings[attr][int(v)]
                 tokens.append(self.value_tokens[wordings[int(self.rng.integers(len(wordings)))]])
-        return tokens, slices, remapped
+        return tokens, slices, remapped, numbers
 
     def next(self) -> StepBatch:
         """The next step's inputs."""
@@ -119,10 +123,11 @@ class BatchMaker:
         n_num = min(self.cfg.number_batch, len(self.number_crops))
         num_idx = self.rng.choice(len(self.number_crops), n_num, replace=False) if n_num else np.zeros(0, int)
         labels = self._labels(chosen, crop_idx, num_idx)
-        tokens, slices, remapped = self._value_texts(labels)
+        tokens, slices, remapped, value_numbers = self._value_texts(labels)
         value_ids, value_mask = batch_tokens(tokens, self.pad_id)
         crops = np.concatenate([self.pool[crop_idx], self.number_crops[num_idx]]) if n_num else self.pool[crop_idx]
         id_numbers = [self.identities[int(k)].number if self.legible[c] else "" for k, c in zip(chosen, crop_idx)]
         tens, ones = digit_targets(id_numbers + [self.numbers[int(i)] for i in num_idx])
+        value_tens, value_ones = digit_targets(value_numbers)
         return StepBatch(to_pixels(crops), cap_ids, cap_mask, positives, value_ids, value_mask, slices, remapped,
-                         {"tens": tens, "ones": ones}, kind)
+                         {"tens": tens, "ones": ones}, kind, {"tens": value_tens, "ones": value_ones})

@@ -12,6 +12,10 @@ back-view crops wearing random numbers, and minimises
   100; captions shared by several identities of a batch count as positives for all of them),
 * + ``attribute_weight`` × the text-classifier loss of every crop's uniform, hair, shoes, socks, accessories and
   legible number among text embeddings of that attribute's values (:mod:`cgclip.models.pretrain_targets`),
+* + ``joint_digit_weight`` × the loss of one digit head in the joint embedding space shared by both towers, on the
+  image embeddings of crops with a legible number and the text embeddings of the step's number wordings
+  (:class:`~cgclip.models.pretrain_targets.JointDigitHead`, discarded after training; it bootstraps the binding of
+  numbers to words, which the text-classifier loss alone does not start),
 * + with a conv stem, ``stem_weight`` × the loss of linear digit heads on the max-pooled stem features (discarded
   after training), which can also train the stem alone for the first ``stem_steps`` steps.
 
@@ -85,6 +89,7 @@ class PretrainConfig:
     group_fraction: float = 0.5  # share of each batch drawn as whole teams / groups (same uniform: hard negatives)
     attribute_weight: float = 1.0  # text-classifier loss over attribute values (pretrain_targets)
     stem_weight: float = 1.0  # linear heads on the max-pooled conv stem
+    joint_digit_weight: float = 0.0  # the digit head shared by both towers' embeddings (pretrain_targets)
     stem_lr_scale: float = 4.0  # the stem and its heads learn at 4x lr (the probe's CNN learns digits at 2e-3)
     # steps that train the stem and its heads alone first (before ``steps``). Off: after 600 of them the stem read
     # 59 % of held-out numbers, but the joint phase then did not learn (contrastive loss 3.6, attribute loss 3.3 after
@@ -164,8 +169,11 @@ def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.
 
 def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.nn.Module | None,
                     logit_scale: torch.nn.Parameter, optimizer: torch.optim.Optimizer, batch: Any,
-                    cfg: PretrainConfig) -> dict[str, float]:
+                    cfg: PretrainConfig, joint: torch.nn.Module | None = None) -> dict[str, float]:
     """One step of the full recipe on a :class:`cgclip.models.pretrain_batches.StepBatch`; returns its losses.
+
+    ``joint`` (a :class:`~cgclip.models.pretrain_targets.JointDigitHead`, with ``cfg.joint_digit_weight``) reads
+    the digits of the image embeddings and of the number value texts' embeddings.
 
     With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of
     rectified features detects a digit anywhere; of the 1x1 projection's output it could not, 1.6 % of held-out
@@ -191,7 +199,13 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
                 for a, sl in batch.value_slices.items()]
     losses["attributes"] = torch.stack(per_attr).mean() if per_attr else img.new_zeros(())
     losses["stem"] = heads.loss(grid["out"], batch.stem_targets) if "out" in grid else img.new_zeros(())
-    total = losses["contrastive"] + cfg.attribute_weight * losses["attributes"] + cfg.stem_weight * losses["stem"]
+    losses["joint_digits"] = img.new_zeros(())
+    if joint is not None and "number" in batch.value_slices:
+        numbers = val[batch.value_slices["number"]]
+        losses["joint_digits"] = (joint.loss(img, batch.stem_targets["tens"], batch.stem_targets["ones"])
+                                  + joint.loss(numbers, batch.value_digits["tens"], batch.value_digits["ones"])) / 2
+    total = (losses["contrastive"] + cfg.attribute_weight * losses["attributes"] + cfg.stem_weight * losses["stem"]
+             + cfg.joint_digit_weight * losses["joint_digits"])
     _update(optimizer, total, logit_scale)
     return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
 
@@ -258,7 +272,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
     from cgclip.models.pretrain_data import (attribute_phrases, group_index, identity_captions, pretrain_identities,
                                              prompt_sets, render_number_pool, render_pool)
     from cgclip.models.pretrain_state import clear_state, load_state, resume_dir, save_state
-    from cgclip.models.pretrain_targets import ATTRIBUTES, StemHeads, value_wordings
+    from cgclip.models.pretrain_targets import ATTRIBUTES, JointDigitHead, StemHeads, value_wordings
     from cgclip.models.random_clip import clip_config
     from cgclip.models.tokenizer import EOS_TOKEN
     from cgclip.models.zero_shot import attribute_prompt, zero_shot_attributes
@@ -291,6 +305,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             heads = None
             if apply_stem(model.vision_model):
                 heads = StemHeads(int(model.config.vision_config.cgclip_stem["channels"][-1]))
+            joint = JointDigitHead(model.config.projection_dim) if cfg.joint_digit_weight > 0 else None
         image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=(128, 64),
                                  live_positions=True)
         text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=False)
@@ -312,7 +327,8 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             return zero_shot_attributes(image, text, held_ids, held_pool, held_owner, held_legible)
 
         before = zero_shot()
-        trainable = torch.nn.ModuleDict({"clip": model, **({"heads": heads} if heads is not None else {})})
+        trainable = torch.nn.ModuleDict({"clip": model, **({"heads": heads} if heads is not None else {}),
+                                         **({"joint": joint} if joint is not None else {})})
         opt = build_optimizer(trainable, cfg)
         recipe = {"config": dataclasses.asdict(cfg), "format": REPORT_FORMAT}
         work = resume_dir(out_dir)
@@ -341,7 +357,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             else:
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(main, max(0.0, done), cfg) * group.get("lr_scale", 1.0)
-                losses = supervised_step(image, text, heads, model.logit_scale, opt, maker.next(), cfg)
+                losses = supervised_step(image, text, heads, model.logit_scale, opt, maker.next(), cfg, joint)
             history.append(losses["loss"])
             step += 1
             bar.update(1)

@@ -13,6 +13,12 @@ to them, both on the synthetic crops whose attributes are known:
   (:mod:`cgclip.models.conv_stem`) classify the tens and ones digit. They train the stem alone first (the stem
   phase) and go on next to the CLIP losses, while the transformer above learns to route what the stem found into
   its CLS token. They are discarded after pretraining (not part of the saved CLIP).
+* **A joint digit head** (:class:`JointDigitHead`): one linear digit head in CLIP's joint embedding space, shared by
+  both towers — it classifies the digits of the image embeddings of crops with a legible number *and* of the text
+  embeddings of the number wordings. With both towers random the text-classifier loss over numbers does not start
+  to learn (its loss stays at ln 99, docs/RESULTS.md); the shared head anchors the image embedding of a crop
+  showing 23 and the text embedding of "number 23" to the same directions, which bootstraps the binding. Also
+  discarded after pretraining.
 """
 
 from __future__ import annotations
@@ -115,8 +121,25 @@ class StemHeads(nn.Module):
         return torch.stack(losses).mean() if losses else grid.new_zeros(()).float()
 
 
+class JointDigitHead(nn.Module):
+    """A linear tens-digit (10 = none) and ones-digit head on L2-normalised ``[N, d]`` embeddings of either tower
+    (logits scaled by 10, the embeddings being unit vectors)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(dim, 21)
+
+    def loss(self, emb: torch.Tensor, tens: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of both digits over the rows with a label (``tens`` / ``ones`` -1 = none); 0 if none."""
+        keep = ones >= 0
+        if not bool(keep.any()):
+            return emb.new_zeros(()).float()
+        logits = 10.0 * self.head(emb[keep].float())
+        return (F.cross_entropy(logits[:, :11], tens[keep]) + F.cross_entropy(logits[:, 11:], ones[keep])) / 2
+
+
 def digit_targets(numbers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Tens digit (10 = a one-digit number) and ones digit of each number; -1 for an empty number."""
     tens = [(int(n) // 10 if len(n) == 2 else 10) if n else -1 for n in numbers]
     ones = [int(n) % 10 if n else -1 for n in numbers]
-    return torch.tensor(tens), torch.tensor(ones)
+    return torch.tensor(tens, dtype=torch.long), torch.tensor(ones, dtype=torch.long)
