@@ -25,9 +25,9 @@ def test_shipped_clip_is_verified_and_the_default() -> None:
 
 
 def test_shipped_clip_reads_attributes_on_fresh_crops() -> None:
-    """Zero-shot on held-out identities and crops this test renders (another seed than the report's): the uniform and
-    socks well above chance, as in its report (45 % / 36 % against 4 % / 5 %). It does not read jersey numbers
-    (docs/RESULTS.md), so the number is not asserted."""
+    """Zero-shot on held-out identities and crops this test renders (another seed than the report's): the uniform,
+    socks and the jersey number on back views well above chance, as in its report (50 % / 56 % / 76 % against 4 % /
+    5 % / 1.6 %; on these crops 56 / 57 / 84 % against 6 / 6 / 2 %)."""
     from cgclip.models.clip_backbone import load_clip
     from cgclip.models.pretrain_data import pretrain_identities, render_pool
     from cgclip.models.zero_shot import zero_shot_attributes
@@ -40,7 +40,8 @@ def test_shipped_clip_reads_attributes_on_fresh_crops() -> None:
     attrs = result["attributes"]
     assert attrs["uniform"]["accuracy"] > 5 * attrs["uniform"]["chance"], attrs["uniform"]
     assert attrs["socks"]["accuracy"] > 3 * attrs["socks"]["chance"], attrs["socks"]
-    assert result["mean_accuracy"] > 2.5 * result["mean_chance"], result
+    assert attrs["number"]["accuracy"] > 0.5 and attrs["number"]["crops"] == 64, attrs["number"]
+    assert result["mean_accuracy"] > 5 * result["mean_chance"], result
 
 
 def test_missing_or_damaged_copy_says_how_to_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

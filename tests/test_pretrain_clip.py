@@ -100,10 +100,11 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert np.isfinite(report["loss_last10"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["name"] == "tiny-clip" and manifest["seed"] == 3 and "model.safetensors" in manifest["sha256"]
-    assert manifest["command"].startswith(f"cgclip pretrain-clip --out {out} --arch tiny-vit --steps 3 --seed 3 "
+    assert manifest["command"].startswith(f"cgclip pretrain-clip --out {out} --arch tiny-cnn --steps 3 --seed 3 "
                                           "--batch-size 8")
     clip = load_clip(out, image_size=(128, 64))
-    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 33, 192)  # 16-px patches: 8x4 tokens + CLS
+    assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 33, 192)  # stride-16 stem: 8x4 tokens + CLS
+    assert "--joint-digit-weight 1 " in manifest["command"]
     assert clip.text.encode(["a red jersey with the number 7"]).shape == (1, 256)
     # the same output again is refused unless --overwrite
     assert cli_main(argv) == 2

@@ -1,6 +1,6 @@
 """The embedded default CLIP: the tiny CLIP this project pretrained once, shipped inside the package.
 
-It lives in ``cgclip/embedded/tiny-clip-v4/`` (package data): ``config.json``,
+It lives in ``cgclip/embedded/tiny-clip-v5/`` (package data): ``config.json``,
 ``model.safetensors`` (float16), the tokenizer files, ``pretrain_report.json`` (its zero-shot table, curve and
 recipe) and ``manifest.json`` — the exact command and seed that made it and the SHA-256 of every file. Every use
 (``cgclip demo``, ``cgclip train`` without ``--clip``, the attribute captioner, the benchmarks) goes through
@@ -17,10 +17,10 @@ from typing import Any
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json, write_json
 
-EMBEDDED_NAME = "tiny-clip-v4"
+EMBEDDED_NAME = "tiny-clip-v5"
 MANIFEST_NAME = "manifest.json"
 #: The command that made the shipped checkpoint (``--out`` is where it was written, then copied here).
-RECIPE_COMMAND = "cgclip pretrain-clip --out DIR --arch tiny-vit --steps 2000 --seed 0 --crop-style tight"
+RECIPE_COMMAND = "cgclip pretrain-clip --out DIR --arch tiny-cnn --steps 3000 --seed 0 --joint-digit-weight 1"
 
 
 def packaged_dir() -> Path:

@@ -6,14 +6,15 @@ loads it through the normal code path.
 
 Sizes:
 
-* ``tiny`` — the embedded default's architecture: a conv stem (:data:`TINY_STEM`, stride 8,
+* ``tiny`` — a conv stem (:data:`TINY_STEM`, stride 8,
   :mod:`cgclip.models.conv_stem`) in front of a vision transformer of width 192, 4 layers, 3 heads, ``image_size``
   128 (a square 16×16 positional grid; ReID crops of 128×64 use the 16×8 resampling of it, see
   :mod:`cgclip.models.pos_embed`); text width 256, 4 layers, 4 heads, 77 positions; joint dimension 256.
-* ``tiny-cnn`` — the same transformer behind a stride-16 conv stem (:data:`TINY_CNN_STEM`, 8×4 tokens at 128×64,
-  as many as ``tiny-vit``) whose global max-pool is added to every token (``global_pool``): on the number probe it
-  reads 15 % of held-out numbers (40 % of ones digits) after 300 steps, where ``tiny-vit`` reads 1 % after 1000.
-* ``tiny-vit`` — the same with a plain 16-px patch embedding (8×8 grid; 8×4 at 128×64): the previous embedded
+* ``tiny-cnn`` — the embedded default's architecture (tiny-clip-v5): the same transformer behind a stride-16 conv
+  stem (:data:`TINY_CNN_STEM`, 8×4 tokens at 128×64, as many as ``tiny-vit``) whose global max-pool is added to
+  every token (``global_pool``): on the number probe it reads 15 % of held-out numbers (40 % of ones digits) after
+  300 steps, where ``tiny-vit`` reads 1 % after 1000.
+* ``tiny-vit`` — the same with a plain 16-px patch embedding (8×8 grid; 8×4 at 128×64): tiny-clip-v4's
   architecture, a fast stand-in for a real ViT in tests.
 * ``vit-b-16`` — the OpenAI ViT-B/16 layout: vision 768/12 layers/12 heads, patch 16, 224 px (14×14 grid); text
   512/12 layers/8 heads, vocabulary 49408; joint dimension 512. About 150 M parameters (0.6 GB in float32).
