@@ -5,8 +5,9 @@ Recipe (``tiny-clip-v5``; v4 was ``architecture="tiny-vit"``, 2000 steps, no joi
 from every ReID world), sports and dance, rendered at 128×64. The image tower is the CLIP vision transformer behind
 a stride-16 conv stem with a global max-pool shortcut (``architecture="tiny-cnn"``, the shipped one;
 :mod:`cgclip.models.conv_stem`, which learns digits from little data), behind a stride-8 stem (``"tiny"``), or with
-plain 16-px patches (``"tiny-vit"``, which does not learn digits; docs/RESULTS.md). Each step (:mod:`cgclip.models.pretrain_batches`) holds identity crops with one caption each and
-back-view crops wearing random numbers, and minimises
+plain 16-px patches (``"tiny-vit"``, which does not learn digits; docs/RESULTS.md). Each step
+(:mod:`cgclip.models.pretrain_batches`) holds identity crops with one caption each and back-view crops wearing
+random numbers, and minimises
 
 * the symmetric InfoNCE loss between identity crops and their captions (CLIP's learnable logit scale, clamped at
   100; captions shared by several identities of a batch count as positives for all of them),
