@@ -195,13 +195,18 @@ class TextReadout(torch.nn.Module):
         image = F.normalize(self.visual_projection(feature).float(), dim=-1)
         return image, F.normalize(self.text(texts).float(), dim=-1)
 
-    def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
-        """The pretraining's text-classifier loss over the 99 numbers, one random training wording each."""
+    def _text_loss(self, feature: torch.Tensor, numbers: list[str],
+                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The text-classifier loss and the image and number-text embeddings it was computed on."""
         from cgclip.models.pretrain_targets import attribute_text_loss
 
-        texts = [w[int(rng.integers(len(w)))] for w in self.wordings]
+        image, text = self._embed(feature, [w[int(rng.integers(len(w)))] for w in self.wordings])
         labels = torch.tensor([self.index[n] for n in numbers])
-        return attribute_text_loss(*self._embed(feature, texts), labels, self.logit_scale.clamp(max=math.log(100.0)))
+        return attribute_text_loss(image, text, labels, self.logit_scale.clamp(max=math.log(100.0))), image, text
+
+    def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
+        """The pretraining's text-classifier loss over the 99 numbers, one random training wording each."""
+        return self._text_loss(feature, numbers, rng)[0]
 
     @torch.no_grad()
     def predict(self, feature: torch.Tensor) -> list[str]:
@@ -231,14 +236,8 @@ class SharedReadout(TextReadout):
 
     def loss(self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator) -> torch.Tensor:
         """Text-classifier loss + the shared digit head's loss on the image and on the text embeddings."""
-        from cgclip.models.pretrain_targets import attribute_text_loss
-
-        texts = [w[int(rng.integers(len(w)))] for w in self.wordings]
-        image, text = self._embed(feature, texts)
-        labels = torch.tensor([self.index[n] for n in numbers])
-        scale = self.logit_scale.clamp(max=math.log(100.0))
-        return (attribute_text_loss(image, text, labels, scale) + self._digit_loss(image, numbers)
-                + self._digit_loss(text, list(NUMBERS)))
+        text_loss, image, text = self._text_loss(feature, numbers, rng)
+        return text_loss + self._digit_loss(image, numbers) + self._digit_loss(text, list(NUMBERS))
 
 
 READOUTS = {"digits": DigitReadout, "text": TextReadout, "shared": SharedReadout}

@@ -62,9 +62,8 @@ def _command(args: argparse.Namespace) -> str:
 
     parts = ["cgclip", "pretrain-clip"]
     for key in ("out", "arch", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
-                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "joint_digit_weight",
-                "identities", "crops", "crop_style",
-                "heldout", "number_crops"):
+                "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "joint_digit_weight", "identities",
+                "crops", "crop_style", "heldout", "number_crops"):
         value = getattr(args, key)
         if value is None or key == "steps" and args.minutes is not None:
             continue
