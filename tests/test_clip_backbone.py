@@ -281,6 +281,33 @@ def test_global_pool_stem_round_trip_and_reaches_the_cls_token(tmp_path: Path) -
     assert float(delta[1:].reshape(8, 4)[-1, -1]) < 1e-5  # without it, a local stem does not
 
 
+def test_frozen_stem_keeps_weights_and_statistics_while_the_transformer_trains(stem_dir: Path) -> None:
+    """``freeze_stem``: a training step leaves the conv stem's weights and BatchNorm statistics as loaded (eval mode
+    whatever the parent asks) and still updates the transformer; without it the stem trains."""
+    def step(freeze: bool) -> tuple[ClipImageEncoder, dict[str, torch.Tensor]]:
+        image = load_clip(stem_dir, image_size=(128, 64), freeze_stem=freeze).image
+        before = {k: v.clone() for k, v in image.state_dict().items()}
+        image.train()
+        params = [p for p in image.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=0.1)
+        image.encode_image(torch.randn(4, 3, 128, 64)).square().mean().backward()
+        opt.step()
+        return image, before
+
+    image, before = step(freeze=True)
+    stem = image.vision_model.embeddings.patch_embedding
+    assert not stem.training and image.training
+    after = image.state_dict()
+    stem_keys = [k for k in after if ".patch_embedding." in k]
+    assert any("running_mean" in k for k in stem_keys)
+    assert all(torch.equal(after[k], before[k]) for k in stem_keys)
+    assert not torch.equal(after["vision_model.post_layernorm.weight"], before["vision_model.post_layernorm.weight"])
+    image, before = step(freeze=False)
+    assert image.vision_model.embeddings.patch_embedding.training
+    after = image.state_dict()
+    assert not all(torch.equal(after[k], before[k]) for k in after if ".patch_embedding." in k)
+
+
 def test_conv_stem_checkpoint_errors(stem_dir: Path, tmp_path: Path) -> None:
     """Damaged or mismatching weights of a stem checkpoint give one line naming the file."""
     broken = _copy(stem_dir, tmp_path / "broken")

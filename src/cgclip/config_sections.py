@@ -89,6 +89,7 @@ class ModelConfig:
     label_smoothing: float = 0.1
     sie: bool | None = None  # SIE camera embedding; None = the model's default (on for tfclip only)
     sie_coef: float = 1.0
+    freeze_stem: bool = False  # keep the patch embedding (a ViT's patch conv, the tiny CLIP's conv stem) as loaded
     sie_tokens: str | None = None  # SIE added to the CLS token ("cls", TF-CLIP) or every token ("all"); None = model's
     v2m_logits: str = "raw"  # tfclip: raw inner products as released, or "cosine" x a learnable scale
     memory_clips: str = "all"  # tfclip CLIP-Memory over every consecutive T-frame clip ("all") or the first RRS clip

@@ -1,10 +1,10 @@
 """``build_model(name, ...)``: the video ReID models by name — ``cgclip``, ``tfclip``, ``tap`` (DEVELOPING.md contract).
 
 Options are the ``ModelConfig`` fields (defaults in :data:`DEFAULT_OPTIONS`); every model accepts all of them and
-ignores those that do not concern it (``sie``/``sie_coef``/``sie_tokens`` are consumed by ``load_clip`` and ignored
-here; ``v2m_logits`` and ``memory_clips`` concern ``tfclip`` only). Extra
-options: ``identity_names`` (identity name per training pid, for the ID text; default ``str(pid)``) and
-``tfe_max_frames`` (size of the temporal-embedding tables, 64). An unknown option or an invalid value raises
+ignores those that do not concern it (``sie``/``sie_coef``/``sie_tokens``/``freeze_stem`` are consumed by
+``load_clip`` and ignored here; ``v2m_logits`` and ``memory_clips`` concern ``tfclip`` only). Extra options:
+``identity_names`` (identity name per training pid, for the ID text; default ``str(pid)``) and ``tfe_max_frames``
+(size of the temporal-embedding tables, 64). An unknown option or an invalid value raises
 :class:`cgclip.errors.ConfigError` naming it.
 
 For ``cgclip`` the frozen text encoder embeds every caption once here (duplicates once); the features become the
@@ -39,7 +39,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "cmr_fusion": "c", "cmr_blocks": 2, "memory_momentum": 0.2, "static_memory": False,
     "identity_mode": "caption_idtext", "ssp_blocks": 2, "tmd": True,
     "w_v2m": 1.0, "w_tri": 1.0, "w_ce": 0.25, "triplet_margin": 0.3, "label_smoothing": 0.1,
-    "sie": None, "sie_coef": 1.0, "sie_tokens": None, "v2m_logits": "raw", "memory_clips": "all",
+    "sie": None, "sie_coef": 1.0, "sie_tokens": None, "freeze_stem": False, "v2m_logits": "raw", "memory_clips": "all",
     "logit_scale_init": None, "neck_feat": "before",
     "identity_names": None, "tfe_max_frames": 64,
 }
@@ -80,7 +80,7 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     _check(scale is None or isinstance(scale, (int, float)) and not isinstance(scale, bool) and 1.0 <= scale <= 100.0,
            f"model option logit_scale_init must be a scale in [1, 100] (CLIP's is 100, 1/0.07 = 14.3 at its start) "
            f"or null for the loaded CLIP's own, got {scale!r}")
-    for key in ("static_memory", "tmd"):
+    for key in ("static_memory", "tmd", "freeze_stem"):
         _check(isinstance(opts[key], bool), f"model option {key} must be true or false, got {opts[key]!r}")
     _check(opts["sie"] is None or isinstance(opts["sie"], bool),
            f"model option sie must be true, false or null (the model's default), got {opts['sie']!r}")

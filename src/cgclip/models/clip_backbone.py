@@ -46,6 +46,9 @@ class ClipImageEncoder(nn.Module):
         sie_tokens: add the SIE embedding to ``"all"`` tokens or to the ``"cls"`` token only.
         live_positions: train the checkpoint's own table and resample it in every forward pass instead (used when
             pretraining a CLIP whose saved grid differs from its training grid; :attr:`pos_embed` is then None).
+        freeze_stem: keep the patch embedding as loaded — a ViT's patch convolution, or the embedded tiny CLIP's
+            conv stem (no gradient, BatchNorm statistics kept in eval mode): fine-tuning then skips the backward
+            pass through the full-resolution stem.
 
     The checkpoint's positional table (``vision_model.embeddings.position_embedding``) is resampled once into the
     trainable parameter :attr:`pos_embed` ``[1 + P, D]`` and frozen itself (it no longer takes part in the forward
@@ -55,7 +58,7 @@ class ClipImageEncoder(nn.Module):
 
     def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear, image_size: tuple[int, int] = (256, 128),
                  num_cameras: int = 0, sie_coef: float = 1.0, live_positions: bool = False,
-                 sie_tokens: str = "all") -> None:
+                 sie_tokens: str = "all", freeze_stem: bool = False) -> None:
         super().__init__()
         if sie_tokens not in ("all", "cls"):
             raise ValueError(f"sie_tokens must be 'all' or 'cls', got {sie_tokens!r}")
@@ -80,6 +83,16 @@ class ClipImageEncoder(nn.Module):
             nn.init.trunc_normal_(self.sie_embed, std=0.02)  # bounds ±2, as released: in effect a plain normal
         else:
             self.register_parameter("sie_embed", None)
+        self.freeze_stem = bool(freeze_stem)
+        if self.freeze_stem:
+            embeddings.patch_embedding.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "ClipImageEncoder":
+        """Set the training mode; a frozen stem stays in eval mode (its BatchNorm keeps the loaded statistics)."""
+        super().train(mode)
+        if self.freeze_stem:
+            self.vision_model.embeddings.patch_embedding.train(False)
+        return self
 
     @property
     def width(self) -> int:
@@ -220,7 +233,7 @@ class ClipModels:
 
 def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_cameras: int = 0,
               sie_coef: float = 1.0, dtype: torch.dtype | None = None, train_text: bool = False,
-              sie_tokens: str = "all") -> ClipModels:
+              sie_tokens: str = "all", freeze_stem: bool = False) -> ClipModels:
     """Load a local Hugging Face CLIP directory for ReID (never downloads).
 
     Args:
@@ -231,11 +244,13 @@ def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_ca
         sie_tokens: add SIE to ``"all"`` tokens or to the ``"cls"`` token only (TF-CLIP, CLIP-ReID).
         dtype: parameter dtype (default float32; use autocast for bf16 compute).
         train_text: leave the text tower trainable (only pretraining does this); ReID keeps it frozen.
+        freeze_stem: keep the image tower's patch embedding / conv stem as loaded (:class:`ClipImageEncoder`).
     """
     path = Path(path)
     model, tokenizer = load_clip_model(path, dtype)
     image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=image_size,
-                             num_cameras=num_cameras, sie_coef=sie_coef, sie_tokens=sie_tokens)
+                             num_cameras=num_cameras, sie_coef=sie_coef, sie_tokens=sie_tokens,
+                             freeze_stem=freeze_stem)
     text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=not train_text)
     logger.info("loaded CLIP from %s: vision width %d, grid %s -> %s, embed dim %d", path, image.width,
                 image.source_grid, image.grid, image.embed_dim)

@@ -61,7 +61,7 @@ def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image
     model_cfg = resolve_model_defaults(model_cfg)
     clip = load_clip(clip_path, image_size=(int(image_size[0]), int(image_size[1])),
                      num_cameras=num_cameras if model_cfg.sie else 0, sie_coef=model_cfg.sie_coef,
-                     sie_tokens=str(model_cfg.sie_tokens))
+                     sie_tokens=str(model_cfg.sie_tokens), freeze_stem=bool(model_cfg.freeze_stem))
     needs_text = model_cfg.name == "cgclip"
     model = build_model(model_cfg.name, image_encoder=clip.image, num_classes=num_classes, num_cameras=num_cameras,
                         captions=list(captions) if needs_text and captions is not None else None,
