@@ -1,4 +1,5 @@
-"""Sizes of the end-to-end demo: the default run (under 10 minutes on 2 CPU cores) and ``--quick`` (under 5)."""
+"""Sizes of the end-to-end demo: the default run (8–18 minutes on 2 CPU cores, measured; the goal is 10) and ``--quick``
+(under 5)."""
 
 from __future__ import annotations
 
