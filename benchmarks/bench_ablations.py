@@ -34,8 +34,8 @@ TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
     "cmr_blocks": [("1", "cgclip", "blocks-1", ["model.cmr_blocks=1"]), ("2 (default)", "cgclip", None, []),
                    ("3", "cgclip", "blocks-3", ["model.cmr_blocks=3"]),
                    ("4", "cgclip", "blocks-4", ["model.cmr_blocks=4"])],
-    "identity": [("caption", "cgclip", "id-caption", ["model.identity_mode=caption"]),
-                 ("caption + ID text (default)", "cgclip", None, []),
+    "identity": [("caption (default on sports / dance)", "cgclip", None, []),
+                 ("caption + ID text", "cgclip", "id-idtext", ["model.identity_mode=caption_idtext"]),
                  ("caption + ID emb", "cgclip", "id-idemb", ["model.identity_mode=caption_idemb"])],
     "caption_source": [("identity-table annotation (default)", "cgclip", None, []),
                        ("CLIP attribute captioner", "cgclip", "captions-attributes", ["@attribute_captions"])],
@@ -45,7 +45,10 @@ TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
     "tfe": [("N^Q = 5", "cgclip", "tfe-q5", ["model.tfe_queries=5"]), ("N^Q = 15 (default)", "cgclip", None, []),
             ("N^Q = 30", "cgclip", "tfe-q30", ["model.tfe_queries=30"]),
             ("CLS mean only (no TFE)", "cgclip", "tfe-cls-mean", ["model.tfe_output=cls_mean"]),
-            ("TFE feature only", "cgclip", "tfe-only", ["model.tfe_output=tfe"])],
+            ("TFE feature only", "cgclip", "tfe-only", ["model.tfe_output=tfe"]),
+            ("TFE output without its LayerNorm (tfe_norm off)", "cgclip", "tfe-no-norm", ["model.tfe_norm=false"]),
+            ("parts L2-normalised in the retrieval feature (part_norm)", "cgclip", "part-norm",
+             ["model.part_norm=true"])],
     # not a paper ablation: scene-aware P×K batches (4 of the 8 identities from one sequence, positives spread over
     # sequences) for all three models, to test whether the scene is what the models learn (docs/RESULTS.md)
     "sampler": [(f"{label}, {sampler}", model, None if sampler == "random P" else f"{model}-scene-batches",

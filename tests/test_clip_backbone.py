@@ -139,12 +139,31 @@ def test_sie_on_off(tiny_dir: Path) -> None:
         emb = sie.image.embed(x, torch.tensor([1, 2])) - sie.image.embed(x)
         assert torch.allclose(emb, 2.0 * table[[1, 2]].unsqueeze(1).expand_as(emb), atol=1e-6)
         with pytest.raises(ValueError):
-            sie.image(x, torch.tensor([0, 4]))
+            sie.image(x, torch.tensor([0, -1]))
         # TF-CLIP / CLIP-ReID: the embedding is added to the CLS token only
         cls_only = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=2.0, sie_tokens="cls")
         cls_only.image.sie_embed.copy_(table)
         emb = cls_only.image.embed(x, torch.tensor([1, 2])) - cls_only.image.embed(x)
         assert torch.allclose(emb[:, 0], 2.0 * table[[1, 2]], atol=1e-6) and float(emb[:, 1:].abs().max()) == 0.0
+
+
+def test_unseen_cameras_get_the_mean_of_the_trained_rows(tiny_dir: Path) -> None:
+    """The SIE unseen-camera rule: a camera training never saw (absent from the trained set, or beyond the table)
+    gets the mean of the trained rows, so two unseen cameras give the same feature."""
+    x = torch.randn(1, 3, 128, 64).expand(3, -1, -1, -1)
+    for tokens in ("cls", "all"):
+        sie = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=1.0, sie_tokens=tokens,
+                        trained_cameras=[0, 1, 3]).image
+        with torch.no_grad():
+            table = sie.sie_embed
+            rows = sie.camera_embedding(torch.tensor([2, 7, 1]))
+            mean = table[[0, 1, 3]].mean(dim=0)
+            assert torch.allclose(rows[0], mean) and torch.allclose(rows[1], mean) and torch.equal(rows[2], table[1])
+            out = sie(x, torch.tensor([2, 9, 0]))
+            assert torch.equal(out[0], out[1])  # two unseen cameras: the same tokens
+            assert not torch.allclose(out[0], out[2])  # a trained camera keeps its own row
+    with pytest.raises(ValueError, match="trained_cameras"):
+        load_clip(tiny_dir, image_size=(128, 64), num_cameras=2, trained_cameras=[0, 2])
 
 
 def test_vit_b16_layout_at_256x128(tmp_path: Path) -> None:

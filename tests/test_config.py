@@ -167,5 +167,5 @@ def test_model_config_defaults_match_build_model_defaults():
 
     config_defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     shared = set(config_defaults) & set(DEFAULT_OPTIONS)
-    assert len(shared) == 24  # every ModelConfig field but name and clip_path
+    assert len(shared) == 25  # every ModelConfig field but name and clip_path
     assert {k: config_defaults[k] for k in shared} == {k: DEFAULT_OPTIONS[k] for k in shared}

@@ -83,6 +83,13 @@ def test_model_trains_on_cpu_and_evaluates(world, tmp_path, model):
 
     feats = extract_features(model_, dataset.query, image_size=[32, 16], seq_len=4, precision="fp32")
     assert feats.shape == (len(dataset.query), model_.feature_dim) and torch.isfinite(feats).all()
+    if model == "tfclip":  # the SIE unseen-camera rule: cameras training never saw give one and the same feature
+        trained = json.loads((run / "model.json").read_text())["sie_cameras"]
+        assert trained == sorted({t.camid for t in dataset.train}) and info["num_cameras"] == max(trained) + 1
+        clip_ = torch.randn(1, 4, 3, 32, 16).expand(3, -1, -1, -1, -1)
+        with torch.no_grad():
+            f = model_.extract(clip_, torch.tensor([max(trained) + 1, max(trained) + 5, trained[0]]))
+        assert torch.equal(f[0], f[1]) and not torch.allclose(f[0], f[2])
 
 
 def test_kill_and_resume_reproduces_uninterrupted_run(world, tmp_path):
@@ -287,3 +294,24 @@ def test_train_refuses_an_out_folder_it_did_not_write(world, tmp_path):
     train(cfg, ours, dataset=dataset, captions=captions)
     assert (ours / ".cgclip-run").is_file()
     train(cfg, ours, dataset=dataset, captions=captions, resume=True)  # its own folder may be resumed
+
+
+def test_camera_wise_validation_holds_out_people_who_share_scenes():
+    """``cameras`` draws held-out identities camera by camera (as test people share sequences); ``random`` does not."""
+    from cgclip.data.tracklet import Tracklet
+    from cgclip.train.validation import carve_validation
+
+    # 6 scenes (cameras) of 4 people each; every person also appears in the next scene, so all are eligible
+    train = [Tracklet((f"f{s}{p}",), pid=4 * s + p, camid=c, identity=f"id{4 * s + p}")
+             for s in range(6) for p in range(4) for c in (s, (s + 1) % 6)]
+    for seed in range(5):
+        split = carve_validation(train, 4, seed=seed, selection="cameras")
+        held = {t.pid for t in split.query}
+        scenes = {pid // 4 for pid in held}
+        assert len(held) == 4 and len(scenes) <= 2  # one scene's people (or its neighbour's, who also appear there)
+        assert any(all(cam in {t.camid for t in train if t.pid == p} for p in held) for cam in range(6))
+    spread = [len({t.pid // 4 for t in carve_validation(train, 4, seed=s, selection="random").query})
+              for s in range(5)]
+    assert max(spread) >= 3  # random draws come from many scenes
+    with pytest.raises(DataError, match="val_selection"):
+        carve_validation(train, 4, selection="teams")

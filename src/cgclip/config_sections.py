@@ -37,6 +37,8 @@ class DataConfig:
         flip_p, erase_p: random horizontal flip / random erasing probabilities.
         val_identities: train identities held out as a validation split for model selection (0 = none; then the
             last epoch is the selected model).
+        val_selection: how they are drawn (:func:`cgclip.train.validation.carve_validation`): ``cameras`` (camera
+            by camera, so held-out people share scenes and distractors as test people do) or ``random``.
         cache_images: keep decoded, resized frames in memory (small datasets).
     """
 
@@ -54,8 +56,11 @@ class DataConfig:
     same_camera_identities: int = 0
     flip_p: float = 0.5
     erase_p: float = 0.5
-    erase_mode: str = "clip"  # one rectangle (2-40 %) for the whole clip, or "frame": each frame its own (2-20 %, TF-CLIP)
+    # one rectangle (2-40 %) for the whole clip, or "frame": each frame its own (2-20 %, TF-CLIP's release);
+    # None = the model's default (MODEL_DATA_DEFAULTS: frame for tfclip, clip for the others)
+    erase_mode: str | None = None
     val_identities: int = 0
+    val_selection: str = "cameras"
     cache_images: bool = False
 
 
@@ -74,7 +79,8 @@ class ModelConfig:
     tfe_queries: int = 15
     tfe_blocks: int = 1
     tfe_output: str = "concat"
-    tfe_norm: bool = False  # LayerNorm on the TFE output (issue 12 item 5; docs/RESULTS.md)
+    tfe_norm: bool = True  # LayerNorm on the TFE output: balances it against the CLS mean (chosen on validation)
+    part_norm: bool = False  # cgclip retrieval feature: each part (CLS mean, TFE) L2-normalised before the concat
     cmr_fusion: str = "c"
     cmr_blocks: int = 2
     memory_momentum: float = 0.2
@@ -196,10 +202,27 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Model-dependent defaults of the DataConfig fields left at None: TF-CLIP's released augmentation erases a
+#: rectangle per frame (docs/training.md); the other models share the clip-level erasing.
+MODEL_DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cgclip": {"erase_mode": "clip"},
+    "tfclip": {"erase_mode": "frame"},
+    "tap": {"erase_mode": "clip"},
+}
+
+
 def resolve_model_defaults(model: ModelConfig) -> ModelConfig:
     """A copy of ``model`` whose None fields listed in :data:`MODEL_DEFAULTS` hold ``model.name``'s defaults."""
     own = MODEL_DEFAULTS.get(model.name, {})
     return dataclasses.replace(model, **{k: v for k, v in own.items() if getattr(model, k) is None})
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """A copy of ``cfg`` with every model-dependent default resolved (:data:`MODEL_DEFAULTS`,
+    :data:`MODEL_DATA_DEFAULTS`): what a run records and trains with."""
+    own = MODEL_DATA_DEFAULTS.get(cfg.model.name, {})
+    data = dataclasses.replace(cfg.data, **{k: v for k, v in own.items() if getattr(cfg.data, k) is None})
+    return dataclasses.replace(cfg, model=resolve_model_defaults(cfg.model), data=data)
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
@@ -209,7 +232,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "data.epoch_mode": ("tracklet", "identity"),
     "model.name": MODEL_NAMES,
     "model.tfe_output": ("concat", "tfe", "cls_mean"),
-    "data.erase_mode": ("clip", "frame"),
+    "data.erase_mode": ("clip", "frame", None),
+    "data.val_selection": ("cameras", "random"),
     "model.cmr_fusion": ("a", "b", "c"),
     "model.identity_mode": ("caption", "caption_idtext", "caption_idemb"),
     "model.neck_feat": ("before", "after"),

@@ -72,24 +72,46 @@ def tsne_comparison(features: dict[str, np.ndarray], labels: np.ndarray, path: P
     return _save(fig, path)
 
 
-def attention_over_frames(run: RunFeatures, dataset: Any, path: Path, frames: int = 8) -> Path | None:
-    """TFE per-frame attention of CG-CLIP on the query tracklet with the most frames."""
+def attention_over_frames(run: RunFeatures, dataset: Any, path: Path, frames: int = 8,
+                          visibility: dict[tuple[str, int, int], float] | None = None) -> Path | None:
+    """TFE per-frame attention of CG-CLIP on one query tracklet, drawn on ``frames`` evenly spaced frames.
+
+    With ``visibility`` (the world's (sequence, track id, frame) → visibility, see
+    :func:`cgclip.eval.frame_weighting.frame_visibility`) the tracklet is one whose drawn frames include both
+    occluded and clear views, with the widest visibility range, and the title gives each frame's visibility;
+    without it, or when no query tracklet qualifies, the query tracklet with the most frames.
+    """
     from cgclip.data.image_io import read_rgb
     from cgclip.data.sampling import evenly_spaced_indices
     from cgclip.data.transforms import build_transform
+    from cgclip.eval.frame_weighting import crop_key, pick_mixed_tracklet
     from cgclip.eval.plots import save_frame_weights
 
-    tracklet = max(dataset.query, key=len)
-    idx = evenly_spaced_indices(len(tracklet), frames)
-    paths = [tracklet.frames[i] for i in idx]
+    def shown(t: Any) -> list[str]:
+        return [t.frames[i] for i in evenly_spaced_indices(len(t), frames)]
+
+    def shown_visibility(t: Any) -> list[float] | None:
+        try:
+            return [visibility[crop_key(p)] for p in shown(t)] if visibility else None
+        except (KeyError, ValueError):
+            return None
+
+    vis = [shown_visibility(t) for t in dataset.query]
+    pick = pick_mixed_tracklet(vis, [len(t) for t in dataset.query])
+    tracklet = dataset.query[pick]
+    paths = shown(tracklet)
     transform = build_transform(size=tuple(run.cfg.data.image_size), train=False)
     clip = transform([read_rgb(p) for p in paths]).unsqueeze(0)
     with torch.no_grad():
         weights = run.model.frame_weights(clip, torch.tensor([tracklet.camid]))
     if weights is None:
         return None
-    return save_frame_weights(path, paths, weights[0].float().numpy(),
-                              title=f"CG-CLIP TFE attention over frames ({tracklet.identity})")
+    title = f"CG-CLIP TFE attention over frames ({tracklet.identity})"
+    if vis[pick] is not None:
+        title += "\nvisibility of frames 1-{}: {}".format(len(paths), ", ".join(f"{v:.2f}" for v in vis[pick]))
+    else:
+        log.info("%s: no world visibility for the query tracklets; showing the longest one", path)
+    return save_frame_weights(path, paths, weights[0].float().numpy(), title=title)
 
 
 def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], None],
@@ -100,6 +122,7 @@ def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], Non
     of the first ``tsne_identities`` query identities, taken from the same query/gallery features as the grid.
     """
     from cgclip.data import load_dataset
+    from cgclip.eval.frame_weighting import frame_visibility
 
     pics: dict[str, str] = {}
     folder = out / "pictures"
@@ -114,7 +137,8 @@ def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], Non
         if "cgclip" in runs:
             qf, gf = feats["cgclip"]
             pics[f"{kind}_ranking"] = str(ranking_grid(dataset, qf, gf, folder / f"{kind}_ranking.png"))
-            attn = attention_over_frames(runs["cgclip"], dataset, folder / f"{kind}_tfe_attention.png")
+            attn = attention_over_frames(runs["cgclip"], dataset, folder / f"{kind}_tfe_attention.png",
+                                         visibility=frame_visibility(out / "worlds" / kind))
             if attn is not None:
                 pics[f"{kind}_tfe_attention"] = str(attn)
         pids = sorted({t.pid for t in dataset.query})[:tsne_identities]

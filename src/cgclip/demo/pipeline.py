@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from cgclip.demo.settings import MODELS, WORLDS, DemoSettings, demo_settings
 from cgclip.errors import ConfigError
-from cgclip.io_utils import check_output_dir, read_json, write_json
+from cgclip.io_utils import atomic_write_text, check_output_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,31 @@ def prepare_clip(clip_dir: str | Path | None, say: Say = _quiet) -> Path:
     return path
 
 
+def run_config(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, seed: int, settings: DemoSettings,
+               overrides: Sequence[str] = ()) -> tuple[Any, str]:
+    """The demo's configuration of ``model`` on the ``kind`` world (the ``tiny`` preset, the settings' overrides,
+    then ``overrides``) and its results key (:func:`cgclip.train.results_key.results_key`)."""
+    from cgclip.config import load_config
+    from cgclip.train.results_key import clip_fingerprint, results_key
+
+    cfg = load_config("tiny", [f"model.name={model}", f"model.clip_path={clip}", f"data.root={ds_dir}",
+                               "data.kind=vreid", f"data.captions={captions}", f"train.seed={seed}",
+                               *settings.train_overrides, *overrides])
+    key = results_key(cfg, world=kind, seed=seed, world_preset=settings.world_preset,
+                      world_sizes=settings.world_sizes, min_height=settings.min_height, clip=clip_fingerprint(clip))
+    return cfg, key
+
+
 def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, out: Path, seed: int,
                        settings: DemoSettings, say: Say = _quiet, run_name: str | None = None,
                        overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train ``model`` on the ``kind`` dataset with the ``tiny`` preset and evaluate it; returns its results.
 
     The run goes to ``out/runs/<kind>/<run_name or model>``; ``overrides`` (``key=value``) apply after the demo's own
-    (the ablation benchmark uses them to switch one option).
+    (the ablation benchmark uses them to switch one option). A finished run is reused only when its results key
+    (:func:`cgclip.train.results_key.results_key`: resolved configuration, data, CLIP, results version) matches; an
+    unfinished one is resumed only then; a stale run folder is moved to ``out/runs/<kind>/.stale/``.
     """
-    from cgclip.config import load_config
     from cgclip.train.inference import evaluate_run
     from cgclip.train.run_dir import RunDir
     from cgclip.train.trainer import train
@@ -91,12 +107,11 @@ def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip
     name = run_name or model
     run_dir = out / "runs" / kind / name
     results = run_dir / "results.json"
-    if results.is_file():
+    cfg, key = run_config(kind, model, ds_dir, captions, clip, seed, settings, overrides)
+    if results.is_file() and read_json(results).get("results_key") == key:
         say(f"[{kind}] {name}: already trained and evaluated ({results})")
         return read_json(results)
-    cfg = load_config("tiny", [f"model.name={model}", f"model.clip_path={clip}", f"data.root={ds_dir}",
-                               "data.kind=vreid", f"data.captions={captions}", f"train.seed={seed}",
-                               *settings.train_overrides, *overrides])
+    _set_aside_if_stale(run_dir, key, say)
     start = time.perf_counter()
     say(f"[{kind}] training {name} ({cfg.train.epochs} epochs) → {run_dir}")
     resume = RunDir(run_dir).has_checkpoint()
@@ -105,9 +120,26 @@ def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip
     train_s = time.perf_counter() - start
     res = evaluate_run(run_dir)
     res.setdefault("timing", {})["train_s"] = round(train_s, 1)
+    res["results_key"] = key
     write_json(results, res)
     say(f"[{kind}] {name}: test mAP {100 * res['mAP']:.1f}, Rank-1 {100 * res['rank1']:.1f}")
     return res
+
+
+def _set_aside_if_stale(run_dir: Path, key: str, say: Say) -> None:
+    """Move ``run_dir`` to ``.stale/`` unless its key file says it was started for ``key``; then record ``key``."""
+    key_file = run_dir.parent / f"{run_dir.name}.key"
+    old = key_file.read_text().strip() if key_file.is_file() else "unkeyed"
+    if run_dir.exists() and old != key:
+        stale = run_dir.parent / ".stale" / f"{run_dir.name}-{old}"
+        n = 1
+        while stale.exists():
+            stale, n = stale.with_name(f"{run_dir.name}-{old}-{n}"), n + 1
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.rename(stale)
+        say(f"[{run_dir.parent.name}] {run_dir.name}: made by another configuration or code version; moved to {stale}")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(key_file, key + "\n")
 
 
 def _epoch_line(kind: str, model: str, rec: dict[str, Any]) -> str:
@@ -174,4 +206,4 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
     return summary
 
 
-__all__ = ["prepare_clip", "prepare_world", "run_demo", "train_and_evaluate", "write_captions", "demo_settings"]
+__all__ = ["prepare_clip", "prepare_world", "run_config", "run_demo", "train_and_evaluate", "write_captions", "demo_settings"]

@@ -35,7 +35,7 @@ MODEL_NAMES = ("cgclip", "tfclip", "tap")
 
 #: ModelConfig fields and their defaults, plus the extra options ``identity_names`` and ``tfe_max_frames``.
 DEFAULT_OPTIONS: dict[str, Any] = {
-    "tfe_queries": 15, "tfe_blocks": 1, "tfe_output": "concat", "tfe_norm": False,
+    "tfe_queries": 15, "tfe_blocks": 1, "tfe_output": "concat", "tfe_norm": True, "part_norm": False,
     "cmr_fusion": "c", "cmr_blocks": 2, "memory_momentum": 0.2, "static_memory": False,
     "identity_mode": "caption_idtext", "ssp_blocks": 2, "tmd": True,
     "w_v2m": 1.0, "w_tri": 1.0, "w_ce": 0.25, "triplet_margin": 0.3, "label_smoothing": 0.1,
@@ -80,7 +80,7 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     _check(scale is None or isinstance(scale, (int, float)) and not isinstance(scale, bool) and 1.0 <= scale <= 100.0,
            f"model option logit_scale_init must be a scale in [1, 100] (CLIP's is 100, 1/0.07 = 14.3 at its start) "
            f"or null for the loaded CLIP's own, got {scale!r}")
-    for key in ("static_memory", "tmd", "freeze_stem"):
+    for key in ("static_memory", "tmd", "freeze_stem", "tfe_norm", "part_norm"):
         _check(isinstance(opts[key], bool), f"model option {key} must be true or false, got {opts[key]!r}")
     _check(opts["sie"] is None or isinstance(opts["sie"], bool),
            f"model option sie must be true, false or null (the model's default), got {opts['sie']!r}")
@@ -174,7 +174,8 @@ def build_model(name: str, *, image_encoder: nn.Module, num_classes: int, num_ca
         memory = _build_memory(image_encoder, num_classes, captions, text_encoder, inference_only, opts)
         model = CGCLIPModel(image_encoder, num_classes, memory, tfe_queries=opts["tfe_queries"],
                             tfe_blocks=opts["tfe_blocks"], tfe_output=opts["tfe_output"],
-                            tfe_max_frames=opts["tfe_max_frames"], tfe_norm=bool(opts["tfe_norm"]),
+                            tfe_max_frames=opts["tfe_max_frames"], tfe_norm=opts["tfe_norm"],
+                            part_norm=opts["part_norm"],
                             cmr_fusion=opts["cmr_fusion"],
                             cmr_blocks=opts["cmr_blocks"], w_v2m=opts["w_v2m"],
                             logit_scale_init=scale, **common)

@@ -6,7 +6,9 @@ Forward pass of a batch of tracklets ``images [B, T, 3, H, W]``:
 2. sequence feature ``f_b`` (``tfe_output``): ``concat`` = ``[mean_t CLS_t, TFE(tokens)]`` (2D), ``tfe`` = TFE alone
    (D), ``cls_mean`` = mean of the frames' CLS alone (D, no TFE module);
 3. BNNeck → ``bn_b`` → ID classifier; the retrieval feature (``forward(...)["feature"]``, :meth:`extract`) is the
-   sequence feature before the neck, or ``bn_b`` with ``neck_feat: after``.
+   sequence feature before the neck, or ``bn_b`` with ``neck_feat: after``. With ``part_norm`` the before-neck
+   retrieval feature is ``[CLS_mean/‖CLS_mean‖, TFE/‖TFE‖]``: each part counts equally under cosine distance
+   (without it the CLS half, about 5× the TFE half's norm, decides the ranking); training is unchanged.
 
 Training with identities ``pids`` additionally:
 
@@ -44,7 +46,8 @@ class CGCLIPModel(VideoReIDModel):
     name = "cgclip"
 
     def __init__(self, image_encoder: nn.Module, num_classes: int, memory: TextMemory, *, tfe_queries: int = 15,
-                 tfe_blocks: int = 1, tfe_output: str = "concat", tfe_max_frames: int = 64, tfe_norm: bool = False, cmr_fusion: str = "c",
+                 tfe_blocks: int = 1, tfe_output: str = "concat", tfe_max_frames: int = 64, tfe_norm: bool = False,
+                 part_norm: bool = False, cmr_fusion: str = "c",
                  cmr_blocks: int = 2, w_v2m: float = 1.0, w_tri: float = 1.0, w_ce: float = 0.25,
                  triplet_margin: float = 0.3, label_smoothing: float = 0.1,
                  logit_scale_init: float = math.exp(LOGIT_SCALE_INIT)) -> None:
@@ -52,6 +55,7 @@ class CGCLIPModel(VideoReIDModel):
         if tfe_output not in TFE_OUTPUTS:
             raise ValueError(f"tfe_output must be one of {TFE_OUTPUTS}, got {tfe_output!r}")
         self.tfe_output = tfe_output
+        self.part_norm = bool(part_norm)
         self.tfe = None if tfe_output == "cls_mean" else TokenFeatureExtractor(
             self.width, tfe_queries, tfe_blocks, max_frames=tfe_max_frames, norm=tfe_norm)
         self.seq_dim = 2 * self.width if tfe_output == "concat" else self.width
@@ -86,7 +90,7 @@ class CGCLIPModel(VideoReIDModel):
         parts, _ = self.sequence_parts(tokens)
         seq = parts[0] if len(parts) == 1 else torch.cat([p.to(parts[0].dtype) for p in parts], dim=-1)
         bn, logits = self.neck(seq)
-        out: dict = {"feature": self.retrieval_feature(seq, bn)}
+        out: dict = {"feature": self.retrieval_feature(self._balanced(parts, seq), bn)}
         if not (self.training and pids is not None):
             return out
         if self.text_memory.num_captions == 0:
@@ -106,6 +110,12 @@ class CGCLIPModel(VideoReIDModel):
         out["losses"] = {"v2rm": float(l_v2rm.detach()), "tri": float(l_tri.detach()), "ce": float(l_ce.detach())}
         return out
 
+    def _balanced(self, parts: list[torch.Tensor], seq: torch.Tensor) -> torch.Tensor:
+        """The before-neck retrieval feature: ``seq``, or its parts each L2-normalised with ``part_norm``."""
+        if not self.part_norm or len(parts) == 1:
+            return seq
+        return torch.cat([nn.functional.normalize(p.float(), dim=-1).to(seq.dtype) for p in parts], dim=-1)
+
     def frame_weights(self, images: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor | None:
         """Attention mass of TFE query token 1 on each frame (last TFE block, mean over heads) ``[B, T]``, sums to 1."""
         if self.tfe is None:
@@ -116,4 +126,4 @@ class CGCLIPModel(VideoReIDModel):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, tfe_output={self.tfe_output}, "
-                f"logit_scale={math.exp(float(self.logit_scale)):.2f}, w=({self.w_v2m}, {self.w_tri}, {self.w_ce})")
+                f"part_norm={self.part_norm}, logit_scale={math.exp(float(self.logit_scale)):.2f}, w=({self.w_v2m}, {self.w_tri}, {self.w_ce})")

@@ -44,6 +44,10 @@ class ClipImageEncoder(nn.Module):
         num_cameras: size of the SIE camera table (0 = no SIE).
         sie_coef: scale of the SIE embedding added to the tokens.
         sie_tokens: add the SIE embedding to ``"all"`` tokens or to the ``"cls"`` token only.
+        trained_cameras: the camera ids training sees (None = every row of the table). The unseen-camera rule:
+            a camera id outside this set (a test camera absent from training, or one beyond the table) gets the
+            mean of the trained rows, so it never carries a row that received no gradient, and all unseen cameras
+            give the same feature.
         live_positions: train the checkpoint's own table and resample it in every forward pass instead (used when
             pretraining a CLIP whose saved grid differs from its training grid; :attr:`pos_embed` is then None).
         freeze_stem: keep the patch embedding as loaded — a ViT's patch convolution, or the embedded tiny CLIP's
@@ -58,7 +62,8 @@ class ClipImageEncoder(nn.Module):
 
     def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear, image_size: tuple[int, int] = (256, 128),
                  num_cameras: int = 0, sie_coef: float = 1.0, live_positions: bool = False,
-                 sie_tokens: str = "all", freeze_stem: bool = False) -> None:
+                 sie_tokens: str = "all", freeze_stem: bool = False,
+                 trained_cameras: Sequence[int] | None = None) -> None:
         super().__init__()
         if sie_tokens not in ("all", "cls"):
             raise ValueError(f"sie_tokens must be 'all' or 'cls', got {sie_tokens!r}")
@@ -83,9 +88,37 @@ class ClipImageEncoder(nn.Module):
             nn.init.trunc_normal_(self.sie_embed, std=0.02)  # bounds ±2, as released: in effect a plain normal
         else:
             self.register_parameter("sie_embed", None)
+        self.trained_cameras = self._check_trained_cameras(trained_cameras)
         self.freeze_stem = bool(freeze_stem)
         if self.freeze_stem:
             embeddings.patch_embedding.requires_grad_(False)
+
+    def _check_trained_cameras(self, cameras: Sequence[int] | None) -> list[int]:
+        if self.num_cameras == 0:
+            return []
+        if cameras is None:
+            return list(range(self.num_cameras))
+        out = sorted({int(c) for c in cameras})
+        if not out or out[0] < 0 or out[-1] >= self.num_cameras:
+            raise ValueError(f"trained_cameras must be a non-empty subset of [0, {self.num_cameras}), got {out}")
+        return out
+
+    def camera_embedding(self, camids: torch.Tensor) -> torch.Tensor:
+        """SIE rows ``[N, D]`` for camera ids ``[N]``: the trained row, or the mean of the trained rows for a camera
+        training did not see (the unseen-camera rule, see the class docstring)."""
+        if self.sie_embed is None:
+            raise ValueError("this image encoder has no SIE camera table")
+        if camids.numel() and int(camids.min()) < 0:
+            raise ValueError(f"camera ids must be >= 0, got {int(camids.min())}")
+        known = torch.zeros(max(self.num_cameras, int(camids.max()) + 1 if camids.numel() else 0),
+                            dtype=torch.bool, device=camids.device)
+        known[torch.tensor(self.trained_cameras, device=camids.device, dtype=torch.long)] = True
+        seen = known[camids]
+        rows = self.sie_embed[camids.clamp(max=self.num_cameras - 1)]
+        if bool(seen.all()):
+            return rows
+        mean = self.sie_embed[torch.tensor(self.trained_cameras, device=rows.device)].mean(dim=0)
+        return torch.where(seen.unsqueeze(1), rows, mean.unsqueeze(0))
 
     def train(self, mode: bool = True) -> "ClipImageEncoder":
         """Set the training mode; a frozen stem stays in eval mode (its BatchNorm keeps the loaded statistics)."""
@@ -138,9 +171,7 @@ class ClipImageEncoder(nn.Module):
             camids = torch.as_tensor(camids, device=tokens.device).long().reshape(-1)
             if camids.numel() != tokens.shape[0]:
                 raise ValueError(f"got {camids.numel()} camera ids for {tokens.shape[0]} images")
-            if camids.numel() and (int(camids.min()) < 0 or int(camids.max()) >= self.num_cameras):
-                raise ValueError(f"camera ids must be in [0, {self.num_cameras}), got {camids.min()}..{camids.max()}")
-            sie = self.sie_coef * self.sie_embed[camids].to(tokens.dtype).unsqueeze(1)
+            sie = self.sie_coef * self.camera_embedding(camids).to(tokens.dtype).unsqueeze(1)
             if self.sie_tokens == "cls":
                 tokens = torch.cat([tokens[:, :1] + sie, tokens[:, 1:]], dim=1)
             else:
@@ -233,7 +264,8 @@ class ClipModels:
 
 def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_cameras: int = 0,
               sie_coef: float = 1.0, dtype: torch.dtype | None = None, train_text: bool = False,
-              sie_tokens: str = "all", freeze_stem: bool = False) -> ClipModels:
+              sie_tokens: str = "all", freeze_stem: bool = False,
+              trained_cameras: Sequence[int] | None = None) -> ClipModels:
     """Load a local Hugging Face CLIP directory for ReID (never downloads).
 
     Args:
@@ -245,12 +277,13 @@ def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_ca
         dtype: parameter dtype (default float32; use autocast for bf16 compute).
         train_text: leave the text tower trainable (only pretraining does this); ReID keeps it frozen.
         freeze_stem: keep the image tower's patch embedding / conv stem as loaded (:class:`ClipImageEncoder`).
+        trained_cameras: the camera ids training sees; others get the unseen-camera rule (:class:`ClipImageEncoder`).
     """
     path = Path(path)
     model, tokenizer = load_clip_model(path, dtype)
     image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=image_size,
                              num_cameras=num_cameras, sie_coef=sie_coef, sie_tokens=sie_tokens,
-                             freeze_stem=freeze_stem)
+                             freeze_stem=freeze_stem, trained_cameras=trained_cameras)
     text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=not train_text)
     logger.info("loaded CLIP from %s: vision width %d, grid %s -> %s, embed dim %d", path, image.width,
                 image.source_grid, image.grid, image.embed_dim)

@@ -45,8 +45,9 @@ class TokenFeatureExtractor(nn.Module):
         num_blocks: L_tfe (1 by default).
         max_frames: size of the learnable temporal-embedding table (frames per tracklet at most).
         heads: attention heads (default ``dim // 64``).
-        norm: a LayerNorm on the output (off by default; at initialisation the TFE feature's norm is about 2.9
-            against 13.8 for the CLS mean at ViT-B/16 width, so without it the CLS half dominates the concatenation).
+        norm: a LayerNorm on the output (``model.tfe_norm``, on in the configuration; at initialisation the TFE
+            feature's norm is about 2.9 against 13.8 for the CLS mean at ViT-B/16 width, so without it the CLS half
+            dominates the concatenation).
     """
 
     def __init__(self, dim: int, num_queries: int = 15, num_blocks: int = 1, max_frames: int = 64,

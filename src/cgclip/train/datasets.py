@@ -38,7 +38,10 @@ def identity_names(tracklets: Sequence[Tracklet]) -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
-def camera_count(dataset: TrackletDataset) -> int:
-    """Size of a camera-id table covering every split (max camid + 1)."""
-    cams = [t.camid for t in (*dataset.train, *dataset.query, *dataset.gallery)]
-    return max(cams) + 1 if cams else 0
+def training_cameras(tracklets: Sequence[Tracklet]) -> list[int]:
+    """The camera ids of the training tracklets, sorted: the rows of the SIE camera table that receive a gradient.
+
+    The table is sized ``max + 1`` over these only; a test camera absent from training follows the unseen-camera
+    rule of :class:`cgclip.models.clip_backbone.ClipImageEncoder` (the mean of the trained rows).
+    """
+    return sorted({int(t.camid) for t in tracklets})

@@ -52,8 +52,10 @@ def _start_scale(model_cfg: ModelConfig, clip_scale: float) -> float:
 
 def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image_size: Sequence[int],
                          num_classes: int, num_cameras: int, identities: Sequence[str],
-                         captions: Sequence[Sequence[str]] | None = None) -> torch.nn.Module:
-    """Load CLIP from ``clip_path`` and build ``model_cfg.name`` for training (captions only for ``cgclip``).
+                         captions: Sequence[Sequence[str]] | None = None,
+                         trained_cameras: Sequence[int] | None = None) -> torch.nn.Module:
+    """Load CLIP from ``clip_path`` and build ``model_cfg.name`` for training (captions only for ``cgclip``;
+    ``trained_cameras``: the camera ids of the training tracklets, for the SIE unseen-camera rule).
 
     Model-dependent defaults left at None (SIE) are resolved for ``model_cfg.name`` first."""
     from cgclip.models import build_model, load_clip
@@ -61,7 +63,8 @@ def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image
     model_cfg = resolve_model_defaults(model_cfg)
     clip = load_clip(clip_path, image_size=(int(image_size[0]), int(image_size[1])),
                      num_cameras=num_cameras if model_cfg.sie else 0, sie_coef=model_cfg.sie_coef,
-                     sie_tokens=str(model_cfg.sie_tokens), freeze_stem=bool(model_cfg.freeze_stem))
+                     sie_tokens=str(model_cfg.sie_tokens), freeze_stem=bool(model_cfg.freeze_stem),
+                     trained_cameras=trained_cameras if model_cfg.sie else None)
     needs_text = model_cfg.name == "cgclip"
     model = build_model(model_cfg.name, image_encoder=clip.image, num_classes=num_classes, num_cameras=num_cameras,
                         captions=list(captions) if needs_text and captions is not None else None,
@@ -78,7 +81,8 @@ def save_clip_config(clip_path: str | Path, run_root: str | Path) -> None:
 
 
 def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int], num_cameras: int,
-                              sie_coef: float, sie_tokens: str = "all") -> torch.nn.Module:
+                              sie_coef: float, sie_tokens: str = "all",
+                              trained_cameras: Sequence[int] | None = None) -> torch.nn.Module:
     """A randomly initialised CLIP image encoder with the architecture of ``config_dir/config.json`` (weights are
     loaded from a checkpoint afterwards)."""
     from transformers import CLIPConfig, CLIPVisionModelWithProjection
@@ -93,28 +97,31 @@ def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int],
     apply_stem(vision.vision_model)
     return ClipImageEncoder(vision.vision_model, vision.visual_projection,
                             image_size=(int(image_size[0]), int(image_size[1])), num_cameras=num_cameras,
-                            sie_coef=sie_coef, sie_tokens=sie_tokens)
+                            sie_coef=sie_coef, sie_tokens=sie_tokens, trained_cameras=trained_cameras)
 
 
 def build_inference_model(info: dict[str, Any], run_root: str | Path) -> torch.nn.Module:
     """Rebuild the model described by a run's ``model.json`` ``info`` (weights still to be loaded)."""
     from cgclip.models import build_model, load_clip
 
-    model_cfg = resolve_model_defaults(ModelConfig(**info["model"]))
+    # model.json of runs made before tfe_norm existed: the TFE output had no LayerNorm then
+    model_cfg = resolve_model_defaults(ModelConfig(**{"tfe_norm": False, **info["model"]}))
     image_size = info["image_size"]
     num_classes, num_cameras = int(info["num_classes"]), int(info["num_cameras"])
     sie_cams = num_cameras if model_cfg.sie else 0
+    trained = info.get("sie_cameras") if sie_cams else None  # None (runs made before the rule): every row
     config_dir = Path(run_root) / "clip"
     if (config_dir / "config.json").is_file():
         encoder = image_encoder_from_config(config_dir, image_size, sie_cams, model_cfg.sie_coef,
-                                            str(model_cfg.sie_tokens))
+                                            str(model_cfg.sie_tokens), trained_cameras=trained)
     else:
         clip_path = info.get("clip_path")
         if not clip_path or not Path(clip_path).is_dir():
             raise CheckpointError("the run has no clip/config.json and its CLIP directory is gone; retrain",
                                   path=config_dir)
         encoder = load_clip(clip_path, image_size=tuple(image_size), num_cameras=sie_cams,
-                            sie_coef=model_cfg.sie_coef, sie_tokens=str(model_cfg.sie_tokens)).image
+                            sie_coef=model_cfg.sie_coef, sie_tokens=str(model_cfg.sie_tokens),
+                            trained_cameras=trained).image
     return build_model(model_cfg.name, image_encoder=encoder, num_classes=num_classes, num_cameras=num_cameras,
                        inference_only=True, identity_names=info.get("identities"), **model_options(model_cfg))
 

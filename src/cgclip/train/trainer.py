@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from cgclip.config import Config, OptimConfig, config_to_dict, diff_configs, resolve_model_defaults
+from cgclip.config import Config, ModelConfig, OptimConfig, config_to_dict, diff_configs, resolve_defaults
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
@@ -29,7 +29,7 @@ from cgclip.io_utils import check_output_dir
 from cgclip.errors import CgclipError, CheckpointError, ConfigError
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
-from cgclip.train.datasets import camera_count, identity_names, open_dataset
+from cgclip.train.datasets import identity_names, open_dataset, training_cameras
 from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, cleanup, gather_objects, init_distributed,
                                       max_across_ranks, sum_across_ranks, unwrap, wrap_model)
 from cgclip.train.extract import autocast_context
@@ -63,7 +63,7 @@ class TrainResult:
 
 
 #: Values of settings added later, for runs whose saved config.yaml predates them (so that they resume as they ran).
-LEGACY_VALUES = {"optim.bias_lr_factor": 1.0, "optim.large_fc_lr_mult": 1.0}
+LEGACY_VALUES = {"optim.bias_lr_factor": 1.0, "optim.large_fc_lr_mult": 1.0, "model.tfe_norm": False}
 
 
 def _apply_legacy_values(saved: Config, cfg: Config, run: RunDir) -> None:
@@ -72,7 +72,7 @@ def _apply_legacy_values(saved: Config, cfg: Config, run: RunDir) -> None:
     import yaml
 
     tree = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
-    defaults = {"optim": OptimConfig()}
+    defaults = {"optim": OptimConfig(), "model": ModelConfig()}
     for key, value in LEGACY_VALUES.items():
         section, name = key.split(".")
         if name in (tree.get(section) or {}):
@@ -124,7 +124,7 @@ def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None =
     if run.has_checkpoint() and not resume:
         raise ConfigError("this run folder already holds a training run; pass --resume to continue it or choose a "
                           "new --out", path=run.root)
-    cfg = dataclasses.replace(cfg, model=resolve_model_defaults(cfg.model),
+    cfg = dataclasses.replace(resolve_defaults(cfg),
                               optim=dataclasses.replace(cfg.optim))  # the run records the model's own defaults
     cfg = _resolve_config(cfg, run, resume)
     info = init_distributed(cfg.train.device)
@@ -143,9 +143,10 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     if dataset is None:
         dataset = open_dataset(cfg.data)
     all_identities = dataset.train_identities()
-    split = carve_validation(dataset.train, cfg.data.val_identities, cfg.train.seed)
+    split = carve_validation(dataset.train, cfg.data.val_identities, cfg.train.seed, cfg.data.val_selection)
     identities = identity_names(split.train)
-    num_classes, num_cameras = len(identities), camera_count(dataset)
+    cameras = training_cameras(split.train)
+    num_classes, num_cameras = len(identities), (cameras[-1] + 1 if cameras else 0)
     if cfg.model.name == "cgclip":
         if captions is None:
             captions = load_captions(cfg, dataset, identities)
@@ -172,10 +173,10 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
 
     model = build_training_model(cfg.model, clip_path=clip_path, image_size=cfg.data.image_size,
                                  num_classes=num_classes, num_cameras=num_cameras, identities=identities,
-                                 captions=captions).to(device)
+                                 captions=captions, trained_cameras=cameras).to(device)
     if info.is_main:
         run.write("model.json", model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
-                                                  epoch=None))
+                                                  epoch=None, cameras=cameras))
     optimizer = optimizer_from_config(model, cfg.optim)
     schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
                                   cfg.optim.gamma, cfg.optim.schedule_unit)
@@ -247,7 +248,7 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
             barrier(info)
 
     if info.is_main:
-        model_info = model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
+        model_info = model_description(cfg, model, num_classes, num_cameras, identities, clip_path, cameras=cameras,
                                        epoch=cfg.train.epochs)
         ckpt.export_model(run.root, model.state_dict(), model_info)
         meta = run.read("run.json")
@@ -260,10 +261,13 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
 
 
 def model_description(cfg: Config, model: torch.nn.Module, num_classes: int, num_cameras: int,
-                      identities: Sequence[str], clip_path: Path, epoch: int | None) -> dict[str, Any]:
-    """``model.json``: what is needed to rebuild the model for inference and how to feed it."""
+                      identities: Sequence[str], clip_path: Path, epoch: int | None,
+                      cameras: Sequence[int] | None = None) -> dict[str, Any]:
+    """``model.json``: what is needed to rebuild the model for inference and how to feed it (``sie_cameras``: the
+    camera ids training saw; others follow the unseen-camera rule)."""
     return {"format": "cgclip-model", "version": 1, "model": config_to_dict(cfg)["model"],
             "clip_path": str(clip_path), "num_classes": num_classes, "num_cameras": num_cameras,
+            "sie_cameras": list(cameras) if cameras is not None else None,
             "identities": list(identities), "image_size": list(cfg.data.image_size), "seq_len": cfg.data.seq_len,
             "feature_dim": int(getattr(unwrap(model), "feature_dim", 0)), "eval": config_to_dict(cfg)["eval"],
             "epoch": epoch}
