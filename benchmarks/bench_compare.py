@@ -34,7 +34,7 @@ from cgclip.demo import MODELS, WORLDS
 from cgclip.demo.pipeline import prepare_clip, prepare_world, run_config, train_and_evaluate, write_captions
 from cgclip.demo.settings import DemoSettings, demo_settings
 from cgclip.eval.paired import mean_std, paired_difference, spearman, verdict
-from cgclip.io_utils import read_json
+from cgclip.io_utils import atomic_write_text, read_json
 from cgclip.train.results_key import RESULTS_VERSION
 from cgclip.train.run_dir import RunDir
 
@@ -84,6 +84,7 @@ def run_one(seed: int, kind: str, model: str, key: str, out: Path, settings: Dem
     if res.get("results_key") != key:
         raise SystemExit(f"{folder}: the run's key {res.get('results_key')} is not the expected {key}")
     run = read_json(folder / "runs" / kind / model / "run.json")
+    last = last_checkpoint_map(folder / "runs" / kind / model)
     cfg = RunDir(folder / "runs" / kind / model).load_config()
     setting = {"identity_mode": cfg.model.identity_mode if model == "cgclip" else None, "sie": cfg.model.sie,
                "erase_mode": cfg.data.erase_mode, "part_norm": cfg.model.part_norm, "tfe_norm": cfg.model.tfe_norm,
@@ -91,8 +92,30 @@ def run_one(seed: int, kind: str, model: str, key: str, out: Path, settings: Dem
     return {**setting, "seed": seed, "world": kind, "model": model, "key": key, "results_version": RESULTS_VERSION,
             "mAP": 100 * res["mAP"], "rank1": 100 * res["rank1"], "rank5": 100 * res.get("rank5", float("nan")),
             "mINP": 100 * res["mINP"], "val_mAP": 100 * run["best_val_mAP"] if run.get("best_val_mAP") else None,
-            "best_epoch": run.get("best_epoch"), "train_s": res.get("timing", {}).get("train_s"),
+            "best_epoch": run.get("best_epoch"), "mAP_last": last, "train_s": res.get("timing", {}).get("train_s"),
             "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def last_checkpoint_map(run_dir: Path) -> float:
+    """Test mAP (percent) of the run's last epoch, beside the best-validation checkpoint the result row reports: what
+    model selection on the validation split changed (written to ``results_last.json``)."""
+    from cgclip.train.inference import evaluate_run
+
+    return 100 * evaluate_run(run_dir, checkpoint="final", output=run_dir / "results_last.json")["mAP"]
+
+
+def selection_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> list[str]:
+    """What selecting the best validation epoch did to test mAP, against keeping the last epoch."""
+    lines = []
+    for kind in worlds:
+        got = [r for r in rows.values() if r["world"] == kind and r.get("mAP_last") is not None]
+        if len(got) >= 2:
+            d = paired_difference([r["mAP"] for r in got], [r["mAP_last"] for r in got])
+            epochs = sorted(r["best_epoch"] for r in got if r.get("best_epoch") is not None)
+            lines.append(f"model selection ({kind}, {d.n} runs): best-validation minus last-epoch test mAP "
+                         f"{d.mean:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}], better in {d.wins}, worse in "
+                         f"{d.losses}; selected epochs {epochs[0]}–{epochs[-1]} (median {epochs[len(epochs) // 2]})")
+    return lines
 
 
 def per_model_table(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> list[str]:
@@ -150,7 +173,21 @@ def report(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> str:
     if not rows:
         return "no results yet for these seeds and today's results key"
     return "\n".join([*per_model_table(rows, worlds), "", *paired_lines(rows, worlds, "mAP"), "",
-                      *paired_lines(rows, worlds, "rank1"), "", *correlation_lines(rows, worlds)])
+                      *paired_lines(rows, worlds, "rank1"), "", *correlation_lines(rows, worlds),
+                      *selection_lines(rows, worlds)])
+
+
+def backfill_last(path: Path, done: dict[str, dict], keys: dict[tuple[int, str, str], str], out: Path) -> None:
+    """Add ``mAP_last`` to finished rows that lack it while their run folder is still there (rewrites ``path``)."""
+    changed = False
+    for (seed, kind, model), key in keys.items():
+        row = done.get(key)
+        run_dir = out / f"seed-{seed}" / "runs" / kind / model
+        if row is not None and row.get("mAP_last") is None and (run_dir / "model.json").is_file():
+            row["mAP_last"] = last_checkpoint_map(run_dir)
+            changed = True
+    if changed:
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in done.values()))
 
 
 def main() -> None:
@@ -167,6 +204,8 @@ def main() -> None:
     clip = prepare_clip(None)
     keys = expected_keys(args.seeds, args.worlds, args.out, settings, clip)
     done = {r["key"]: r for r in read_rows(args.results)}
+    if not args.report:
+        backfill_last(args.results, done, keys, args.out)
     new = 0
     for (seed, kind, model), key in keys.items():
         if args.report or key in done or (args.max_runs and new >= args.max_runs):

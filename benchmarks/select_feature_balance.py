@@ -28,7 +28,7 @@ from cgclip.train.datasets import open_dataset
 from cgclip.train.trainer import resolve_precision
 from cgclip.train.validation import carve_validation
 
-VARIANTS = {"none": [], "tfe_norm": ["model.tfe_norm=true"]}
+VARIANTS = {"none": ["model.tfe_norm=false"], "tfe_norm": ["model.tfe_norm=true"]}
 
 
 def validation_maps(run_dir: Path) -> dict[bool, float]:

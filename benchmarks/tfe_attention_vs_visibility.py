@@ -6,9 +6,11 @@ on the test protocol's frames (the first frame of each RRS chunk) and set beside
 synthetic world's ``gt.txt`` (the visible fraction of the box; crops below 0.3 are not in the dataset). Printed per
 world: how many tracklets have an occluded frame (visibility < ``--occluded``), the mean attention of occluded and
 clear (visibility 1) frames in units of the uniform weight 1/T, the share of those tracklets in which the occluded
-frames get less than the clear ones, and the mean within-tracklet Pearson correlation of weight and visibility.
+frames get less than the clear ones, the mean within-tracklet Pearson correlation of weight and visibility, and two figures that say why the weights
+can be flat: the entropy of query token 1's attention over all T×N keys as a share of the uniform entropy, and the
+share of that attention on the frames' CLS tokens (uniform: 1/N).
 
-    python benchmarks/tfe_attention_vs_visibility.py .bench_out/accuracy-e12/seed-0 [--json figures.json]
+    python benchmarks/tfe_attention_vs_visibility.py .bench_out/compare/seed-0 [--checkpoint final] [--json F]
 
 The statistics, the visibility table and the crop-path parser live in :mod:`cgclip.eval.frame_weighting`; this
 script only loads the runs and prints (and optionally saves) the figures.
@@ -32,9 +34,28 @@ from cgclip.demo.pictures import RunFeatures
 from cgclip.eval.frame_weighting import OCCLUDED, crop_key, frame_visibility, summarise
 
 
-def attention_and_visibility(demo: Path, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(TFE weights, visibilities) per test tracklet of ``kind``'s CG-CLIP run in the demo folder ``demo``."""
-    run = RunFeatures(demo / "runs" / kind / "cgclip")
+def token_attention(weights: torch.Tensor, frames: int) -> tuple[float, float, float]:
+    """Why frame weights can be flat, from query token 1's attention over all keys (last TFE block;
+    ``weights [1, heads, NQ, T*N]``): the entropy of its mean over heads across the T×N keys as a share of the
+    uniform one (1 = uniform), the share of that mass on the frames' CLS tokens (uniform: 1/N), and the spread of its
+    attention logits (the standard deviation over keys of log-probability, mean over heads: the softmax's
+    temperature at work; 0 = uniform)."""
+    per_head = weights[0, :, 0].float()
+    p = per_head.mean(dim=0)
+    entropy = float(-(p * p.clamp_min(1e-12).log()).sum() / np.log(p.numel()))
+    spread = float(per_head.clamp_min(1e-12).log().std(dim=-1).mean())
+    return entropy, float(p.reshape(frames, -1)[:, 0].sum()), spread
+
+
+def attention_and_visibility(demo: Path, kind: str, checkpoint: str = "best",
+                             tokens: list[tuple[float, float, float]] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(TFE weights, visibilities) per test tracklet of ``kind``'s CG-CLIP run in the demo folder ``demo``; with
+    ``tokens`` also appends each tracklet's :func:`token_attention` figures to it."""
+    run = RunFeatures(demo / "runs" / kind / "cgclip", checkpoint)
+    seen: list[torch.Tensor] = []
+    if tokens is not None and run.model.tfe is not None:
+        run.model.tfe.blocks[-1].cross.register_forward_hook(lambda m, i, o: seen.append(o[1]) if o[1] is not None
+                                                             else None)
     dataset = load_dataset("vreid", demo / "datasets" / kind)
     vis = frame_visibility(demo / "worlds" / kind)
     if not vis:
@@ -49,6 +70,8 @@ def attention_and_visibility(demo: Path, kind: str) -> list[tuple[np.ndarray, np
         if weights is None:
             raise SystemExit(f"{demo / 'runs' / kind / 'cgclip'}: this CG-CLIP run has no TFE (tfe_output)")
         out.append((weights[0].float().numpy(), np.array([vis[crop_key(p)] for p in paths])))
+        if tokens is not None and seen:
+            tokens.append(token_attention(seen.pop(), len(paths)))
     return out
 
 
@@ -59,21 +82,26 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=["sports", "dance"])
     ap.add_argument("--occluded", type=float, default=OCCLUDED,
                     help=f"visibility below this is 'occluded' (default {OCCLUDED})")
+    ap.add_argument("--checkpoint", default="best", help="best (the selected epoch, default) or final")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (NaN, inf as null)")
     args = ap.parse_args()
     rows = []
     print(f"| demo | world | test tracklets | with occluded (< {args.occluded}) and clear frames | "
           "weight × T, occluded | weight × T, clear | occluded get less | corr(weight, visibility) | "
-          "median max/min weight |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "median max/min weight | query-1 entropy / uniform | mass on CLS tokens | logit std |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for demo in args.demos:
         for kind in args.worlds:
-            s = summarise(attention_and_visibility(demo, kind), args.occluded)
+            tokens: list[tuple[float, float, float]] = []
+            s = summarise(attention_and_visibility(demo, kind, args.checkpoint, tokens), args.occluded)
+            for i, name in enumerate(("token_entropy", "cls_share", "logit_std")):
+                s[name] = float(np.mean([x[i] for x in tokens])) if tokens else float("nan")
             figures = {k: v if math.isfinite(v) else None for k, v in s.items()}
             rows.append({"demo": str(demo), "world": kind, **figures})
             print(f"| {demo} | {kind} | {s['tracklets']} | {s['mixed']} | {s['occluded_weight']:.3f} | "
                   f"{s['clear_weight']:.3f} | {s['occluded_less']:.0f} % | {s['corr']:+.3f} | "
-                  f"{s['max_over_min']:.2f} |")
+                  f"{s['max_over_min']:.2f} | {s['token_entropy']:.4f} | {s['cls_share']:.3f} | "
+                  f"{s['logit_std']:.3f} |")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"occluded": args.occluded, "rows": rows}, indent=2) + "\n", encoding="utf-8")

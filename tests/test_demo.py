@@ -31,3 +31,23 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
                      pictures=False, say=lines.append)
     assert any("already trained and evaluated" in line for line in lines)
     assert again["results"] == summary["results"]
+
+
+def test_a_run_made_for_another_results_key_is_set_aside(tmp_path: Path) -> None:
+    """The demo's run cache: a run folder started for another key (configuration, world, CLIP, results version) is
+    moved to ``.stale/`` before training; one started for the same key stays to be resumed."""
+    from cgclip.demo.pipeline import _set_aside_if_stale
+
+    run = tmp_path / "runs" / "sports" / "cgclip"
+    run.mkdir(parents=True)
+    (run / "marker.txt").write_text("old run")
+    _set_aside_if_stale(run, "aaaa", print)  # no key file: a run of code before the key → set aside
+    assert not run.exists() and (tmp_path / "runs/sports/.stale/cgclip-unkeyed/marker.txt").is_file()
+    assert (tmp_path / "runs/sports/cgclip.key").read_text().strip() == "aaaa"
+    run.mkdir()
+    (run / "marker.txt").write_text("current run")
+    _set_aside_if_stale(run, "aaaa", print)
+    assert (run / "marker.txt").read_text() == "current run"
+    _set_aside_if_stale(run, "bbbb", print)
+    assert (tmp_path / "runs/sports/.stale/cgclip-aaaa/marker.txt").read_text() == "current run"
+    assert (tmp_path / "runs/sports/cgclip.key").read_text().strip() == "bbbb"

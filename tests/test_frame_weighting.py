@@ -183,22 +183,44 @@ def test_attention_picture_shows_the_mixed_tracklet(tmp_path: Path, monkeypatch:
 
 # --- the benchmark script -------------------------------------------------------------------------------------------
 
-def test_benchmark_prints_the_table_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture) -> None:
+def _load_bench():
     spec = importlib.util.spec_from_file_location("tfe_bench", ROOT / "benchmarks" / "tfe_attention_vs_visibility.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_prints_the_table_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    bench = _load_bench()
     pairs = {"sports": [(A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0]))],
              "dance": [(np.full(4, 0.25), A([1.0, 1.0, 1.0, 1.0]))]}
-    monkeypatch.setattr(bench, "attention_and_visibility", lambda demo, kind: pairs[kind])
+    monkeypatch.setattr(bench, "attention_and_visibility", lambda demo, kind, checkpoint="best",
+                        tokens=None: pairs[kind])
     out = tmp_path / "sub" / "figures.json"
     monkeypatch.setattr(sys, "argv", ["tfe", str(tmp_path / "demo"), "--json", str(out)])
     bench.main()
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[0].startswith("| demo | world |")
-    assert lines[2].endswith("| sports | 1 | 1 | 0.400 | 1.200 | 100 % | +1.000 | 3.00 |")
+    assert lines[2].endswith("| sports | 1 | 1 | 0.400 | 1.200 | 100 % | +1.000 | 3.00 | nan | nan | nan |")
     data = json.loads(out.read_text())
     assert data["occluded"] == 0.8
     assert [r["world"] for r in data["rows"]] == ["sports", "dance"]
     assert data["rows"][0]["occluded_less"] == 100 and data["rows"][0]["corr"] == pytest.approx(1.0)
     assert data["rows"][1]["corr"] is None and data["rows"][1]["mixed"] == 0
+
+
+def test_token_attention_entropy_and_cls_share():
+    """The 'why flat' figures: uniform attention has entropy share 1 and CLS share 1/N; attention on one CLS token
+    has entropy 0 and CLS share 1."""
+    import torch
+
+    bench = _load_bench()
+    frames, tokens = 4, 5
+    uniform = torch.full((1, 2, 3, frames * tokens), 1.0 / (frames * tokens))
+    entropy, cls, spread = bench.token_attention(uniform, frames)
+    assert abs(entropy - 1.0) < 1e-6 and abs(cls - 1.0 / tokens) < 1e-6 and spread < 1e-6
+    peaked = torch.zeros(1, 2, 3, frames * tokens)
+    peaked[..., tokens] = 1.0  # frame 2's CLS token
+    entropy, cls, spread = bench.token_attention(peaked, frames)
+    assert entropy < 1e-6 and abs(cls - 1.0) < 1e-6 and spread > 1.0

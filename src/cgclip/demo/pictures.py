@@ -13,15 +13,15 @@ log = logging.getLogger(__name__)
 
 
 class RunFeatures:
-    """A trained run loaded once (best checkpoint, CPU) with its test features, extracted once per tracklet list."""
+    """A trained run loaded once (``checkpoint``: best by default; CPU) with its test features, extracted once per tracklet list."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, checkpoint: str = "best") -> None:
         from cgclip.train.inference import load_run_model
         from cgclip.train.run_dir import RunDir
         from cgclip.train.trainer import resolve_precision
 
         self.cfg = RunDir(run_dir).load_config()
-        self.model, self.info = load_run_model(run_dir, "best", "cpu")
+        self.model, self.info = load_run_model(run_dir, checkpoint, "cpu")
         self.device = torch.device("cpu")
         self.precision = resolve_precision(self.cfg.train.precision, self.device)
 
