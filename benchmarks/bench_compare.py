@@ -148,15 +148,28 @@ def paired_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str], metr
             d = paired_difference([rows[(s, kind, a)][metric] for s in seeds],
                                   [rows[(s, kind, b)][metric] for s in seeds])
             la, lb = LABELS[a], LABELS[b]
-            lines.append(f"| {kind} | {la} − {lb} | {d.mean:+.1f} | [{d.ci_low:+.1f}, {d.ci_high:+.1f}] | "
-                         f"{d.wins} of {d.n} | {d.n} |")
+            ci = f"[{d.ci_low:+.1f}, {d.ci_high:+.1f}]" if d.n >= 2 else "– (one seed)"
+            lines.append(f"| {kind} | {la} − {lb} | {d.mean:+.1f} | {ci} | {d.wins} of {d.n} | {d.n} |")
             verdicts.append(verdict(f"{la} > {lb} ({kind})", d, unit=METRIC_NAMES[metric]))
     return lines + [""] + verdicts
 
 
 def correlation_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> list[str]:
-    """Spearman correlation of best validation mAP and test mAP over the runs, per world and over all runs."""
+    """Spearman correlation of best validation mAP and test mAP: over the runs (per world and all; seeds differ in
+    difficulty, so this mixes seeds and models) and within each world-seed over its three models (what choosing a
+    model or preset on validation needs), with how often validation's best model is the test's best."""
     lines = []
+    for kind in worlds:
+        within, same_best = [], 0
+        for seed in sorted({s for (s, w, _) in rows if w == kind}):
+            got = [rows[(seed, kind, m)] for m in MODELS if (seed, kind, m) in rows]
+            if len(got) == len(MODELS) and all(r.get("val_mAP") is not None for r in got):
+                within.append(spearman([r["val_mAP"] for r in got], [r["mAP"] for r in got]))
+                same_best += max(got, key=lambda r: r["val_mAP"])["model"] == max(got, key=lambda r: r["mAP"])["model"]
+        if within:
+            lines.append(f"validation–test agreement within a world-seed ({kind}, {len(within)} seeds, 3 models "
+                         f"each): mean Spearman {np.nanmean(within):+.2f}; validation's best model is the test's "
+                         f"best on {same_best} of {len(within)}")
     for label, subset in [*((k, [r for r in rows.values() if r["world"] == k]) for k in worlds),
                           ("all", list(rows.values()))]:
         pairs = [(r["val_mAP"], r["mAP"]) for r in subset if r.get("val_mAP") is not None]

@@ -35,6 +35,7 @@ def test_report_gives_intervals_verdicts_and_correlation(bench):
     assert "CG-CLIP > TF-CLIP (sports): supported" in text and "4 of 4 seeds" in text
     assert "TF-CLIP > TAP (sports): contradicted" in text
     assert "validation–test rank correlation (sports, 12 runs): Spearman +1.00" in text
+    assert "mean Spearman +1.00; validation's best model is the test's best on 4 of 4" in text
     tied = bench.report(_rows(gap=-0.15), ["sports"])
     assert "CG-CLIP > TAP (sports): not resolved" in tied
 

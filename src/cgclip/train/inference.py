@@ -80,8 +80,10 @@ def extract_run_features(model: torch.nn.Module, info: dict[str, Any], tracklets
     if sampling not in TEST_SAMPLING:
         raise ConfigError(f"test sampling {sampling!r} is not one of {', '.join(TEST_SAMPLING)}")
     seq_len = cfg.eval.seq_len or cfg.data.seq_len
+    # everything that changes the features: the weights, the frames, and the model's retrieval-feature switches
     fp = tracklets_fingerprint(tracklets, token=info.get("token"), sampling=sampling, seq_len=seq_len,
-                               size=list(cfg.data.image_size), precision=precision)
+                               size=list(cfg.data.image_size), precision=precision,
+                               neck_feat=getattr(model, "neck_feat", None), part_norm=getattr(model, "part_norm", None))
     return extract_features(model, tracklets, image_size=cfg.data.image_size, seq_len=seq_len, sampling=sampling,
                             batch_size=batch_size or cfg.eval.batch_size, device=device, precision=precision,
                             num_workers=cfg.train.num_workers if num_workers is None else num_workers,
