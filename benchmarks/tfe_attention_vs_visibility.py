@@ -48,10 +48,11 @@ def token_attention(weights: torch.Tensor, frames: int) -> tuple[float, float, f
 
 
 def attention_and_visibility(demo: Path, kind: str, checkpoint: str = "best",
-                             tokens: list[tuple[float, float, float]] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(TFE weights, visibilities) per test tracklet of ``kind``'s CG-CLIP run in the demo folder ``demo``; with
-    ``tokens`` also appends each tracklet's :func:`token_attention` figures to it."""
-    run = RunFeatures(demo / "runs" / kind / "cgclip", checkpoint)
+                             tokens: list[tuple[float, float, float]] | None = None,
+                             run_name: str = "cgclip") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(TFE weights, visibilities) per test tracklet of ``kind``'s CG-CLIP run ``run_name`` in the demo folder
+    ``demo``; with ``tokens`` also appends each tracklet's :func:`token_attention` figures to it."""
+    run = RunFeatures(demo / "runs" / kind / run_name, checkpoint)
     seen: list[torch.Tensor] = []
     if tokens is not None and run.model.tfe is not None:
         run.model.tfe.blocks[-1].cross.register_forward_hook(lambda m, i, o: seen.append(o[1]) if o[1] is not None
@@ -82,6 +83,7 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=["sports", "dance"])
     ap.add_argument("--occluded", type=float, default=OCCLUDED,
                     help=f"visibility below this is 'occluded' (default {OCCLUDED})")
+    ap.add_argument("--run", default="cgclip", help="the run folder's name under runs/<world>/ (default cgclip)")
     ap.add_argument("--checkpoint", default="best", help="best (the selected epoch, default) or final")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (NaN, inf as null)")
     args = ap.parse_args()
@@ -93,7 +95,7 @@ def main() -> None:
     for demo in args.demos:
         for kind in args.worlds:
             tokens: list[tuple[float, float, float]] = []
-            s = summarise(attention_and_visibility(demo, kind, args.checkpoint, tokens), args.occluded)
+            s = summarise(attention_and_visibility(demo, kind, args.checkpoint, tokens, args.run), args.occluded)
             for i, name in enumerate(("token_entropy", "cls_share", "logit_std")):
                 s[name] = float(np.mean([x[i] for x in tokens])) if tokens else float("nan")
             figures = {k: v if math.isfinite(v) else None for k, v in s.items()}

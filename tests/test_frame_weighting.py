@@ -196,7 +196,7 @@ def test_benchmark_prints_the_table_and_writes_json(tmp_path: Path, monkeypatch:
     pairs = {"sports": [(A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0]))],
              "dance": [(np.full(4, 0.25), A([1.0, 1.0, 1.0, 1.0]))]}
     monkeypatch.setattr(bench, "attention_and_visibility", lambda demo, kind, checkpoint="best",
-                        tokens=None: pairs[kind])
+                        tokens=None, run_name="cgclip": pairs[kind])
     out = tmp_path / "sub" / "figures.json"
     monkeypatch.setattr(sys, "argv", ["tfe", str(tmp_path / "demo"), "--json", str(out)])
     bench.main()
