@@ -26,13 +26,14 @@ from typing import Any, Sequence
 
 import yaml
 
-from cgclip.config_sections import (CHOICES, DATASET_KINDS, MODEL_DATA_DEFAULTS, MODEL_DEFAULTS, MODEL_NAMES, RANGES, SECTIONS, Config,
-                                    DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig,
+from cgclip.config_sections import (CHOICES, DATASET_KINDS, MODEL_DATA_DEFAULTS, MODEL_DEFAULTS, MODEL_NAMES, RANGES,
+                                    SECTIONS, Config, DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig,
                                     resolve_defaults, resolve_model_defaults)
 from cgclip.errors import ConfigError, DataError
 from cgclip.io_utils import read_text
 
-__all__ = ["CHOICES", "DATASET_KINDS", "MODEL_DATA_DEFAULTS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES", "SECTIONS", "Config",
+__all__ = ["CHOICES", "DATASET_KINDS", "MODEL_DATA_DEFAULTS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES",
+           "SECTIONS", "Config",
            "ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig", "apply_overrides",
            "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
            "preset_names", "preset_path", "resolve_defaults", "resolve_model_defaults", "validate"]

@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 class RunFeatures:
-    """A trained run loaded once (``checkpoint``: best by default; CPU) with its test features, extracted once per tracklet list."""
+    """A trained run loaded once (``checkpoint``: best by default; CPU) with its test features, extracted once per
+    tracklet list."""
 
     def __init__(self, run_dir: Path, checkpoint: str = "best") -> None:
         from cgclip.train.inference import load_run_model

@@ -88,7 +88,9 @@ class ClipImageEncoder(nn.Module):
             nn.init.trunc_normal_(self.sie_embed, std=0.02)  # bounds ±2, as released: in effect a plain normal
         else:
             self.register_parameter("sie_embed", None)
-        self.trained_cameras = self._check_trained_cameras(trained_cameras)
+        trained = torch.zeros(self.num_cameras, dtype=torch.bool)
+        trained[self._check_trained_cameras(trained_cameras)] = True
+        self.register_buffer("sie_trained", trained, persistent=False)  # rows training updates (unseen-camera rule)
         self.freeze_stem = bool(freeze_stem)
         if self.freeze_stem:
             embeddings.patch_embedding.requires_grad_(False)
@@ -110,14 +112,12 @@ class ClipImageEncoder(nn.Module):
             raise ValueError("this image encoder has no SIE camera table")
         if camids.numel() and int(camids.min()) < 0:
             raise ValueError(f"camera ids must be >= 0, got {int(camids.min())}")
-        known = torch.zeros(max(self.num_cameras, int(camids.max()) + 1 if camids.numel() else 0),
-                            dtype=torch.bool, device=camids.device)
-        known[torch.tensor(self.trained_cameras, device=camids.device, dtype=torch.long)] = True
-        seen = known[camids]
-        rows = self.sie_embed[camids.clamp(max=self.num_cameras - 1)]
+        inside = camids.clamp(max=self.num_cameras - 1)
+        seen = (camids < self.num_cameras) & self.sie_trained[inside]
+        rows = self.sie_embed[inside]
         if bool(seen.all()):
             return rows
-        mean = self.sie_embed[torch.tensor(self.trained_cameras, device=rows.device)].mean(dim=0)
+        mean = self.sie_embed[self.sie_trained].mean(dim=0)
         return torch.where(seen.unsqueeze(1), rows, mean.unsqueeze(0))
 
     def train(self, mode: bool = True) -> "ClipImageEncoder":
