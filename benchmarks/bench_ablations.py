@@ -66,7 +66,7 @@ PAPER = {"fusion": ["76.9 / 87.1 (SportsVReID)", "77.2 / 88.2 (SportsVReID)", "7
 def attribute_captions(ds_dir: Path, clip: Path, out: Path, kind: str) -> Path:
     """Captions of the train identities by the CLIP attribute captioner (``cgclip caption attributes``), cached."""
     from cgclip.captions.attribute_captioner import caption_attributes, load_attribute_captioner
-    from cgclip.models.clip_features import ClipFeatures
+    from cgclip.clip.features import ClipFeatures
     from cgclip.captions.mllm import select_frames
     from cgclip.captions.store import CaptionStore
     from cgclip.data import load_dataset

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="cgclip-bench-") as tmp:
         if args.random_clip:
-            from cgclip.models.random_clip import save_random_clip
+            from cgclip.clip.random_clip import save_random_clip
 
             clip_path = save_random_clip(Path(tmp) / f"clip-{args.random_clip}", size=args.random_clip)
         else:

@@ -3,7 +3,7 @@
 The contrastive pretraining never taught the tiny CLIP numbers (``docs/RESULTS.md``). This probe removes the text
 tower and the contrastive objective: it trains the tiny CLIP's vision architecture (``clip_config("tiny")``, a
 Hugging Face ``CLIPVisionModel``, from scratch) with a linear head that classifies the two digits directly, on
-back-view crops wearing numbers drawn at random (:func:`cgclip.models.pretrain_data.render_number_pool`), and
+back-view crops wearing numbers drawn at random (:func:`cgclip.pretrain.data.render_number_pool`), and
 compares it with a small 4-layer CNN trained the same way. Held-out accuracy of the whole number (chance about 1 %)
 and of the ones digit (chance 10 %) is printed every ``--every`` steps.
 
@@ -13,12 +13,12 @@ backgrounds, a far easier control.
 ``--readout text`` asks the pretraining's question instead: can CLIP's *two-tower* geometry bind what the image
 tower reads to the words? The digit head is replaced by a linear projection (the CLIP visual projection, 256-d) and
 a tiny CLIP text tower from scratch (the shipped tokenizer); each step classifies the crops among the text
-embeddings of all numbers 1–99, one random training wording each (:func:`cgclip.models.pretrain_data.number_phrases`,
+embeddings of all numbers 1–99, one random training wording each (:func:`cgclip.pretrain.data.number_phrases`,
 the pretraining's text-classifier loss), and the held-out score is zero-shot: the nearest of the 99 numbers' zero-shot
-prompts (:data:`cgclip.models.pretrain_data.PROMPTS`, wordings never trained on), as in ``pretrain_report.json``.
+prompts (:data:`cgclip.pretrain.data.PROMPTS`, wordings never trained on), as in ``pretrain_report.json``.
 ``--readout shared`` adds one linear digit head shared by both towers, on the image embeddings and on the number
 texts' embeddings (the pretraining's ``--joint-digit-weight``,
-:class:`cgclip.models.pretrain_targets.JointDigitHead`), and is scored zero-shot in the same way.
+:class:`cgclip.pretrain.targets.JointDigitHead`), and is scored zero-shot in the same way.
 
     python benchmarks/probe_number_reading.py --models vit-p16 cnn --steps 1000
     python benchmarks/probe_number_reading.py --task plain --digit-height 40 --models vit-p16 --steps 750
@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cgclip.models.pretrain_data import IMAGE_SIZE, pretrain_identities, render_number_pool, to_pixels
-from cgclip.models.pretrain_targets import digit_targets
-from cgclip.models.random_clip import clip_config
-from cgclip.models.tokenizer import build_vocab
+from cgclip.clip.preprocess import to_pixels
+from cgclip.pretrain.data import IMAGE_SIZE, pretrain_identities, render_number_pool
+from cgclip.pretrain.targets import digit_targets
+from cgclip.clip.random_clip import clip_config
+from cgclip.clip.tokenizer import build_vocab
 from cgclip.precision import autocast
 from cgclip.synth.person import digits_mask
 
@@ -83,14 +84,14 @@ class SmallCNN(torch.nn.Module):
 
 
 class StemPool(torch.nn.Module):
-    """The embedded CLIP's conv stem alone (:data:`cgclip.models.random_clip.TINY_STEM`), global max-pool of its last
+    """The embedded CLIP's conv stem alone (:data:`cgclip.clip.random_clip.TINY_STEM`), global max-pool of its last
     ReLU features (``--stem-readout body``, as the pretraining's stem heads) or of its 1×1 projection (``proj``,
     what the transformer reads): 192-d."""
 
     def __init__(self, readout: str = "body") -> None:
         super().__init__()
-        from cgclip.models.conv_stem import ConvStem
-        from cgclip.models.random_clip import TINY_STEM
+        from cgclip.clip.conv_stem import ConvStem
+        from cgclip.clip.random_clip import TINY_STEM
 
         self.stem = ConvStem(TINY_STEM, 192)
         self.readout = readout
@@ -103,15 +104,15 @@ class StemPool(torch.nn.Module):
 
 class TinyViT(torch.nn.Module):
     """The tiny CLIP's vision transformer (random init) at ``patch`` px, or behind a conv stem (``patch=None``;
-    ``stem`` channels, default :data:`cgclip.models.random_clip.TINY_STEM`; ``global_pool`` adds the stem's
+    ``stem`` channels, default :data:`cgclip.clip.random_clip.TINY_STEM`; ``global_pool`` adds the stem's
     projected global max-pool to every token); its pooled (post-LN CLS) feature."""
 
     def __init__(self, patch: int | None, stem: tuple[int, ...] | None = None, global_pool: bool = False) -> None:
         super().__init__()
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
-        from cgclip.models.conv_stem import STEM_KEY, apply_stem, conv_stem_config
-        from cgclip.models.random_clip import TINY_STEM
+        from cgclip.clip.conv_stem import STEM_KEY, apply_stem, conv_stem_config
+        from cgclip.clip.random_clip import TINY_STEM
 
         vision = clip_config("tiny", build_vocab([])).vision_config.to_dict()
         if patch is not None:
@@ -175,10 +176,10 @@ class TextReadout(torch.nn.Module):
         super().__init__()
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-        from cgclip.models.clip_backbone import ClipTextEncoder
-        from cgclip.models.embedded import embedded_clip_dir
-        from cgclip.models.pretrain_data import PROMPTS, number_phrases
-        from cgclip.models.random_clip import tokenizer_vocab
+        from cgclip.clip.backbone import ClipTextEncoder
+        from cgclip.clip.embedded import embedded_clip_dir
+        from cgclip.pretrain.data import PROMPTS, number_phrases
+        from cgclip.clip.random_clip import tokenizer_vocab
 
         clip_dir = embedded_clip_dir()
         config = clip_config("tiny", tokenizer_vocab(clip_dir)).text_config
@@ -198,7 +199,7 @@ class TextReadout(torch.nn.Module):
     def _text_loss(self, feature: torch.Tensor, numbers: list[str],
                    rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The text-classifier loss and the image and number-text embeddings it was computed on."""
-        from cgclip.models.pretrain_targets import attribute_text_loss
+        from cgclip.pretrain.targets import attribute_text_loss
 
         image, text = self._embed(feature, [w[int(rng.integers(len(w)))] for w in self.wordings])
         labels = torch.tensor([self.index[n] for n in numbers])
@@ -227,7 +228,7 @@ class SharedReadout(TextReadout):
 
     def __init__(self) -> None:
         super().__init__()
-        from cgclip.models.pretrain_targets import JointDigitHead
+        from cgclip.pretrain.targets import JointDigitHead
 
         self.digits = JointDigitHead(self.visual_projection.out_features)
 

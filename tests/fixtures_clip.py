@@ -1,6 +1,6 @@
 """Tiny randomly initialised models for caption tests, built offline in a temporary folder.
 
-* :func:`tiny_clip` — a Hugging Face CLIP directory (via :func:`cgclip.models.random_clip.save_random_clip`).
+* :func:`tiny_clip` — a Hugging Face CLIP directory (via :func:`cgclip.clip.random_clip.save_random_clip`).
 * :func:`tiny_ved_captioner` — a VisionEncoderDecoderModel (tiny ViT + tiny GPT-2) with a word-level tokenizer and a
   ViT image processor: an image-only captioner.
 * :func:`tiny_blip` — a tiny BLIP (``AutoModelForImageTextToText``) with a BERT word-piece tokenizer + processor.
@@ -19,7 +19,7 @@ WORDS = ("a person man woman wearing red blue green shirt shorts with black hair
 
 def tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     """A tiny random CLIP directory (config.json, model.safetensors, CLIP tokenizer files)."""
-    from cgclip.models.random_clip import save_random_clip
+    from cgclip.clip.random_clip import save_random_clip
 
     return save_random_clip(out_dir, size="tiny-vit", seed=seed)
 

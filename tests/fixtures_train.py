@@ -19,8 +19,8 @@ def write_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from cgclip.models.random_clip import save_clip_model, tokenizer_vocab
-    from cgclip.models.tokenizer import build_clip_tokenizer, special_token_ids
+    from cgclip.clip.random_clip import save_clip_model, tokenizer_vocab
+    from cgclip.clip.tokenizer import build_clip_tokenizer, special_token_ids
 
     tok = out_dir.parent / f".{out_dir.name}-tokenizer"
     build_clip_tokenizer(tok)

@@ -180,8 +180,8 @@ def test_config_that_does_not_match_the_weights_is_one_line_without_a_load_repor
     import json
 
     from cgclip.errors import CheckpointError
-    from cgclip.models.clip_files import load_clip_model
-    from cgclip.models.random_clip import save_random_clip
+    from cgclip.clip.files import load_clip_model
+    from cgclip.clip.random_clip import save_random_clip
 
     path = save_random_clip(tmp_path / "clip", size="tiny-vit")
     config = json.loads((path / "config.json").read_text())

@@ -69,7 +69,7 @@ def test_jaccard_pairs_match_brute_force():
 
 
 def test_report_with_clip_and_cli(tmp_path, clip_dir, capsys):
-    from cgclip.models.clip_features import ClipFeatures
+    from cgclip.clip.features import ClipFeatures
 
     store = make_store(tmp_path)
     encoder = ClipFeatures(clip_dir)

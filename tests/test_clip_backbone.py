@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from cgclip.errors import CheckpointError
-from cgclip.models.clip_backbone import ClipImageEncoder, check_clip_dir, load_clip
-from cgclip.models.pos_embed import interpolate_pos_embed
-from cgclip.models.random_clip import save_random_clip
-from cgclip.models.tokenizer import BOS_TOKEN, EOS_TOKEN, build_clip_tokenizer
+from cgclip.clip.backbone import ClipImageEncoder, check_clip_dir, load_clip
+from cgclip.clip.pos_embed import interpolate_pos_embed
+from cgclip.clip.random_clip import save_random_clip
+from cgclip.clip.tokenizer import BOS_TOKEN, EOS_TOKEN, build_clip_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def test_conv_stem_checkpoint_round_trip(stem_dir: Path, tmp_path: Path) -> None
     interface (129 tokens at 128x64, SIE, projection) is the same as a ViT's."""
     from transformers import CLIPModel
 
-    from cgclip.models.conv_stem import STEM_KEY, ConvStem, apply_stem
+    from cgclip.clip.conv_stem import STEM_KEY, ConvStem, apply_stem
     from cgclip.train.modeling import image_encoder_from_config
 
     cfg = json.loads((stem_dir / "config.json").read_text())
@@ -276,7 +276,7 @@ def test_conv_stem_checkpoint_round_trip(stem_dir: Path, tmp_path: Path) -> None
 def test_global_pool_stem_round_trip_and_reaches_the_cls_token(tmp_path: Path) -> None:
     """``tiny-cnn``: a stride-16 stem (33 tokens at 128x64, as the 16-px ViT) whose global max-pool is added to every
     token; declared in config.json and rebuilt by the loader; a detector firing in one corner moves the CLS input."""
-    from cgclip.models.conv_stem import STEM_KEY, ConvStem
+    from cgclip.clip.conv_stem import STEM_KEY, ConvStem
 
     path = save_random_clip(tmp_path / "cnn", size="tiny-cnn", seed=0)
     cfg = json.loads((path / "config.json").read_text())

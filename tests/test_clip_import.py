@@ -13,10 +13,10 @@ from torch import nn
 
 from cgclip.cli import main as cli_main
 from cgclip.errors import CheckpointError
-from cgclip.models.clip_backbone import load_clip
-from cgclip.models.openai_import import import_openai_clip, read_openai_checkpoint
-from cgclip.models.random_clip import save_random_clip
-from cgclip.models.torchscript_reader import read_torchscript_state_dict
+from cgclip.clip.backbone import load_clip
+from cgclip.clip.openai_import import import_openai_clip, read_openai_checkpoint
+from cgclip.clip.random_clip import save_random_clip
+from cgclip.clip.torchscript_reader import read_torchscript_state_dict
 
 _LAYER_PARTS = {
     "self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from cgclip.demo import DemoSettings, run_demo
-from cgclip.models.random_clip import save_random_clip
+from cgclip.clip.random_clip import save_random_clip
 
 
 def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:

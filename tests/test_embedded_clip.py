@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import cgclip.models.embedded as embedded
+import cgclip.clip.embedded as embedded
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json
 
@@ -28,9 +28,9 @@ def test_shipped_clip_reads_attributes_on_fresh_crops() -> None:
     """Zero-shot on held-out identities and crops this test renders (another seed than the report's): the uniform,
     socks and the jersey number on back views well above chance, as in its report (50 % / 56 % / 76 % against 4 % /
     5 % / 1.6 %; on these crops 56 / 57 / 84 % against 6 / 6 / 2 %)."""
-    from cgclip.models.clip_backbone import load_clip
-    from cgclip.models.pretrain_data import pretrain_identities, render_pool
-    from cgclip.models.zero_shot import zero_shot_attributes
+    from cgclip.clip.backbone import load_clip
+    from cgclip.pretrain.data import pretrain_identities, render_pool
+    from cgclip.pretrain.zero_shot import zero_shot_attributes
 
     clip = load_clip(embedded.embedded_clip_dir(), image_size=(128, 64))
     clip.image.eval()

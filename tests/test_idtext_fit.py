@@ -11,7 +11,7 @@ from cgclip.captions.idtext import apply_id_text_fitted, fit_id_text, id_text, o
 def tokenizer():
     from transformers import CLIPTokenizer
 
-    from cgclip.models.embedded import embedded_clip_dir
+    from cgclip.clip.embedded import embedded_clip_dir
 
     return CLIPTokenizer.from_pretrained(str(embedded_clip_dir()), local_files_only=True)
 

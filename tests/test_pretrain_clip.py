@@ -13,11 +13,11 @@ import torch
 
 from cgclip.cli import main as cli_main
 from cgclip.errors import CheckpointError
-from cgclip.models.clip_backbone import load_clip
-from cgclip.models.pretrain_clip import PretrainConfig, build_optimizer, clip_train_step, contrastive_loss
-from cgclip.models.pretrain_targets import digit_targets
-from cgclip.models.random_clip import save_random_clip
-from cgclip.models.tokenizer import build_clip_tokenizer
+from cgclip.clip.backbone import load_clip
+from cgclip.pretrain.run import PretrainConfig, build_optimizer, clip_train_step, contrastive_loss
+from cgclip.pretrain.targets import digit_targets
+from cgclip.clip.random_clip import save_random_clip
+from cgclip.clip.tokenizer import build_clip_tokenizer
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (235, 220, 30),
            "white": (245, 245, 245), "black": (15, 15, 15)}
@@ -114,7 +114,7 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run (the conv-stem tower, with a stem phase) stopped after its first saved state continues from it and ends
     as an uninterrupted run of the same recipe would in steps and curve; the work folder is gone afterwards."""
-    import cgclip.models.pretrain_clip as pc
+    import cgclip.pretrain.run as pc
 
     cfg = PretrainConfig(architecture="tiny", steps=3, stem_steps=1, batch_size=8, number_batch=4, number_crops=8,
                          train_identities_per_kind=8, crops_per_identity=2, heldout_identities_per_kind=4,
@@ -143,7 +143,7 @@ def test_time_budget_stops_training(tmp_path: Path, monkeypatch) -> None:
     """With a fake clock that advances 0.5 s per reading, a 1 s budget stops training after a few steps."""
     import time
 
-    import cgclip.models.pretrain_clip as pc
+    import cgclip.pretrain.run as pc
 
     class FakeClock:
         def __init__(self) -> None:
@@ -165,7 +165,7 @@ def test_time_budget_stops_training(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_sample_batch_takes_whole_groups() -> None:
-    from cgclip.models.pretrain_data import group_index, pretrain_identities, sample_batch
+    from cgclip.pretrain.data import group_index, pretrain_identities, sample_batch
 
     ids = pretrain_identities(40, seed=0, part="train")
     groups = group_index(ids)
@@ -181,7 +181,7 @@ def test_sample_batch_takes_whole_groups() -> None:
 def test_pool_views_and_number_phrases() -> None:
     """Crops cycle through the four views (back views count as showing the number); numbers are trained on a pool of
     back views wearing random numbers, not through identity phrases."""
-    from cgclip.models.pretrain_data import (identity_captions, number_phrases, pretrain_identities,
+    from cgclip.pretrain.data import (identity_captions, number_phrases, pretrain_identities,
                                              render_number_pool, render_pool)
 
     idents = pretrain_identities(3, 0, "heldout")
@@ -199,8 +199,8 @@ def test_pool_views_and_number_phrases() -> None:
 
 def test_zero_shot_scores_number_on_legible_crops_only() -> None:
     """With a legibility mask the number is scored on those crops only; other attributes on every crop."""
-    from cgclip.models.pretrain_data import pretrain_identities, render_pool
-    from cgclip.models.zero_shot import zero_shot_attributes
+    from cgclip.pretrain.data import pretrain_identities, render_pool
+    from cgclip.pretrain.zero_shot import zero_shot_attributes
 
     idents = pretrain_identities(4, 0, "heldout")
     crops, owner, legible = render_pool(idents, 4, 0)
@@ -227,10 +227,10 @@ def test_step_batch_value_digits_name_the_number_texts() -> None:
     joint digit head ignores unlabelled rows and its loss falls when it is trained on both kinds of rows."""
     from types import SimpleNamespace
 
-    from cgclip.models.pretrain_batches import BatchMaker
-    from cgclip.models.pretrain_data import (group_index, identity_captions, pretrain_identities, render_number_pool,
+    from cgclip.pretrain.batches import BatchMaker
+    from cgclip.pretrain.data import (group_index, identity_captions, pretrain_identities, render_number_pool,
                                              render_pool)
-    from cgclip.models.pretrain_targets import JointDigitHead
+    from cgclip.pretrain.targets import JointDigitHead
 
     idents = pretrain_identities(4, 0, "train")
     pool, owner, legible = render_pool(idents, 1, 0)

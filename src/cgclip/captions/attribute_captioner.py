@@ -50,7 +50,7 @@ DEFAULT_ATTRIBUTES: tuple[AttributeSet, ...] = (
 
 
 class FeatureEncoder(Protocol):
-    """What the captioner needs from CLIP (see :class:`cgclip.models.clip_features.ClipFeatures`)."""
+    """What the captioner needs from CLIP (see :class:`cgclip.clip.features.ClipFeatures`)."""
 
     logit_scale: float
 
@@ -159,7 +159,7 @@ def caption_attributes(items: Sequence[FrameItem], captioner: AttributeCaptioner
 
 
 def load_attribute_captioner(encoder: FeatureEncoder, attributes: Sequence[str] | None = None) -> AttributeCaptioner:
-    """An :class:`AttributeCaptioner` on a CLIP ``encoder`` (:class:`cgclip.models.clip_features.ClipFeatures` of a
+    """An :class:`AttributeCaptioner` on a CLIP ``encoder`` (:class:`cgclip.clip.features.ClipFeatures` of a
     local checkpoint), limited to ``attributes`` if given."""
     from cgclip.errors import CgclipError
 

@@ -88,7 +88,7 @@ def cosine_pairs(features: np.ndarray, threshold: float, chunk: int = 2048) -> l
 
 def mean_caption_features(clip: Any, captions: Sequence[Sequence[str]]) -> np.ndarray:
     """Per identity the normalised mean of its captions' CLIP text features (``[Y, d]``); ``clip`` has
-    ``encode_texts`` (:class:`cgclip.models.clip_features.ClipFeatures`)."""
+    ``encode_texts`` (:class:`cgclip.clip.features.ClipFeatures`)."""
     flat = [t for caps in captions for t in caps]
     feats = clip.encode_texts(flat).numpy()
     out, pos = [], 0
@@ -137,7 +137,7 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
                    warn_fraction: float = 0.05) -> dict[str, Any]:
     """Build the report (a JSON-serialisable dict).
 
-    ``text_encoder`` (optional; e.g. :class:`cgclip.models.clip_features.ClipFeatures`) also compares identities'
+    ``text_encoder`` (optional; e.g. :class:`cgclip.clip.features.ClipFeatures`) also compares identities'
     mean caption features and reports the pairs above ``cosine_threshold``.
 
     ``expected``: the identities that need captions (e.g. the dataset's training identities), reported as

@@ -184,7 +184,7 @@ def run_report(args: argparse.Namespace) -> int:
         expected, known = dataset_identities(args.dataset, args.splits)
     encoder = None
     if args.clip is not None:
-        from cgclip.models.clip_features import ClipFeatures
+        from cgclip.clip.features import ClipFeatures
 
         encoder = ClipFeatures(args.clip, args.device)
     report = caption_report(CaptionStore(args.captions), expected=expected, known=known, text_encoder=encoder,
@@ -227,7 +227,7 @@ def run_attributes(args: argparse.Namespace) -> int:
         check_output_file(args.scores_out, "--scores-out", ours=(), example="scores.json")  # any JSON object
     items = frame_items(args)
     attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
-    from cgclip.models.clip_features import ClipFeatures
+    from cgclip.clip.features import ClipFeatures
     from cgclip.train.modeling import resolve_clip_path
 
     clip = resolve_clip_path(args.clip)

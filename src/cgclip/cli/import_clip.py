@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert the checkpoint and print where it went."""
-    from cgclip.models.openai_import import import_openai_clip
+    from cgclip.clip.openai_import import import_openai_clip
 
     path = import_openai_clip(args.checkpoint, args.out, args.tokenizer, dtype=_DTYPES[args.dtype],
                               overwrite=args.overwrite)

@@ -7,8 +7,8 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``pretrain-clip`` sub-command."""
-    from cgclip.models.pretrain_clip import PretrainConfig
-    from cgclip.models.random_clip import TINY_SIZES
+    from cgclip.pretrain.run import PretrainConfig
+    from cgclip.clip.random_clip import TINY_SIZES
 
     d = PretrainConfig()
     parser = subparsers.add_parser(
@@ -75,7 +75,7 @@ def _command(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Pretrain, save, and print the zero-shot attribute accuracies next to chance."""
     from cgclip.errors import ConfigError
-    from cgclip.models.pretrain_clip import REPORT_NAME, PretrainConfig, pretrain_clip
+    from cgclip.pretrain.run import REPORT_NAME, PretrainConfig, pretrain_clip
 
     if args.steps < 1 or args.stem_steps < 0 or args.minutes is not None and args.minutes <= 0 or args.batch_size < 2:
         raise ConfigError("--steps must be >= 1, --minutes > 0 and --batch-size >= 2")

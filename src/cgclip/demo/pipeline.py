@@ -58,8 +58,8 @@ def write_captions(kind: str, ds_dir: Path, out: Path, say: Say = _quiet) -> Pat
 def prepare_clip(clip_dir: str | Path | None, say: Say = _quiet) -> Path:
     """The CLIP checkpoint to fine-tune: ``clip_dir`` if given, else the embedded tiny CLIP shipped with the package
     (verified against its manifest; nothing is pretrained here)."""
-    from cgclip.models.clip_backbone import check_clip_dir
-    from cgclip.models.embedded import embedded_clip_dir
+    from cgclip.clip.backbone import check_clip_dir
+    from cgclip.clip.embedded import embedded_clip_dir
 
     if clip_dir is not None:
         check_clip_dir(Path(clip_dir))

@@ -42,6 +42,6 @@ def training_cameras(tracklets: Sequence[Tracklet]) -> list[int]:
     """The camera ids of the training tracklets, sorted: the rows of the SIE camera table that receive a gradient.
 
     The table is sized ``max + 1`` over these only; a test camera absent from training follows the unseen-camera
-    rule of :class:`cgclip.models.clip_backbone.ClipImageEncoder` (the mean of the trained rows).
+    rule of :class:`cgclip.clip.backbone.ClipImageEncoder` (the mean of the trained rows).
     """
     return sorted({int(t.camid) for t in tracklets})

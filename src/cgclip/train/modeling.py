@@ -26,11 +26,11 @@ def resolve_clip_path(clip_path: str | None) -> Path:
     """``clip_path``, or the embedded tiny CLIP shipped with the package (verified) when it is None or
     ``"default"``."""
     if clip_path and clip_path != "default":
-        from cgclip.models.clip_files import check_clip_dir
+        from cgclip.clip.files import check_clip_dir
 
         check_clip_dir(clip_path)  # before any work: a missing config.json or pickle weights is one line
         return Path(clip_path)
-    from cgclip.models.embedded import embedded_clip_dir
+    from cgclip.clip.embedded import embedded_clip_dir
 
     return embedded_clip_dir()
 
@@ -87,8 +87,8 @@ def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int],
     loaded from a checkpoint afterwards)."""
     from transformers import CLIPConfig, CLIPVisionModelWithProjection
 
-    from cgclip.models.clip_backbone import ClipImageEncoder
-    from cgclip.models.conv_stem import apply_stem
+    from cgclip.clip.backbone import ClipImageEncoder
+    from cgclip.clip.conv_stem import apply_stem
 
     config = CLIPConfig.from_pretrained(str(config_dir), local_files_only=True)
     vision_config = config.vision_config

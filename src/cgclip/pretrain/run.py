@@ -1,30 +1,30 @@
 """Pretrain the embedded tiny CLIP on synthetic crops, captions and attribute labels; save it in Hugging Face format.
 
 Recipe (``tiny-clip-v5``; v4 was ``architecture="tiny-vit"``, 2000 steps, no joint digit head; v3 was v4 with
-``crop_style="loose"``): identities from the pretraining namespace (:mod:`cgclip.models.pretrain_data`, disjoint
+``crop_style="loose"``): identities from the pretraining namespace (:mod:`cgclip.pretrain.data`, disjoint
 from every ReID world), sports and dance, rendered at 128×64. The image tower is the CLIP vision transformer behind
 a stride-16 conv stem with a global max-pool shortcut (``architecture="tiny-cnn"``, the shipped one;
-:mod:`cgclip.models.conv_stem`, which learns digits from little data), behind a stride-8 stem (``"tiny"``), or with
+:mod:`cgclip.clip.conv_stem`, which learns digits from little data), behind a stride-8 stem (``"tiny"``), or with
 plain 16-px patches (``"tiny-vit"``, which does not learn digits; docs/RESULTS.md). Each step
-(:mod:`cgclip.models.pretrain_batches`) holds identity crops with one caption each and back-view crops wearing
+(:mod:`cgclip.pretrain.batches`) holds identity crops with one caption each and back-view crops wearing
 random numbers, and minimises
 
 * the symmetric InfoNCE loss between identity crops and their captions (CLIP's learnable logit scale, clamped at
   100; captions shared by several identities of a batch count as positives for all of them),
 * + ``attribute_weight`` × the text-classifier loss of every crop's uniform, hair, shoes, socks, accessories and
-  legible number among text embeddings of that attribute's values (:mod:`cgclip.models.pretrain_targets`),
+  legible number among text embeddings of that attribute's values (:mod:`cgclip.pretrain.targets`),
 * + ``joint_digit_weight`` × the loss of one digit head in the joint embedding space shared by both towers, on the
   image embeddings of crops with a legible number and the text embeddings of the step's number wordings
-  (:class:`~cgclip.models.pretrain_targets.JointDigitHead`, discarded after training; it bootstraps the binding of
+  (:class:`~cgclip.pretrain.targets.JointDigitHead`, discarded after training; it bootstraps the binding of
   numbers to words, which the text-classifier loss alone does not start),
 * + with a conv stem, ``stem_weight`` × the loss of linear digit heads on the max-pooled stem features (discarded
   after training), which can also train the stem alone for the first ``stem_steps`` steps.
 
 AdamW, linear warm-up then cosine decay, under the ``auto`` precision of :mod:`cgclip.precision` (bf16 on a CPU with
 native bf16, fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of the shipped checkpoint,
-:mod:`cgclip.models.embedded`); with ``steps=None`` training runs until a time budget (``minutes``) is spent, the
+:mod:`cgclip.clip.embedded`); with ``steps=None`` training runs until a time budget (``minutes``) is spent, the
 schedule following elapsed time. A run with fixed steps saves its state every ``checkpoint_every`` steps
-(:mod:`cgclip.models.pretrain_state`) and a rerun of the same command resumes it.
+(:mod:`cgclip.pretrain.state`) and a rerun of the same command resumes it.
 
 The output directory holds ``config.json`` (declaring the conv stem if any), ``model.safetensors`` (float16), the
 tokenizer files, ``pretrain_report.json`` (zero-shot attribute accuracy on held-out identities — one crop per view
@@ -52,8 +52,8 @@ import torch.nn.functional as F
 
 from cgclip.errors import CheckpointError, ConfigError
 from cgclip.io_utils import check_output_dir, write_json
-from cgclip.models.pretrain_targets import attribute_text_loss
-from cgclip.models.random_clip import finalize_dir, save_clip_model
+from cgclip.pretrain.targets import attribute_text_loss
+from cgclip.clip.random_clip import finalize_dir, save_clip_model
 from cgclip.precision import autocast as precision_autocast
 from cgclip.progress import progress
 
@@ -66,7 +66,7 @@ REPORT_FORMAT = "cgclip-pretrain-report-v2"
 
 @dataclass
 class PretrainConfig:
-    """Pretraining settings; the defaults are the recipe of the shipped checkpoint (:mod:`cgclip.models.embedded`)."""
+    """Pretraining settings; the defaults are the recipe of the shipped checkpoint (:mod:`cgclip.clip.embedded`)."""
 
     architecture: str = "tiny-cnn"  # a random_clip.TINY_SIZES: tiny-vit (16-px patches), tiny / tiny-cnn (conv stems)
     minutes: float = 4.0  # time budget, used only when steps is None
@@ -151,7 +151,7 @@ def _lr_at(step: int, done: float, cfg: PretrainConfig) -> float:
 
 def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
     """AdamW over trainable parameters; no weight decay on biases, norms, embeddings and the logit scale. The conv
-    stem and the stem heads (a :class:`~cgclip.models.conv_stem.ConvStem`'s parameters and names starting with
+    stem and the stem heads (a :class:`~cgclip.clip.conv_stem.ConvStem`'s parameters and names starting with
     ``heads.``) learn at
     ``stem_lr_scale`` × the learning rate (each group's ``lr_scale``)."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
@@ -170,9 +170,9 @@ def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.
 def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.nn.Module | None,
                     logit_scale: torch.nn.Parameter, optimizer: torch.optim.Optimizer, batch: Any,
                     cfg: PretrainConfig, joint: torch.nn.Module | None = None) -> dict[str, float]:
-    """One step of the full recipe on a :class:`cgclip.models.pretrain_batches.StepBatch`; returns its losses.
+    """One step of the full recipe on a :class:`cgclip.pretrain.batches.StepBatch`; returns its losses.
 
-    ``joint`` (a :class:`~cgclip.models.pretrain_targets.JointDigitHead`, with ``cfg.joint_digit_weight``) reads
+    ``joint`` (a :class:`~cgclip.pretrain.targets.JointDigitHead`, with ``cfg.joint_digit_weight``) reads
     the digits of the image embeddings and of the number value texts' embeddings.
 
     With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of
@@ -230,7 +230,7 @@ def _check_config(cfg: PretrainConfig) -> None:
         raise ConfigError(f"caption_mix needs 3 non-negative weights (long, sentence, phrase), got {cfg.caption_mix}")
     if cfg.number_batch > cfg.number_crops:
         raise ConfigError(f"number_batch ({cfg.number_batch}) cannot exceed number_crops ({cfg.number_crops})")
-    from cgclip.models.random_clip import TINY_SIZES
+    from cgclip.clip.random_clip import TINY_SIZES
 
     if cfg.architecture not in TINY_SIZES:
         raise ConfigError(f"architecture must be one of {', '.join(TINY_SIZES)}, got {cfg.architecture!r}")
@@ -245,8 +245,8 @@ def _check_config(cfg: PretrainConfig) -> None:
 def _tokenizer(scratch: Path, cfg: PretrainConfig, corpus: list[str]) -> tuple[Path, dict[str, int], Any]:
     from transformers import CLIPTokenizer
 
-    from cgclip.models.clip_backbone import hf_quiet
-    from cgclip.models.tokenizer import build_clip_tokenizer, default_corpus
+    from cgclip.clip.backbone import hf_quiet
+    from cgclip.clip.tokenizer import build_clip_tokenizer, default_corpus
 
     tok_dir = scratch / "tokenizer"
     vocab = build_clip_tokenizer(tok_dir, corpus + default_corpus(), num_merges=cfg.num_merges)
@@ -258,24 +258,24 @@ def _tokenizer(scratch: Path, cfg: PretrainConfig, corpus: list[str]) -> tuple[P
 def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, overwrite: bool = False,
                   command: str | None = None) -> dict[str, Any]:
     """Pretrain the tiny CLIP, save it (atomically) with its tokenizer, report and manifest (``command``, seed and
-    checksums, :func:`cgclip.models.embedded.write_manifest`) to ``out_dir``; return the report.
+    checksums, :func:`cgclip.clip.embedded.write_manifest`) to ``out_dir``; return the report.
 
     A fixed-step run interrupted before the end resumes from its last saved state when called again with the same
-    ``config`` (see :mod:`cgclip.models.pretrain_state`).
+    ``config`` (see :mod:`cgclip.pretrain.state`).
     """
     from transformers import CLIPModel
 
-    from cgclip.models.clip_backbone import ClipImageEncoder, ClipTextEncoder
-    from cgclip.models.conv_stem import apply_stem
-    from cgclip.models.embedded import write_manifest
-    from cgclip.models.pretrain_batches import BatchMaker
-    from cgclip.models.pretrain_data import (attribute_phrases, group_index, identity_captions, pretrain_identities,
+    from cgclip.clip.backbone import ClipImageEncoder, ClipTextEncoder
+    from cgclip.clip.conv_stem import apply_stem
+    from cgclip.clip.embedded import write_manifest
+    from cgclip.pretrain.batches import BatchMaker
+    from cgclip.pretrain.data import (attribute_phrases, group_index, identity_captions, pretrain_identities,
                                              prompt_sets, render_number_pool, render_pool)
-    from cgclip.models.pretrain_state import clear_state, load_state, resume_dir, save_state
-    from cgclip.models.pretrain_targets import ATTRIBUTES, JointDigitHead, StemHeads, value_wordings
-    from cgclip.models.random_clip import clip_config
-    from cgclip.models.tokenizer import EOS_TOKEN
-    from cgclip.models.zero_shot import attribute_prompt, zero_shot_attributes
+    from cgclip.pretrain.state import clear_state, load_state, resume_dir, save_state
+    from cgclip.pretrain.targets import ATTRIBUTES, JointDigitHead, StemHeads, value_wordings
+    from cgclip.clip.random_clip import clip_config
+    from cgclip.clip.tokenizer import EOS_TOKEN
+    from cgclip.pretrain.zero_shot import attribute_prompt, zero_shot_attributes
 
     cfg = config or PretrainConfig()
     _check_config(cfg)
@@ -393,7 +393,7 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
         staged = Path(scratch) / "model"
         save_clip_model(model, staged, tok_dir, dtype=torch.float16)  # half the size; loaded as float32
         write_json(staged / REPORT_NAME, report)
-        write_manifest(staged, command or "cgclip.models.pretrain_clip.pretrain_clip", cfg.seed, out_dir.name)
+        write_manifest(staged, command or "cgclip.pretrain.run.pretrain_clip", cfg.seed, out_dir.name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         tmp.rmdir()

@@ -1,6 +1,6 @@
 """Zero-shot attribute retrieval: does a CLIP pick the right attribute value for a crop among all values' prompts?
 
-For each attribute of :data:`cgclip.models.pretrain_data.PROMPTS` (uniform, jersey number, hair, shoes, socks) the
+For each attribute of :data:`cgclip.pretrain.data.PROMPTS` (uniform, jersey number, hair, shoes, socks) the
 candidate set is every distinct value of that attribute among the evaluated identities; each value becomes one prompt
 ("a photo of a person wearing red football boots."), and a crop is correct when its image embedding is most similar
 to the prompt of its identity's true value. Chance is 1 / number of candidates. The jersey number is scored only on
@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from cgclip.captions.templates import with_article
-from cgclip.models.clip_backbone import ClipImageEncoder, ClipTextEncoder
-from cgclip.models.pretrain_data import PROMPTS, prompt_sets, to_pixels
+from cgclip.clip.backbone import ClipImageEncoder, ClipTextEncoder
+from cgclip.clip.preprocess import to_pixels
+from cgclip.pretrain.data import PROMPTS, prompt_sets
 from cgclip.precision import autocast as precision_autocast
 
 

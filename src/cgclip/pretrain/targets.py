@@ -7,10 +7,10 @@ to them, both on the synthetic crops whose attributes are known:
   among text embeddings of that attribute's values ("green football boots", "number 23", ...), with CLIP's logit
   scale. The classifier weights *are* the text tower's output, so this trains both towers toward exactly the
   geometry zero-shot retrieval needs; each step draws one training wording per value (never the zero-shot prompts of
-  :data:`cgclip.models.pretrain_data.PROMPTS`) and at most ``max_values`` values per attribute (those in the batch
+  :data:`cgclip.pretrain.data.PROMPTS`) and at most ``max_values`` values per attribute (those in the batch
   first).
 * **Stem heads** (:class:`StemHeads`): linear heads on the global max-pool of the conv stem's last ReLU features
-  (:mod:`cgclip.models.conv_stem`) classify the tens and ones digit. They train the stem alone first (the stem
+  (:mod:`cgclip.clip.conv_stem`) classify the tens and ones digit. They train the stem alone first (the stem
   phase) and go on next to the CLIP losses, while the transformer above learns to route what the stem found into
   its CLS token. They are discarded after pretraining (not part of the saved CLIP).
 * **A joint digit head** (:class:`JointDigitHead`): one linear digit head in CLIP's joint embedding space, shared by
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgclip.captions.templates import with_article
-from cgclip.models.pretrain_data import number_phrases
+from cgclip.pretrain.data import number_phrases
 from cgclip.synth.identities import Identity
 
 #: Attributes trained with supervision, in head order; the number is scored only where it is legible.

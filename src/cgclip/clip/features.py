@@ -11,21 +11,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cgclip.models.conv_stem import stem_spec
-from cgclip.models.pretrain_data import to_pixels
+from cgclip.clip.conv_stem import stem_spec
+from cgclip.clip.preprocess import to_pixels
+from cgclip.data.transforms import CLIP_MEAN, CLIP_STD
 
 
 logger = logging.getLogger(__name__)
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class ClipFeatures:
     """A CLIP model + tokenizer from ``clip_dir`` (``local_files_only``), on ``device``."""
 
     def __init__(self, clip_dir: str | Path, device: str = "cpu") -> None:
-        from cgclip.models.clip_files import load_clip_model
+        from cgclip.clip.files import load_clip_model
 
         self.clip_dir = Path(clip_dir)
         model, self.tokenizer = load_clip_model(self.clip_dir)
@@ -36,7 +34,7 @@ class ClipFeatures:
         self.crop_encoder = None
         if stem_spec(self.model.config.vision_config) is not None:
             # a cgclip tiny CLIP: trained on 2:1 person crops at image_size x image_size/2, so it sees them so too
-            from cgclip.models.clip_backbone import ClipImageEncoder
+            from cgclip.clip.backbone import ClipImageEncoder
 
             self.crop_size = (self.image_size, self.image_size // 2)
             self.crop_encoder = ClipImageEncoder(self.model.vision_model, self.model.visual_projection,

@@ -1,15 +1,15 @@
 """Randomly initialised CLIP checkpoints in Hugging Face format (for tests and as the start of pretraining).
 
 ``save_random_clip(out_dir, size="tiny")`` writes ``config.json``, ``model.safetensors`` and CLIP tokenizer files, the
-same layout as a real checkpoint such as ``openai/clip-vit-base-patch16``, so :func:`cgclip.models.clip_backbone.load_clip`
+same layout as a real checkpoint such as ``openai/clip-vit-base-patch16``, so :func:`cgclip.clip.backbone.load_clip`
 loads it through the normal code path.
 
 Sizes:
 
 * ``tiny`` — a conv stem (:data:`TINY_STEM`, stride 8,
-  :mod:`cgclip.models.conv_stem`) in front of a vision transformer of width 192, 4 layers, 3 heads, ``image_size``
+  :mod:`cgclip.clip.conv_stem`) in front of a vision transformer of width 192, 4 layers, 3 heads, ``image_size``
   128 (a square 16×16 positional grid; ReID crops of 128×64 use the 16×8 resampling of it, see
-  :mod:`cgclip.models.pos_embed`); text width 256, 4 layers, 4 heads, 77 positions; joint dimension 256.
+  :mod:`cgclip.clip.pos_embed`); text width 256, 4 layers, 4 heads, 77 positions; joint dimension 256.
 * ``tiny-cnn`` — the embedded default's architecture (tiny-clip-v5): the same transformer behind a stride-16 conv
   stem (:data:`TINY_CNN_STEM`, 8×4 tokens at 128×64, as many as ``tiny-vit``) whose global max-pool is added to
   every token (``global_pool``): on the number probe it reads 15 % of held-out numbers (40 % of ones digits) after
@@ -33,9 +33,9 @@ from transformers import CLIPConfig, CLIPModel
 
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json
-from cgclip.models.clip_files import hf_quiet
-from cgclip.models.conv_stem import apply_stem, conv_stem_config
-from cgclip.models.tokenizer import TOKENIZER_FILES, build_clip_tokenizer, special_token_ids
+from cgclip.clip.files import hf_quiet
+from cgclip.clip.conv_stem import apply_stem, conv_stem_config
+from cgclip.clip.tokenizer import TOKENIZER_FILES, build_clip_tokenizer, special_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def save_random_clip(out_dir: str | Path, size: str = "tiny", seed: int = 0, tok
     """Write a randomly initialised CLIP of ``size`` (``"tiny"`` or ``"vit-b-16"``) to ``out_dir``; return the path.
 
     The tokenizer is copied from ``tokenizer_dir`` when given, else built offline from
-    :func:`cgclip.models.tokenizer.default_corpus`. Weights are drawn with ``torch.manual_seed(seed)``, so the same
+    :func:`cgclip.clip.tokenizer.default_corpus`. Weights are drawn with ``torch.manual_seed(seed)``, so the same
     arguments give the same files. ``dtype`` (e.g. ``torch.float16``) shrinks the file of large sizes.
     """
     if size not in SIZES:

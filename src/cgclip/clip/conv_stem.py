@@ -10,7 +10,7 @@ projection) as with a real ViT.
 
 The stem is declared in the checkpoint's ``config.json`` (``vision_config.cgclip_stem = {"type": "conv",
 "channels": [...]}``, and ``vision_config.patch_size`` is the stem's stride) and rebuilt by
-:func:`cgclip.models.clip_backbone.load_clip` through :func:`apply_stem`; checkpoints without the key (every real
+:func:`cgclip.clip.backbone.load_clip` through :func:`apply_stem`; checkpoints without the key (every real
 Hugging Face or imported OpenAI ViT) load exactly as before.
 """
 

@@ -84,14 +84,14 @@ def _first_line(exc: BaseException) -> str:
 def load_clip_model(path: str | Path, dtype: Any = None) -> tuple[Any, Any]:
     """Load a checked local CLIP directory as ``(transformers.CLIPModel, CLIPTokenizer)``; never downloads.
 
-    A checkpoint whose ``config.json`` declares a conv stem (:mod:`cgclip.models.conv_stem`) is rebuilt from its
+    A checkpoint whose ``config.json`` declares a conv stem (:mod:`cgclip.clip.conv_stem`) is rebuilt from its
     config and its single ``model.safetensors`` loaded strictly; every other checkpoint goes through
     ``CLIPModel.from_pretrained``. Missing, damaged or mismatching weights raise a one-line :class:`CheckpointError`.
     """
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-    from cgclip.models.conv_stem import stem_spec
+    from cgclip.clip.conv_stem import stem_spec
 
     path = Path(path)
     config_json = check_clip_dir(path)
@@ -125,7 +125,7 @@ def _load_stem_model(path: Path, config: Any) -> Any:
     from safetensors.torch import load_file
     from transformers import CLIPModel
 
-    from cgclip.models.conv_stem import apply_stem
+    from cgclip.clip.conv_stem import apply_stem
 
     weights = path / "model.safetensors"
     if not weights.is_file():

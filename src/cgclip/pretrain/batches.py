@@ -3,8 +3,8 @@
 A step holds ``batch_size`` identity crops (distinct identities, about ``group_fraction`` of them as whole teams /
 dance groups: hard negatives that share a uniform) with one caption each, of one kind (whole paraphrase, single
 sentence or attribute phrase, drawn by ``caption_mix``), and ``number_batch`` back-view crops wearing numbers drawn
-at random (:func:`cgclip.models.pretrain_data.render_number_pool`). Every crop carries its attribute labels
-(:class:`cgclip.models.pretrain_targets.AttributeIndex`; the number only where it is legible), and the step draws
+at random (:func:`cgclip.pretrain.data.render_number_pool`). Every crop carries its attribute labels
+(:class:`cgclip.pretrain.targets.AttributeIndex`; the number only where it is legible), and the step draws
 the value texts its attributes are classified among.
 """
 
@@ -16,8 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from cgclip.models.pretrain_data import sample_batch, to_pixels
-from cgclip.models.pretrain_targets import ATTRIBUTES, AttributeIndex, digit_targets, sample_values, value_wordings
+from cgclip.clip.preprocess import to_pixels
+from cgclip.pretrain.data import sample_batch
+from cgclip.pretrain.targets import ATTRIBUTES, AttributeIndex, digit_targets, sample_values, value_wordings
 
 CAPTION_KINDS = ("long", "sentence", "phrase")
 

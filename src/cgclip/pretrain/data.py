@@ -22,11 +22,11 @@ import re
 from typing import Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageFilter
 
 from cgclip.captions.paraphrase import paraphrase
 from cgclip.captions.templates import with_article
+from cgclip.clip.preprocess import to_pixels  # noqa: F401 (re-exported)
 from cgclip.synth.crops import render_identity_crops
 from cgclip.synth.identities import KINDS, Identity, sample_identities
 from cgclip.synth.person import render_person
@@ -35,8 +35,6 @@ from cgclip.synth.poses import DANCE_MOVES, VIEWS, dance_pose, walk_pose
 logger = logging.getLogger(__name__)
 
 PRETRAIN_STREAM = 0x50524554  # "PRET": keeps pretraining identities off every world's random stream
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGE_SIZE = (128, 64)
 #: How pretraining crops are framed: cut at the person's box in a world scene, or a small person on a plain background.
 CROP_STYLES = ("tight", "loose")
@@ -140,14 +138,6 @@ def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int, s
         ident = dataclasses.replace(ident, number=numbers[n], look=dataclasses.replace(ident.look, number=numbers[n]))
         crops[n] = render_crop(ident, rng, size, view="back", style=style)
     return crops, numbers, owner
-
-
-def to_pixels(crops: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N, H, W, 3]`` → CLIP-normalised float ``[N, 3, H, W]``."""
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def number_phrases(number: str) -> list[str]:

@@ -6,14 +6,14 @@
 
 * ``.image`` — :class:`ClipImageEncoder`: the CLIP vision tower run at a ReID image size (256×128 by default, i.e.
   16×8 patches + CLS = 129 tokens with patch 16). Its positional embeddings are resampled once from the checkpoint's
-  grid (:mod:`cgclip.models.pos_embed`) into a trainable table; an optional SIE camera embedding is added to every
+  grid (:mod:`cgclip.clip.pos_embed`) into a trainable table; an optional SIE camera embedding is added to every
   token (``sie_tokens="all"``, TransReID) or to the CLS token only (``"cls"``, as TF-CLIP and CLIP-ReID); the final
   LayerNorm is applied to all tokens (CLIP-ReID / TF-CLIP convention).
 * ``.text`` — :class:`ClipTextEncoder`: the frozen CLIP text tower + text projection + tokenizer, ``encode(texts)``.
 * ``.embed_dim`` — CLIP's joint embedding width d.
 
 The Hugging Face modules are kept inside (attention, MLPs and LayerNorms are not re-implemented). Directory checks
-live in :mod:`cgclip.models.clip_files` (re-exported here: :func:`check_clip_dir`, :func:`hf_quiet`).
+live in :mod:`cgclip.clip.files` (re-exported here: :func:`check_clip_dir`, :func:`hf_quiet`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from cgclip.models.clip_files import check_clip_dir, hf_quiet, load_clip_model
-from cgclip.models.pos_embed import grid_for_image, interpolate_pos_embed, square_grid
+from cgclip.clip.files import check_clip_dir, hf_quiet, load_clip_model
+from cgclip.clip.pos_embed import grid_for_image, interpolate_pos_embed, square_grid
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ tokenizer directory (``vocab.json`` + ``merges.txt`` …, e.g. those of ``openai
 same vocabulary as every OpenAI CLIP model).
 
 Files are read safely: state dicts with ``torch.load(weights_only=True)``, TorchScript archives with
-:mod:`cgclip.models.torchscript_reader` (no code is executed).
+:mod:`cgclip.clip.torchscript_reader` (no code is executed).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import torch
 
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import check_output_dir
-from cgclip.models.pos_embed import square_grid
-from cgclip.models.torchscript_reader import is_torchscript_archive, read_torchscript_state_dict
+from cgclip.clip.pos_embed import square_grid
+from cgclip.clip.torchscript_reader import is_torchscript_archive, read_torchscript_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,8 @@ def import_openai_clip(pt_path: str | Path, out_dir: str | Path, tokenizer_dir: 
     """
     from transformers import CLIPConfig, CLIPModel
 
-    from cgclip.models.random_clip import save_clip_model, tokenizer_vocab
-    from cgclip.models.tokenizer import special_token_ids
+    from cgclip.clip.random_clip import save_clip_model, tokenizer_vocab
+    from cgclip.clip.tokenizer import special_token_ids
 
     pt_path = Path(pt_path)
     check_output_dir(out_dir, overwrite and Path(out_dir).is_dir(),
