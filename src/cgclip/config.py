@@ -19,10 +19,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -35,6 +36,7 @@ from cgclip.io_utils import read_text
 __all__ = ["CHOICES", "DATASET_KINDS", "MODEL_DATA_DEFAULTS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES",
            "SECTIONS", "Config",
            "ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig", "apply_overrides",
+           "check_allowed", "check_field",
            "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
            "preset_names", "preset_path", "resolve_defaults", "resolve_model_defaults", "validate"]
 
@@ -190,21 +192,39 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
+def check_allowed(key: str, value: Any, meta: Mapping[str, Any], source: str | None = None) -> None:
+    """Raise ConfigError naming ``key`` when ``value`` is not among the field's ``choices`` or outside its ``bounds``
+    (NaN and infinity are outside every bound); ``meta`` is the field's metadata (:func:`option`)."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}", path=source)
+    bounds = meta.get("bounds")
+    if bounds is None or value is None:
+        return
+    lo, hi = bounds
+    open_max = bool(meta.get("open_max"))
+    inside = math.isfinite(value) and (lo is None or value >= lo) and (
+        hi is None or (value < hi if open_max else value <= hi))
+    if not inside:
+        span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{')' if open_max else ']'}"
+        raise ConfigError(f"{key}: {value!r} is outside {span}", path=source)
+
+
+def check_field(key: str, value: Any, cls: type, name: str, source: str | None = None) -> Any:
+    """``value`` coerced to the type of field ``name`` of dataclass ``cls`` and checked against its choices and
+    bounds; raise ConfigError naming ``key`` otherwise (the one check behind YAML, ``--set`` and ``build_model``)."""
+    fld = {f.name: f for f in dataclasses.fields(cls)}[name]
+    value = _coerce(key, value, _field_types(cls)[name], source)
+    check_allowed(key, value, fld.metadata, source)
+    return value
+
+
 def validate(cfg: Config, source: str | None = None) -> Config:
     """Check choices, ranges and cross-field rules; return ``cfg`` or raise ConfigError naming the key."""
-    for key, choices in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}", path=source)
-    for key, (lo, hi) in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value is None:
-            continue
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-            raise ConfigError(f"{key}: {value!r} is outside {span}", path=source)
+    for section, cls in SECTIONS.items():
+        obj = getattr(cfg, section)
+        for fld in dataclasses.fields(cls):
+            check_allowed(f"{section}.{fld.name}", getattr(obj, fld.name), fld.metadata, source)
     size = cfg.data.image_size
     if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
         raise ConfigError(f"data.image_size: expected [H, W] of two positive integers (got {size!r})", path=source)

@@ -1,16 +1,33 @@
-"""The typed sections of an experiment configuration (:class:`Config`) and the allowed values and ranges of its keys.
+"""The typed sections of an experiment configuration (:class:`Config`): each key declared once, with its default, its
+allowed values (``choices``) or its range (``bounds``) as field metadata (:func:`option`).
 
-Loading, merging and validation live in :mod:`cgclip.config`, which re-exports everything here.
+:data:`CHOICES` and :data:`RANGES` are read from that metadata; model and dataset names come from
+:mod:`cgclip.registry`. Loading, merging and validation live in :mod:`cgclip.config`, which re-exports everything here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
-MODEL_NAMES = ("cgclip", "tfclip", "tap")
-DATASET_KINDS = ("auto", "mars", "ilidsvid", "vreid")
+from cgclip.registry import DATASETS, MODELS
+
+MODEL_NAMES = MODELS.names()
+DATASET_KINDS = ("auto", *DATASETS.names())
+
+
+def option(default: Any = dataclasses.MISSING, *, choices: Sequence[Any] | None = None,
+           bounds: tuple[float | None, float | None] | None = None, open_max: bool = False,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A configuration field with its allowed values: ``choices`` (a sequence) or inclusive ``bounds`` ``(lo, hi)``
+    (None = unbounded on that side; ``open_max`` excludes ``hi``), read by :func:`cgclip.config.check_allowed` for
+    YAML, ``--set`` and ``build_model`` alike."""
+    metadata = {k: v for k, v in (("choices", tuple(choices) if choices is not None else None), ("bounds", bounds),
+                                  ("open_max", open_max or None)) if v is not None}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -43,24 +60,24 @@ class DataConfig:
     """
 
     root: str = ""
-    kind: str = "auto"
-    split: int = 0
+    kind: str = option("auto", choices=DATASET_KINDS)
+    split: int = option(0, bounds=(0, 9))
     options: dict = field(default_factory=dict)
     captions: str | None = None
     image_size: list = field(default_factory=lambda: [256, 128])
-    seq_len: int = 8
-    p: int = 8
-    k: int = 4
-    epoch_mode: str = "tracklet"
+    seq_len: int = option(8, bounds=(1, None))
+    p: int = option(8, bounds=(1, None))
+    k: int = option(4, bounds=(1, None))
+    epoch_mode: str = option("tracklet", choices=('tracklet', 'identity'))
     spread_cameras: bool = False
-    same_camera_identities: int = 0
-    flip_p: float = 0.5
-    erase_p: float = 0.5
+    same_camera_identities: int = option(0, bounds=(0, None))
+    flip_p: float = option(0.5, bounds=(0, 1))
+    erase_p: float = option(0.5, bounds=(0, 1))
     # one rectangle (2-40 %) for the whole clip, or "frame": each frame its own (2-20 %, TF-CLIP's release);
     # None = the model's default (MODEL_DATA_DEFAULTS: frame for tfclip, clip for the others)
-    erase_mode: str | None = None
-    val_identities: int = 0
-    val_selection: str = "cameras"
+    erase_mode: str | None = option(None, choices=('clip', 'frame', None))
+    val_identities: int = option(0, bounds=(0, None))
+    val_selection: str = option("cameras", choices=('cameras', 'random'))
     cache_images: bool = False
 
 
@@ -74,33 +91,38 @@ class ModelConfig:
     for ``cgclip`` and ``tap``. ``v2m_logits`` and ``memory_clips`` concern ``tfclip`` only (docs/training.md).
     """
 
-    name: str = "cgclip"
+    name: str = option("cgclip", choices=MODEL_NAMES)
     clip_path: str | None = None
-    tfe_queries: int = 15
-    tfe_blocks: int = 1
-    tfe_output: str = "concat"
+    tfe_queries: int = option(15, bounds=(1, None))
+    tfe_blocks: int = option(1, bounds=(1, None))
+    tfe_output: str = option("concat", choices=('concat', 'tfe', 'cls_mean'))
     tfe_norm: bool = True  # LayerNorm on the TFE output: balances it against the CLS mean (chosen on validation)
     part_norm: bool = False  # cgclip retrieval feature: each part (CLS mean, TFE) L2-normalised before the concat
-    cmr_fusion: str = "c"
-    cmr_blocks: int = 2
-    memory_momentum: float = 0.2
+    cmr_fusion: str = option("c", choices=('a', 'b', 'c'))
+    cmr_blocks: int = option(2, bounds=(1, None))
+    memory_momentum: float = option(0.2, bounds=(0, 1))
     static_memory: bool = False
-    identity_mode: str = "caption_idtext"
-    ssp_blocks: int = 2
+    identity_mode: str = option("caption_idtext", choices=('caption', 'caption_idtext', 'caption_idemb'))
+    ssp_blocks: int = option(2, bounds=(1, None))
     tmd: bool = True
-    w_v2m: float = 1.0
-    w_tri: float = 1.0
-    w_ce: float = 0.25
-    triplet_margin: float = 0.3
-    label_smoothing: float = 0.1
+    w_v2m: float = option(1.0, bounds=(0, None))
+    w_tri: float = option(1.0, bounds=(0, None))
+    w_ce: float = option(0.25, bounds=(0, None))
+    triplet_margin: float = option(0.3, bounds=(0, None))
+    label_smoothing: float = option(0.1, bounds=(0, 1), open_max=True)
     sie: bool | None = None  # SIE camera embedding; None = the model's default (on for tfclip only)
-    sie_coef: float = 1.0
+    sie_coef: float = option(1.0, bounds=(0, None))
     freeze_stem: bool = False  # keep the patch embedding (a ViT's patch conv, the tiny CLIP's conv stem) as loaded
-    sie_tokens: str | None = None  # SIE added to the CLS token ("cls", TF-CLIP) or every token ("all"); None = model's
-    v2m_logits: str = "raw"  # tfclip: raw inner products as released, or "cosine" x a learnable scale
-    memory_clips: str = "all"  # tfclip CLIP-Memory over every consecutive T-frame clip ("all") or the first RRS clip
-    neck_feat: str = "before"  # retrieval feature: before the BNNeck (TF-CLIP, CLIP-ReID TEST.NECK_FEAT) or after
-    logit_scale_init: float | None = None  # scale s of L_v2m / L_v2rm at the start; None = the loaded CLIP's own
+    # SIE added to the CLS token ("cls", TF-CLIP) or every token ("all"); None = model's
+    sie_tokens: str | None = option(None, choices=('cls', 'all', None))
+    # tfclip: raw inner products as released, or "cosine" x a learnable scale
+    v2m_logits: str = option("raw", choices=('raw', 'cosine'))
+    # tfclip CLIP-Memory over every consecutive T-frame clip ("all") or the first RRS clip
+    memory_clips: str = option("all", choices=('all', 'first'))
+    # retrieval feature: before the BNNeck (TF-CLIP, CLIP-ReID TEST.NECK_FEAT) or after
+    neck_feat: str = option("before", choices=('before', 'after'))
+    # scale s of L_v2m / L_v2rm at the start; None = the loaded CLIP's own
+    logit_scale_init: float | None = option(None, bounds=(1, 100))
 
 
 @dataclass
@@ -112,20 +134,24 @@ class OptimConfig:
     at every iteration (fractional epochs).
     """
 
-    lr: float = 5e-6
-    weight_decay: float = 1e-4
+    lr: float = option(5e-6, bounds=(0, None))
+    weight_decay: float = option(1e-4, bounds=(0, None))
     betas: list = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    warmup_epochs: int = 10
-    warmup_factor: float = 0.1
+    eps: float = option(1e-8, bounds=(0, None))
+    warmup_epochs: int = option(10, bounds=(0, None))
+    warmup_factor: float = option(0.1, bounds=(0, 1))
     milestones: list = field(default_factory=lambda: [30, 50])
-    gamma: float = 0.1
-    schedule_unit: str = "epoch"
-    grad_clip: float = 0.0
-    logit_scale_lr_mult: float = 10.0  # lr of the v2m / v2rm logit scale = lr x this, no weight decay; 0 = fixed
-    bias_lr_factor: float = 2.0  # lr of bias parameters = lr x this (TF-CLIP / CLIP-ReID BIAS_LR_FACTOR)
-    weight_decay_bias: float | None = None  # weight decay of bias parameters; None = weight_decay
-    large_fc_lr_mult: float = 10.0  # lr x this for the parameters a model declares (TF-CLIP's TMD classifier)
+    gamma: float = option(0.1, bounds=(0, None))
+    schedule_unit: str = option("epoch", choices=('epoch', 'iteration'))
+    grad_clip: float = option(0.0, bounds=(0, None))
+    # lr of the v2m / v2rm logit scale = lr x this, no weight decay; 0 = fixed
+    logit_scale_lr_mult: float = option(10.0, bounds=(0, None))
+    # lr of bias parameters = lr x this (TF-CLIP / CLIP-ReID BIAS_LR_FACTOR)
+    bias_lr_factor: float = option(2.0, bounds=(0, None))
+    # weight decay of bias parameters; None = weight_decay
+    weight_decay_bias: float | None = option(None, bounds=(0, None))
+    # lr x this for the parameters a model declares (TF-CLIP's TMD classifier)
+    large_fc_lr_mult: float = option(10.0, bounds=(0, None))
 
 
 @dataclass
@@ -149,15 +175,15 @@ class TrainConfig:
     """
 
     seed: int = 0
-    epochs: int = 60
-    eval_every: int = 5
+    epochs: int = option(60, bounds=(1, None))
+    eval_every: int = option(5, bounds=(1, None))
     device: str = "auto"
-    precision: str = "auto"
-    num_workers: int = 2
-    save_every: int = 1
+    precision: str = option("auto", choices=('auto', 'bf16', 'fp16', 'fp32'))
+    num_workers: int = option(2, bounds=(0, None))
+    save_every: int = option(1, bounds=(1, None))
     keep_best: bool = True
-    max_iters: int = 0
-    log_every: int = 10
+    max_iters: int = option(0, bounds=(0, None))
+    log_every: int = option(10, bounds=(1, None))
     find_unused_parameters: bool = True
 
 
@@ -175,12 +201,12 @@ class EvalConfig:
         batch_size: clips per forward pass during feature extraction.
     """
 
-    sampling: str = "rrs_first"
-    seq_len: int | None = None
-    gallery_mode: str = "gallery"
-    metric: str = "cosine"
+    sampling: str = option("rrs_first", choices=('rrs_first', 'dense'))
+    seq_len: int | None = option(None, bounds=(1, None))
+    gallery_mode: str = option("gallery", choices=('gallery', 'query+gallery'))
+    metric: str = option("cosine", choices=('cosine', 'euclidean'))
     rerank: bool = False
-    batch_size: int = 32
+    batch_size: int = option(32, bounds=(1, None))
 
 
 @dataclass
@@ -194,21 +220,12 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-#: Model-dependent defaults of the ModelConfig fields left at None.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cgclip": {"sie": False, "sie_tokens": "all"},
-    "tfclip": {"sie": True, "sie_tokens": "cls"},  # configs/vit_clipreid.yml SIE_CAMERA; model/clip/model.py l. 223
-    "tap": {"sie": False, "sie_tokens": "all"},
-}
-
+#: Model-dependent defaults of the ModelConfig fields left at None (declared with each model in the registry).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {name: MODELS.meta(name, "defaults", {}) for name in MODEL_NAMES}
 
 #: Model-dependent defaults of the DataConfig fields left at None: TF-CLIP's released augmentation erases a
 #: rectangle per frame (docs/training.md); the other models share the clip-level erasing.
-MODEL_DATA_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cgclip": {"erase_mode": "clip"},
-    "tfclip": {"erase_mode": "frame"},
-    "tap": {"erase_mode": "clip"},
-}
+MODEL_DATA_DEFAULTS: dict[str, dict[str, Any]] = {name: MODELS.meta(name, "data_defaults", {}) for name in MODEL_NAMES}
 
 
 def resolve_model_defaults(model: ModelConfig) -> ModelConfig:
@@ -227,40 +244,20 @@ def resolve_defaults(cfg: Config) -> Config:
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "data.kind": DATASET_KINDS,
-    "data.epoch_mode": ("tracklet", "identity"),
-    "model.name": MODEL_NAMES,
-    "model.tfe_output": ("concat", "tfe", "cls_mean"),
-    "data.erase_mode": ("clip", "frame", None),
-    "data.val_selection": ("cameras", "random"),
-    "model.cmr_fusion": ("a", "b", "c"),
-    "model.identity_mode": ("caption", "caption_idtext", "caption_idemb"),
-    "model.neck_feat": ("before", "after"),
-    "model.sie_tokens": ("cls", "all", None),
-    "model.v2m_logits": ("raw", "cosine"),
-    "model.memory_clips": ("all", "first"),
-    "optim.schedule_unit": ("epoch", "iteration"),
-    "train.precision": ("auto", "bf16", "fp16", "fp32"),
-    "eval.sampling": ("rrs_first", "dense"),
-    "eval.gallery_mode": ("gallery", "query+gallery"),
-    "eval.metric": ("cosine", "euclidean"),
-}
 
-# (min, max) inclusive bounds; None = unbounded on that side.
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "data.split": (0, 9), "data.seq_len": (1, None), "data.p": (1, None), "data.k": (1, None),
-    "data.flip_p": (0, 1), "data.erase_p": (0, 1), "data.val_identities": (0, None),
-    "data.same_camera_identities": (0, None),
-    "model.tfe_queries": (1, None), "model.tfe_blocks": (1, None), "model.cmr_blocks": (1, None),
-    "model.memory_momentum": (0, 1), "model.ssp_blocks": (1, None), "model.w_v2m": (0, None),
-    "model.w_tri": (0, None), "model.w_ce": (0, None), "model.triplet_margin": (0, None),
-    "model.label_smoothing": (0, 1), "model.sie_coef": (0, None),
-    "model.logit_scale_init": (1, 100), "optim.logit_scale_lr_mult": (0, None),
-    "optim.bias_lr_factor": (0, None), "optim.weight_decay_bias": (0, None), "optim.large_fc_lr_mult": (0, None),
-    "optim.lr": (0, None), "optim.weight_decay": (0, None), "optim.eps": (0, None), "optim.warmup_epochs": (0, None),
-    "optim.warmup_factor": (0, 1), "optim.gamma": (0, None), "optim.grad_clip": (0, None),
-    "train.epochs": (1, None), "train.eval_every": (1, None), "train.num_workers": (0, None),
-    "train.save_every": (1, None), "train.max_iters": (0, None), "train.log_every": (1, None),
-    "eval.seq_len": (1, None), "eval.batch_size": (1, None),
-}
+
+def _metadata(key: str) -> dict[str, Any]:
+    return {f"{section}.{f.name}": f.metadata[key] for section, cls in SECTIONS.items()
+            for f in dataclasses.fields(cls) if key in f.metadata}
+
+
+def choices_of(cls: type, name: str) -> tuple[Any, ...]:
+    """The allowed values of field ``name`` of configuration section ``cls`` (for modules that check them too)."""
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["choices"]
+
+
+#: ``section.key`` -> its allowed values (from the fields' ``choices`` metadata)
+CHOICES: dict[str, tuple[Any, ...]] = _metadata("choices")
+
+#: ``section.key`` -> ``(min, max)`` inclusive bounds, None = unbounded on that side (the fields' ``bounds`` metadata)
+RANGES: dict[str, tuple[float | None, float | None]] = _metadata("bounds")

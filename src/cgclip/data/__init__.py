@@ -5,33 +5,21 @@
 * ``"mars"`` — MARS (``bbox_train/``, ``bbox_test/``, ``info/``), see :mod:`cgclip.data.mars`.
 * ``"ilidsvid"`` — iLIDS-VID with options ``split`` (0–9) and ``test_half``, see :mod:`cgclip.data.ilidsvid`.
 * ``"vreid"`` — a dataset folder written by ``cgclip build-mot``, see :mod:`cgclip.data.vreid`.
+
+The names, loaders and format detectors are registered in :data:`cgclip.registry.DATASETS`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cgclip.data.tracklet import Tracklet, TrackletDataset, relabel, split_statistics
-from cgclip.errors import DataError
+from cgclip.errors import ConfigError, DataError
+from cgclip.registry import DATASETS as REGISTRY
 
-DATASETS = ("mars", "ilidsvid", "vreid")
-
-
-def _loader(name: str) -> Callable[..., TrackletDataset]:
-    if name == "mars":
-        from cgclip.data.mars import load_mars
-
-        return load_mars
-    if name == "ilidsvid":
-        from cgclip.data.ilidsvid import load_ilidsvid
-
-        return load_ilidsvid
-    if name == "vreid":
-        from cgclip.data.vreid import load_vreid
-
-        return load_vreid
-    raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+#: the registered dataset names (declared in :data:`cgclip.registry.DATASETS`)
+DATASETS = REGISTRY.names()
 
 
 def load_dataset(name: str, root: str | Path, **options: Any) -> TrackletDataset:
@@ -39,20 +27,21 @@ def load_dataset(name: str, root: str | Path, **options: Any) -> TrackletDataset
     root = Path(root)
     if not root.exists():
         raise DataError("dataset folder not found; pass the folder that holds the dataset", path=root)
-    return _loader(name.lower())(root, **options)
+    try:
+        loader = REGISTRY[name.lower()].load("loader")
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    return loader(root, **options)
 
 
 def detect_dataset(root: str | Path) -> str:
-    """Guess the dataset kind of a folder from the files it holds ("vreid", "mars" or "ilidsvid")."""
+    """Guess the dataset kind of a folder from the files it holds (each registered dataset's ``detector``)."""
     root = Path(root)
-    if (root / "manifest.json").is_file():
-        return "vreid"
-    if (root / "info").is_dir() and (root / "bbox_test").is_dir():
-        return "mars"
-    if (root / "i-LIDS-VID").is_dir() or (root / "train-test people splits").is_dir():
-        return "ilidsvid"
-    raise DataError("cannot tell the dataset format (no manifest.json, MARS info/ or i-LIDS-VID/); name it with --kind",
-                    path=root)
+    for name in REGISTRY.names():  # the formats' marker files exclude each other
+        if REGISTRY[name].load("detector")(root):
+            return name
+    known = "; ".join(f"{n}: {REGISTRY.meta(n, 'description')}" for n in REGISTRY.names())
+    raise DataError(f"cannot tell the dataset format (none of {known}); name it with --dataset-kind", path=root)
 
 
 __all__ = ["DATASETS", "Tracklet", "TrackletDataset", "detect_dataset", "load_dataset", "relabel", "split_statistics"]

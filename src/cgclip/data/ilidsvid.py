@@ -130,3 +130,8 @@ def load_ilidsvid(root: str | Path, split: int = 0, test_half: str = "first") ->
     log.info("iLIDS-VID split %d (%s): %d train / %d query / %d gallery tracklets", split, convention, len(train),
              len(query), len(gallery))
     return TrackletDataset("ilidsvid", str(root), train, query, gallery, info)
+
+
+def detect(root: Path) -> bool:
+    """Whether ``root`` holds iLIDS-VID (``i-LIDS-VID/`` or ``train-test people splits/``)."""
+    return (root / "i-LIDS-VID").is_dir() or (root / "train-test people splits").is_dir()

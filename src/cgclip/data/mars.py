@@ -201,3 +201,8 @@ def load_mars(root: str | Path, verify_frames: bool = False) -> TrackletDataset:
     log.info("MARS: %d train / %d query / %d gallery tracklets (%d junk dropped)", len(train), len(query),
              len(gallery), train_junk + test_junk)
     return TrackletDataset("mars", str(root), train, query, gallery, info)
+
+
+def detect(root: Path) -> bool:
+    """Whether ``root`` holds MARS (an ``info/`` and a ``bbox_test/`` folder)."""
+    return (root / "info").is_dir() and (root / "bbox_test").is_dir()

@@ -186,3 +186,8 @@ def load_vreid(root: str | Path, verify_frames: bool = False) -> TrackletDataset
     }
     log.info("loaded %s: %d train, %d query, %d gallery tracklets", root, len(train), len(query), len(gallery))
     return TrackletDataset("vreid", str(root), train, query, gallery, info)
+
+
+def detect(root: Path) -> bool:
+    """Whether ``root`` is a folder written by ``cgclip build-mot`` (it has a ``manifest.json``)."""
+    return (root / "manifest.json").is_file()

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cgclip.registry import MODELS as REGISTERED_MODELS
+
 WORLDS = ("sports", "dance")
-MODELS = ("tap", "tfclip", "cgclip")
+MODELS = REGISTERED_MODELS.names()  # every registered model, in registration order (the baselines first)
 
 
 @dataclass

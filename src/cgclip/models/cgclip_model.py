@@ -27,17 +27,20 @@ Inference (:meth:`extract`) uses frames only; the memory, the captions and the f
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from cgclip.errors import ConfigError
 from cgclip.models.cmr import FusionEncoder, TextMemory
-from cgclip.models.heads import BNNeck, VideoReIDModel
-from cgclip.models.losses import LOGIT_SCALE_INIT, batch_hard_triplet, cross_entropy_label_smooth, video_to_memory_loss
+from cgclip.models.heads import BNNeck, VideoReIDModel, loss_options
+from cgclip.models.losses import (LOGIT_SCALE_INIT, batch_hard_triplet, cross_entropy_label_smooth, initial_logit_scale,
+                                  video_to_memory_loss)
 from cgclip.models.tfe import TokenFeatureExtractor
+from cgclip.config_sections import ModelConfig, choices_of
 
-TFE_OUTPUTS = ("concat", "tfe", "cls_mean")
+TFE_OUTPUTS = choices_of(ModelConfig, "tfe_output")
 
 
 class CGCLIPModel(VideoReIDModel):
@@ -127,3 +130,16 @@ class CGCLIPModel(VideoReIDModel):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, tfe_output={self.tfe_output}, "
                 f"part_norm={self.part_norm}, logit_scale={math.exp(float(self.logit_scale)):.2f}, w=({self.w_v2m}, {self.w_tri}, {self.w_ce})")
+
+
+def build(image_encoder: nn.Module, num_classes: int, opts: dict[str, Any], *, captions: Any = None,
+          text_encoder: Any = None, inference_only: bool = False, **context: Any) -> CGCLIPModel:
+    """The registry's builder: CG-CLIP and its Text Memory from resolved ``build_model`` options."""
+    from cgclip.models.memory_texts import build_text_memory
+
+    memory = build_text_memory(image_encoder, num_classes, captions, text_encoder, inference_only, opts)
+    return CGCLIPModel(image_encoder, num_classes, memory, tfe_queries=opts["tfe_queries"],
+                       tfe_blocks=opts["tfe_blocks"], tfe_output=opts["tfe_output"],
+                       tfe_max_frames=opts["tfe_max_frames"], tfe_norm=opts["tfe_norm"], part_norm=opts["part_norm"],
+                       cmr_fusion=opts["cmr_fusion"], cmr_blocks=opts["cmr_blocks"], w_v2m=opts["w_v2m"],
+                       logit_scale_init=initial_logit_scale(opts["logit_scale_init"]), **loss_options(opts))

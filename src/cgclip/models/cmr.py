@@ -40,9 +40,10 @@ from torch import nn
 
 from cgclip.errors import ConfigError
 from cgclip.models.fusion import CrossAttentionLayer, MlpLayer, SelfAttentionLayer, TransformerBlock, default_heads
+from cgclip.config_sections import ModelConfig, choices_of
 
-FUSION_VARIANTS = ("a", "b", "c")
-IDENTITY_MODES = ("caption", "caption_idtext", "caption_idemb")
+FUSION_VARIANTS = choices_of(ModelConfig, "cmr_fusion")
+IDENTITY_MODES = choices_of(ModelConfig, "identity_mode")
 
 
 class TextMemory(nn.Module):

@@ -21,10 +21,11 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
+from cgclip.config_sections import ModelConfig, choices_of
 
 
 #: Which feature retrieval uses: the one the BNNeck takes in, or its BatchNorm output.
-NECK_FEATS = ("before", "after")
+NECK_FEATS = choices_of(ModelConfig, "neck_feat")
 
 
 def neck_norm(dim: int) -> nn.BatchNorm1d:
@@ -128,3 +129,8 @@ class VideoReIDModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, feature_dim={self.feature_dim}"
+
+
+def loss_options(opts: dict[str, Any]) -> dict[str, float]:
+    """The ID and triplet loss options every model takes, from resolved ``build_model`` options."""
+    return {k: opts[k] for k in ("w_tri", "w_ce", "triplet_margin", "label_smoothing")}

@@ -24,6 +24,11 @@ _F = TypeVar("_F", bound=Callable[..., torch.Tensor])
 
 #: CLIP's initial logit scale ln(1/0.07) and its cap exp(·) ≤ 100.
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
+
+
+def initial_logit_scale(value: float | None) -> float:
+    """The scale s of L_v2m / L_v2rm at the start: ``value``, or CLIP's initial 1/0.07 when it is None."""
+    return math.exp(LOGIT_SCALE_INIT) if value is None else float(value)
 LOGIT_SCALE_MAX = 100.0
 
 

@@ -8,10 +8,12 @@ the projection frozen).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from cgclip.models.heads import BNNeck, VideoReIDModel
+from cgclip.models.heads import BNNeck, VideoReIDModel, loss_options
 from cgclip.models.losses import batch_hard_triplet, cross_entropy_label_smooth
 
 
@@ -32,10 +34,14 @@ class TAPModel(VideoReIDModel):
         """Retrieval feature width D."""
         return self.width
 
+    def pool(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame CLS features ``[B, T, D]`` → the video feature ``[B, D]`` (their mean)."""
+        return frames.mean(dim=1)
+
     def forward(self, images: torch.Tensor, camids: torch.Tensor | None = None,
                 pids: torch.Tensor | None = None) -> dict:
         """``{"feature": [B, D]}``; in training mode with ``pids`` also ``"loss"`` and ``"losses"`` (floats)."""
-        video = self.encode_frames(images, camids)[:, :, 0].mean(dim=1)
+        video = self.pool(self.encode_frames(images, camids)[:, :, 0])
         bn, logits = self.neck(video)
         out: dict = {"feature": self.retrieval_feature(video, bn)}
         if not (self.training and pids is not None):
@@ -46,3 +52,8 @@ class TAPModel(VideoReIDModel):
         out["loss"] = self.w_tri * l_tri + self.w_ce * l_ce
         out["losses"] = {"tri": float(l_tri.detach()), "ce": float(l_ce.detach())}
         return out
+
+
+def build(image_encoder: nn.Module, num_classes: int, opts: dict[str, Any], **context: Any) -> TAPModel:
+    """The registry's builder: TAP from resolved ``build_model`` options (``context`` is not used)."""
+    return TAPModel(image_encoder, num_classes, **loss_options(opts))

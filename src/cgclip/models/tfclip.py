@@ -39,18 +39,19 @@ import torch
 from torch import nn
 
 from cgclip.errors import ConfigError
-from cgclip.models.heads import BNNeck, VideoReIDModel, neck_norm
-from cgclip.models.losses import (LOGIT_SCALE_INIT, batch_hard_triplet, cross_entropy_label_smooth, memory_logits,
+from cgclip.models.heads import BNNeck, VideoReIDModel, loss_options, neck_norm
+from cgclip.models.losses import (LOGIT_SCALE_INIT, initial_logit_scale, batch_hard_triplet, cross_entropy_label_smooth, memory_logits,
                                   raw_memory_logits)
 from cgclip.models.tfclip_parts import SequenceSpecificPrompt, TemporalMemoryDiffusion
 from cgclip.progress import progress
+from cgclip.config_sections import ModelConfig, choices_of
 
 logger = logging.getLogger(__name__)
 
 #: ``v2m_logits``: plain inner products (released) or cosine × a learnable scale.
-V2M_LOGITS = ("raw", "cosine")
+V2M_LOGITS = choices_of(ModelConfig, "v2m_logits")
 #: ``memory_clips``: every consecutive T-frame clip of a tracklet (released) or its first RRS clip.
-MEMORY_CLIPS = ("all", "first")
+MEMORY_CLIPS = choices_of(ModelConfig, "memory_clips")
 
 
 def unpack_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
@@ -216,3 +217,10 @@ class TFCLIPModel(VideoReIDModel):
         self.memory_ready.fill_(1)
         logger.info("CLIP-Memory computed for %d identities from %d tracklets (%d clips on this rank)",
                     self.num_classes, int(counts.sum()), clips_seen)
+
+
+def build(image_encoder: nn.Module, num_classes: int, opts: dict[str, Any], **context: Any) -> TFCLIPModel:
+    """The registry's builder: TF-CLIP from resolved ``build_model`` options (``context`` is not used)."""
+    return TFCLIPModel(image_encoder, num_classes, ssp_blocks=opts["ssp_blocks"], tmd=opts["tmd"],
+                       v2m_logits=opts["v2m_logits"], memory_clips=opts["memory_clips"], w_v2m=opts["w_v2m"],
+                       logit_scale_init=initial_logit_scale(opts["logit_scale_init"]), **loss_options(opts))
