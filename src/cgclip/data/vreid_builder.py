@@ -247,6 +247,91 @@ def _is_our_build(out: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
 
+_Sequences = list[tuple[str, MotSequence, dict[int, list[MotBox]]]]
+_Parts = dict[str, list[tuple[Tracklet, _Piece]]]
+
+
+def _claim_output(out: Path) -> None:
+    """Refuse a folder build-mot did not write; mark the folder as ours."""
+    check_output_dir(out, _is_our_build(out), fix="choose a new --out (build-mot writes only into a new or empty "
+                                                   "folder, or one it built)")
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / BUILD_MARKER).exists():
+        atomic_write_text(out / BUILD_MARKER, "written by cgclip build-mot; this folder is a cgclip dataset build\n")
+
+
+def _read_sequences(mot_root: Path, splits: Sequence[str], classes: Sequence[int] | None, keep_zero_conf: bool,
+                    summary: BuildSummary) -> _Sequences:
+    """Every sequence of every split with its ground-truth tracks; one camera per sequence, in this order."""
+    sequences: _Sequences = []
+    for split in splits:
+        seq_dirs = list_sequences(mot_root / split)
+        summary.sequences[split] = len(seq_dirs)
+        for seq_dir in seq_dirs:
+            seq = read_sequence(seq_dir)
+            boxes, ignored = read_gt(seq.gt_path, classes, keep_zero_conf)
+            summary.ignored_rows += ignored
+            sequences.append((split, seq, group_tracks(boxes, seq.gt_path)))
+    summary.cameras = len(sequences)
+    return sequences
+
+
+def _resolve_identities(sequences: _Sequences, identities_csv: str | Path | None, mapping_csv: str | Path | None,
+                        splits: Sequence[str], summary: BuildSummary) -> idt.IdentityResolution:
+    """The identity of every track, from the identity table and the track mapping (each optional)."""
+    table = idt.read_identity_table(identities_csv) if identities_csv is not None else None
+    mapping = idt.read_track_mapping(mapping_csv) if mapping_csv is not None else []
+    keys = [(split, seq.name, tid) for split, seq, tracks in sequences for tid in tracks]
+    resolved = idt.resolve_identities(keys, mapping, table, splits, mapping_csv or "track_mapping.csv",
+                                      identities_csv or "identities.csv")
+    summary.unused_mapping_rows = resolved.unused_mapping_rows
+    summary.unused_identities = len(resolved.unused_identities)
+    return resolved
+
+
+def _split_parts(pieces: list[_Piece], resolved: idt.IdentityResolution, splits: Sequence[str], seed: int,
+                 mot_root: Path, summary: BuildSummary) -> _Parts:
+    """Tracklets of the train split, and the val split's query / gallery (:func:`select_queries`)."""
+    pid_of = {ident: i for i, ident in enumerate(resolved.order)}
+    by_split: _Parts = {s: [] for s in splits}
+    for pc in pieces:
+        ident = resolved.track_identity[(pc.split, pc.seq.name, pc.track_id)]
+        frames = tuple(f"crops/{pc.split}/{pc.seq.name}/{rel}" for rel in pc.rels)
+        by_split[pc.split].append((Tracklet(frames, pid_of[ident], pc.camid, pc.seq.name, ident), pc))
+    train = by_split[splits[0]]
+    if not train:
+        raise DataError(f"no train tracklet survived (dropped: {summary.dropped}); lower --min-height/--min-width/"
+                        "--min-visibility/--min-len", path=mot_root / splits[0])
+    val = by_split[splits[1]] if len(splits) > 1 else []
+    q_idx, g_idx = select_queries([t for t, _ in val], seed)
+    parts = {"train": train, "query": [val[i] for i in q_idx], "gallery": [val[i] for i in g_idx]}
+    if len(splits) > 1 and not q_idx:
+        log.warning("no val identity has tracklets in two sequences: the dataset has no query")
+    summary.tracklets = {name: len(items) for name, items in parts.items()}
+    query_ids = {t.identity for t, _ in parts["query"]}
+    val_ids = {t.identity for t, _ in val}
+    summary.identities = {"train": len({t.identity for t, _ in train}), "val": len(val_ids),
+                          "query": len(query_ids), "distractor": len(val_ids - query_ids)}
+    return parts
+
+
+def _manifest(params: dict[str, Any], sources: dict[str, str | None], sequences: _Sequences,
+              resolved: idt.IdentityResolution, parts: _Parts, summary: BuildSummary) -> dict[str, Any]:
+    """The dataset folder's ``manifest.json`` (format, parameters, sources, cameras, identities, tracklets)."""
+    return {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "created_by": f"cgclip {__version__}",
+        "parameters": params, "sources": sources,
+        "query_gallery_rule": QUERY_GALLERY_RULE,
+        "cameras": [{"camid": i, "split": s, "sequence": q.name} for i, (s, q, _) in enumerate(sequences)],
+        "identities": resolved.order,
+        "statistics": {name: split_statistics([t for t, _ in items]) for name, items in parts.items()},
+        "dropped": summary.dropped, "corrupt_frames": summary.corrupt_frames,
+        "splits": {name: [{**t.to_dict(), "track_id": pc.track_id, "segment": pc.segment,
+                           "source_frames": [pc.frames[0], pc.frames[-1]]} for t, pc in items]
+                   for name, items in parts.items()},
+    }
+
+
 def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Path | None = None,
                 mapping_csv: str | Path | None = None, splits: Sequence[str] = ("train", "val"),
                 min_height: int = 32, min_width: int = 12, min_visibility: float = 0.3, max_len: int = 50,
@@ -274,73 +359,23 @@ def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Pat
     """
     _check_parameters(splits, min_height, min_width, min_visibility, max_len, min_len, jpeg_quality)
     mot_root, out = Path(mot_root).resolve(), Path(out).resolve()
-    check_output_dir(out, _is_our_build(out), fix="choose a new --out (build-mot writes only into a new or empty "
-                                                   "folder, or one it built)")
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / BUILD_MARKER).exists():
-        atomic_write_text(out / BUILD_MARKER, "written by cgclip build-mot; this folder is a cgclip dataset build\n")
+    _claim_output(out)
     params = dict(splits=list(splits), min_height=min_height, min_width=min_width, min_visibility=min_visibility,
                   max_len=max_len, min_len=min_len, seed=seed, jpeg_quality=jpeg_quality,
                   classes=None if classes is None else sorted(classes), keep_zero_conf=keep_zero_conf)
     summary = BuildSummary(str(out))
-    sequences: list[tuple[str, MotSequence, dict[int, list[MotBox]]]] = []
-    for split in splits:
-        seq_dirs = list_sequences(mot_root / split)
-        summary.sequences[split] = len(seq_dirs)
-        for seq_dir in seq_dirs:
-            seq = read_sequence(seq_dir)
-            boxes, ignored = read_gt(seq.gt_path, classes, keep_zero_conf)
-            summary.ignored_rows += ignored
-            sequences.append((split, seq, group_tracks(boxes, seq.gt_path)))
-    summary.cameras = len(sequences)
-    table = idt.read_identity_table(identities_csv) if identities_csv is not None else None
-    mapping = idt.read_track_mapping(mapping_csv) if mapping_csv is not None else []
-    keys = [(split, seq.name, tid) for split, seq, tracks in sequences for tid in tracks]
-    resolved = idt.resolve_identities(keys, mapping, table, splits, mapping_csv or "track_mapping.csv",
-                                      identities_csv or "identities.csv")
-    summary.unused_mapping_rows = resolved.unused_mapping_rows
-    summary.unused_identities = len(resolved.unused_identities)
+    sequences = _read_sequences(mot_root, splits, classes, keep_zero_conf, summary)
+    resolved = _resolve_identities(sequences, identities_csv, mapping_csv, splits, summary)
     (out / MANIFEST).unlink(missing_ok=True)  # the folder is not a valid dataset until the new manifest is written
     pieces: list[_Piece] = []
     for camid, (split, seq, tracks) in enumerate(sequences):
         pieces += _crop_sequence(split, seq, camid, tracks, out, mot_root, params, summary)
-    pid_of = {ident: i for i, ident in enumerate(resolved.order)}
-    by_split: dict[str, list[tuple[Tracklet, _Piece]]] = {s: [] for s in splits}
-    for pc in pieces:
-        ident = resolved.track_identity[(pc.split, pc.seq.name, pc.track_id)]
-        frames = tuple(f"crops/{pc.split}/{pc.seq.name}/{rel}" for rel in pc.rels)
-        by_split[pc.split].append((Tracklet(frames, pid_of[ident], pc.camid, pc.seq.name, ident), pc))
-    train = by_split[splits[0]]
-    if not train:
-        raise DataError(f"no train tracklet survived (dropped: {summary.dropped}); lower --min-height/--min-width/"
-                        "--min-visibility/--min-len", path=mot_root / splits[0])
-    val = by_split[splits[1]] if len(splits) > 1 else []
-    q_idx, g_idx = select_queries([t for t, _ in val], seed)
-    parts = {"train": train, "query": [val[i] for i in q_idx], "gallery": [val[i] for i in g_idx]}
-    if len(splits) > 1 and not q_idx:
-        log.warning("no val identity has tracklets in two sequences: the dataset has no query")
-    summary.tracklets = {name: len(items) for name, items in parts.items()}
-    query_ids = {t.identity for t, _ in parts["query"]}
-    val_ids = {t.identity for t, _ in val}
-    summary.identities = {"train": len({t.identity for t, _ in train}), "val": len(val_ids),
-                          "query": len(query_ids), "distractor": len(val_ids - query_ids)}
+    parts = _split_parts(pieces, resolved, splits, seed, mot_root, summary)
     idt.write_identity_table(out / "identities.csv", resolved.records)
-    manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "created_by": f"cgclip {__version__}",
-        "parameters": params,
-        "sources": {"mot_root": str(mot_root),
-                    "identities_csv": str(Path(identities_csv).resolve()) if identities_csv else None,
-                    "mapping_csv": str(Path(mapping_csv).resolve()) if mapping_csv else None},
-        "query_gallery_rule": QUERY_GALLERY_RULE,
-        "cameras": [{"camid": i, "split": s, "sequence": q.name} for i, (s, q, _) in enumerate(sequences)],
-        "identities": resolved.order,
-        "statistics": {name: split_statistics([t for t, _ in items]) for name, items in parts.items()},
-        "dropped": summary.dropped, "corrupt_frames": summary.corrupt_frames,
-        "splits": {name: [{**t.to_dict(), "track_id": pc.track_id, "segment": pc.segment,
-                           "source_frames": [pc.frames[0], pc.frames[-1]]} for t, pc in items]
-                   for name, items in parts.items()},
-    }
-    write_json(out / MANIFEST, manifest)
+    sources = {"mot_root": str(mot_root),
+               "identities_csv": str(Path(identities_csv).resolve()) if identities_csv else None,
+               "mapping_csv": str(Path(mapping_csv).resolve()) if mapping_csv else None}
+    write_json(out / MANIFEST, _manifest(params, sources, sequences, resolved, parts, summary))
     keep = {f for items in parts.values() for t, _ in items for f in t.frames}
     keep |= {f"crops/{split}/{seq.name}/{CropStore.KEYS}" for split, seq, _ in sequences}
     removed = _prune(out / "crops", keep)
