@@ -26,14 +26,15 @@ from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
 from cgclip.io_utils import check_output_dir
-from cgclip.errors import CgclipError, CheckpointError, ConfigError
+from cgclip.errors import CgclipError, ConfigError
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
 from cgclip.train.datasets import identity_names, open_dataset, training_cameras
-from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, cleanup, gather_objects, init_distributed,
-                                      max_across_ranks, sum_across_ranks, unwrap, wrap_model)
+from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, cleanup, init_distributed, max_across_ranks,
+                                      sum_across_ranks, unwrap, wrap_model)
 from cgclip.train.extract import autocast_context
-from cgclip.train.modeling import build_training_model, load_weights, resolve_clip_path, save_clip_config
+from cgclip.train.loop_state import LoopState, resume_state, save_last_state
+from cgclip.train.modeling import build_training_model, resolve_clip_path, save_clip_config
 from cgclip.train.optim import WarmupStepSchedule, optimizer_from_config
 from cgclip.train.run_dir import RunDir, environment
 from cgclip.train.setup import (load_captions, peak_memory_mb, prepare_loader,  # noqa: F401 (re-exported)
@@ -134,130 +135,154 @@ def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None =
         cleanup(info)
 
 
-def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | None,
-           captions: Sequence[Sequence[str]] | None, resume: bool,
-           on_epoch: Callable[[dict[str, Any]], None] | None, command: Sequence[str] | None) -> TrainResult:
-    device = info.device
-    precision = resolve_precision(cfg.train.precision, device)
-    seed_everything(cfg.train.seed + info.rank)
+@dataclass
+class TrainingData:
+    """What training sees of a dataset: the train split (less the validation identities), their names, captions
+    and cameras."""
+
+    dataset: TrackletDataset
+    split: Any  # cgclip.train.validation.ValidationSplit
+    identities: list[str]
+    cameras: list[int]
+    captions: Sequence[Sequence[str]] | None
+
+    @property
+    def num_classes(self) -> int:
+        """Training identities."""
+        return len(self.identities)
+
+    @property
+    def num_cameras(self) -> int:
+        """Size of the camera table: the largest training camera id + 1."""
+        return self.cameras[-1] + 1 if self.cameras else 0
+
+
+def _training_data(cfg: Config, dataset: TrackletDataset | None,
+                   captions: Sequence[Sequence[str]] | None) -> TrainingData:
+    """Open the dataset, carve the validation identities, and line CG-CLIP's captions up with the train pids."""
     if dataset is None:
         dataset = open_dataset(cfg.data)
     all_identities = dataset.train_identities()
     split = carve_validation(dataset.train, cfg.data.val_identities, cfg.train.seed, cfg.data.val_selection)
     identities = identity_names(split.train)
-    cameras = training_cameras(split.train)
-    num_classes, num_cameras = len(identities), (cameras[-1] + 1 if cameras else 0)
     if cfg.model.name == "cgclip":
         if captions is None:
             captions = load_captions(cfg, dataset, identities)
         elif len(captions) == len(all_identities) and len(all_identities) != len(identities):
             by_name = dict(zip(all_identities, captions))
             captions = [by_name[name] for name in identities]
-    clip_path = resolve_clip_path(cfg.model.clip_path)
+    return TrainingData(dataset, split, identities, training_cameras(split.train), captions)
 
+
+def _record_start(run: RunDir, cfg: Config, data: TrainingData, clip_path: Path, info: DistInfo, precision: str,
+                  command: Sequence[str] | None) -> None:
+    """Create the run folder and write its configuration, CLIP config, dataset statistics and ``run.json``."""
+    run.create()
+    run.save_config(cfg)
+    save_clip_config(clip_path, run.root)
+    stats = data.dataset.statistics()
+    stats["validation"] = data.split.summary() if data.split.enabled else None
+    stats["train_used"] = {"identities": data.num_classes, "tracklets": len(data.split.train),
+                           "cameras": data.num_cameras}
+    run.write("dataset.json", stats)
+    run.write("environment.json", environment(info.device, info.world_size))
+    run.write("run.json", {"status": "running", "seed": cfg.train.seed, "model": cfg.model.name,
+                           "clip_path": str(clip_path),
+                           "dataset": {"name": data.dataset.name, "root": data.dataset.root},
+                           "world_size": info.world_size, "precision": precision,
+                           "command": list(command) if command else None,
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+def _record_end(run: RunDir, cfg: Config, model: torch.nn.Module, data: TrainingData, clip_path: Path,
+                state: LoopState) -> None:
+    """Export the final model and mark ``run.json`` completed with the selected epoch."""
+    model_info = model_description(cfg, model, data.num_classes, data.num_cameras, data.identities, clip_path,
+                                   cameras=data.cameras, epoch=cfg.train.epochs)
+    ckpt.export_model(run.root, model.state_dict(), model_info)
+    meta = run.read("run.json")
+    meta.update(status="completed", finished=time.strftime("%Y-%m-%d %H:%M:%S"), epochs=cfg.train.epochs,
+                best_epoch=state.best_epoch, best_val_mAP=state.best_metric,
+                selection="validation mAP" if data.split.enabled else "last epoch (no validation split)")
+    run.write("run.json", meta)
+
+
+def _validate_and_select(model: torch.nn.Module, data: TrainingData, cfg: Config, info: DistInfo, precision: str,
+                         run: RunDir, epoch: int, state: LoopState) -> dict[str, Any]:
+    """Validation mAP after ``epoch`` (0-based), on every rank; a new best is kept as the ``best`` checkpoint."""
+    val = validate(model, data.split, cfg, info.device, precision) if info.is_main else None
+    val = broadcast_object(val, info)
+    if state.best_metric is None or val["mAP"] > state.best_metric:
+        state.best_epoch, state.best_metric = epoch + 1, val["mAP"]
+        if info.is_main and cfg.train.keep_best:
+            ckpt.save_checkpoint(run.checkpoints, "best", epoch=epoch + 1, model_state=model.state_dict(),
+                                 state={"val": val})
+    return val
+
+
+def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | None,
+           captions: Sequence[Sequence[str]] | None, resume: bool,
+           on_epoch: Callable[[dict[str, Any]], None] | None, command: Sequence[str] | None) -> TrainResult:
+    device = info.device
+    precision = resolve_precision(cfg.train.precision, device)
+    seed_everything(cfg.train.seed + info.rank)
+    data = _training_data(cfg, dataset, captions)
+    clip_path = resolve_clip_path(cfg.model.clip_path)
     if info.is_main:
-        run.create()
-        run.save_config(cfg)
-        save_clip_config(clip_path, run.root)
-        stats = dataset.statistics()
-        stats["validation"] = split.summary() if split.enabled else None
-        stats["train_used"] = {"identities": num_classes, "tracklets": len(split.train), "cameras": num_cameras}
-        run.write("dataset.json", stats)
-        run.write("environment.json", environment(device, info.world_size))
-        run.write("run.json", {"status": "running", "seed": cfg.train.seed, "model": cfg.model.name,
-                               "clip_path": str(clip_path), "dataset": {"name": dataset.name, "root": dataset.root},
-                               "world_size": info.world_size, "precision": precision,
-                               "command": list(command) if command else None,
-                               "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        _record_start(run, cfg, data, clip_path, info, precision, command)
     barrier(info)
 
     model = build_training_model(cfg.model, clip_path=clip_path, image_size=cfg.data.image_size,
-                                 num_classes=num_classes, num_cameras=num_cameras, identities=identities,
-                                 captions=captions, trained_cameras=cameras).to(device)
+                                 num_classes=data.num_classes, num_cameras=data.num_cameras,
+                                 identities=data.identities, captions=data.captions,
+                                 trained_cameras=data.cameras).to(device)
     if info.is_main:
-        run.write("model.json", model_description(cfg, model, num_classes, num_cameras, identities, clip_path,
-                                                  epoch=None, cameras=cameras))
+        run.write("model.json", model_description(cfg, model, data.num_classes, data.num_cameras, data.identities,
+                                                  clip_path, epoch=None, cameras=data.cameras))
     optimizer = optimizer_from_config(model, cfg.optim)
     schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
                                   cfg.optim.gamma, cfg.optim.schedule_unit)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loader, sampler, train_ds = train_loader(split.train, cfg, info)
+    loader, sampler, train_ds = train_loader(data.split.train, cfg, info)
 
-    start_epoch, history, best_epoch, best_metric = 0, [], None, None
     if resume and run.has_checkpoint():
-        state_dict, side = ckpt.load_checkpoint(run.checkpoints, "last")
-        load_weights(model, state_dict, run.checkpoints / "last.json")
-        try:
-            optimizer.load_state_dict(side["optimizer_state"])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"optimizer state does not fit the model ({exc}); resume with the same "
-                                  "configuration", path=run.checkpoints / "last.json") from exc
-        st = side["state"]
-        schedule.load_state_dict(st["schedule"])
-        if scaler is not None and st.get("scaler"):
-            scaler.load_state_dict(st["scaler"])
-        rngs = st["rng"]
-        if len(rngs) != info.world_size:
-            log.warning("resuming with %d ranks from a checkpoint of %d; random states are not exact",
-                        info.world_size, len(rngs))
-        ckpt.set_rng_state(rngs[info.rank % len(rngs)])
-        start_epoch, history = int(side["epoch"]), list(st.get("history", []))
-        best_epoch, best_metric = st.get("best_epoch"), st.get("best_metric")
-        log.info("resumed from epoch %d", start_epoch)
-    elif hasattr(model, "prepare"):
-        with autocast_context(device, precision):
-            model.prepare(prepare_loader(split.train, cfg, info, getattr(model, "prepare_sampling", "rrs_first")))
+        state = resume_state(run, model, optimizer, schedule, scaler, info)
+    else:
+        state = LoopState()
+        if hasattr(model, "prepare"):
+            with autocast_context(device, precision):
+                model.prepare(prepare_loader(data.split.train, cfg, info,
+                                             getattr(model, "prepare_sampling", "rrs_first")))
 
     ddp_model = wrap_model(model, info, cfg.train.find_unused_parameters)
     if info.is_main:
-        run.write_metrics([r for r in history if r["epoch"] <= start_epoch])
+        run.write_metrics([r for r in state.history if r["epoch"] <= state.start_epoch])
         log.info("training %s: %d identities, %d tracklets, ~%d iterations/epoch, %d epochs, %s, %s on %s",
-                 cfg.model.name, num_classes, len(split.train), _iterations(sampler, cfg, start_epoch),
-                 cfg.train.epochs, precision, f"{info.world_size} rank(s)", device)
+                 cfg.model.name, data.num_classes, len(data.split.train),
+                 _iterations(sampler, cfg, state.start_epoch), cfg.train.epochs, precision,
+                 f"{info.world_size} rank(s)", device)
 
-    for epoch in range(start_epoch, cfg.train.epochs):
+    for epoch in range(state.start_epoch, cfg.train.epochs):
         record = _train_epoch(ddp_model, loader, sampler, train_ds, optimizer, schedule, scaler, cfg, info, epoch,
                               precision)
         if isinstance(getattr(model, "logit_scale", None), torch.Tensor):
             record["logit_scale"] = round(float(model.logit_scale.detach().float().exp()), 4)
         last = epoch + 1 == cfg.train.epochs
-        if split.enabled and ((epoch + 1) % cfg.train.eval_every == 0 or last):
-            val = validate(model, split, cfg, device, precision) if info.is_main else None
-            val = broadcast_object(val, info)
-            record["val"] = val
-            if best_metric is None or val["mAP"] > best_metric:
-                best_epoch, best_metric = epoch + 1, val["mAP"]
-                if info.is_main and cfg.train.keep_best:
-                    ckpt.save_checkpoint(run.checkpoints, "best", epoch=epoch + 1, model_state=model.state_dict(),
-                                         state={"val": val})
-        history.append(record)
+        if data.split.enabled and ((epoch + 1) % cfg.train.eval_every == 0 or last):
+            record["val"] = _validate_and_select(model, data, cfg, info, precision, run, epoch, state)
+        state.history.append(record)
         if info.is_main:
-            run.write_metrics(history)
+            run.write_metrics(state.history)
             log.info("epoch %d/%d: %s", epoch + 1, cfg.train.epochs, _summary(record))
             if on_epoch is not None:
                 on_epoch(record)
         if (epoch + 1) % cfg.train.save_every == 0 or last:
-            rngs = gather_objects(ckpt.rng_state(), info)
-            if info.is_main:
-                state = {"schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                         "rng": rngs, "sampler": {"seed": cfg.train.seed, "next_epoch": epoch + 1},
-                         "history": history, "best_epoch": best_epoch, "best_metric": best_metric,
-                         "world_size": info.world_size}
-                ckpt.save_checkpoint(run.checkpoints, "last", epoch=epoch + 1, model_state=model.state_dict(),
-                                     optimizer_state=optimizer.state_dict(), state=state)
-            barrier(info)
+            save_last_state(run, model, optimizer, schedule, scaler, cfg.train.seed, epoch, state, info)
 
     if info.is_main:
-        model_info = model_description(cfg, model, num_classes, num_cameras, identities, clip_path, cameras=cameras,
-                                       epoch=cfg.train.epochs)
-        ckpt.export_model(run.root, model.state_dict(), model_info)
-        meta = run.read("run.json")
-        meta.update(status="completed", finished=time.strftime("%Y-%m-%d %H:%M:%S"), epochs=cfg.train.epochs,
-                    best_epoch=best_epoch, best_val_mAP=best_metric,
-                    selection="validation mAP" if split.enabled else "last epoch (no validation split)")
-        run.write("run.json", meta)
+        _record_end(run, cfg, model, data, clip_path, state)
     barrier(info)
-    return TrainResult(run.root, cfg.train.epochs, best_epoch, best_metric, history)
+    return TrainResult(run.root, cfg.train.epochs, state.best_epoch, state.best_metric, state.history)
 
 
 def model_description(cfg: Config, model: torch.nn.Module, num_classes: int, num_cameras: int,
