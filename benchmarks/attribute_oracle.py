@@ -22,6 +22,7 @@ import numpy as np
 from cgclip.data import load_dataset
 from cgclip.data.identity_table import read_identity_table
 from cgclip.eval import evaluate_features
+from cgclip.eval.results import percent
 
 SETS = {
     "all annotated attributes": ("uniform", "number", "hair", "shoes", "socks", "build", "accessories", "others"),
@@ -61,7 +62,7 @@ def oracle(ds_dir: Path, attributes: tuple[str, ...], repeats: int, seed: int = 
                                 [t.camid for t in dataset.query], [t.camid for t in dataset.gallery])
         maps.append(res.mAP)
         r1s.append(res.cmc[0])
-    return 100 * float(np.mean(maps)), 100 * float(np.mean(r1s))
+    return percent(float(np.mean(maps))), percent(float(np.mean(r1s)))
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ variants under ``OUT/seed-N/runs/<world>/ablation-<name>``; rerunning resumes fi
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 from cgclip.demo import WORLDS
 from cgclip.demo.pipeline import prepare_clip, prepare_world, train_and_evaluate, write_captions
 from cgclip.demo.settings import demo_settings
+from cgclip.eval.results import percent, write_results
 
 #: table -> [(row label, model, run name or None for the model's default run, overrides)]
 TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
@@ -112,10 +112,10 @@ def table_markdown(table: str, per_seed: dict[int, dict[str, dict[str, dict]]], 
         for world in worlds:
             rows = [per_seed[s][world][run] for s in common[world]]
             for key in ("mAP", "rank1"):
-                vals = 100 * np.array([r[key] for r in rows], dtype=float)
+                vals = np.array([percent(r[key]) for r in rows], dtype=float)
                 cells.append("–" if not len(vals) else f"{vals.mean():.1f}" if len(vals) == 1
                              else f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}")
-            per.append(", ".join(f"{100 * r['mAP']:.1f}" for r in rows))
+            per.append(", ".join(f"{percent(r['mAP']):.1f}" for r in rows))
         n = max(len(c) for c in common.values())
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} | {'; '.join(per)} |"
                      + (f" {paper[i]} |" if paper else ""))
@@ -137,7 +137,7 @@ def main() -> None:
               "results": {str(s): {w: {r: {k: v[k] for k in ("mAP", "rank1", "mINP")} for r, v in runs.items()}
                                    for w, runs in worlds.items()} for s, worlds in per_seed.items()}}
     name = "paper" if args.tables == [t for t in TABLES if t != "sampler"] else "-".join(args.tables)
-    (args.out / f"ablations-{name}.json").write_text(json.dumps(report, indent=2))
+    write_results(args.out / f"ablations-{name}.json", report)
     for table in args.tables:
         print(f"\n### {table}\n")
         print(table_markdown(table, per_seed, args.worlds))

@@ -10,7 +10,6 @@ seed) into ``OUT/seed-N``, all with the shipped embedded tiny CLIP. Rerunning re
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -18,34 +17,35 @@ import numpy as np
 
 from cgclip.demo import MODELS, WORLDS, run_demo
 from cgclip.demo.report import MODEL_LABELS
+from cgclip.eval.results import percent, read_results, write_results
 
 
-def aggregate(per_seed: dict[int, dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean and sample std (ddof=1 when there are 2+ seeds) of mAP, Rank-1 and mINP per world and model."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+def aggregate(per_seed: dict[int, dict]) -> dict[str, dict[str, dict]]:
+    """``{"mean", "std"}`` (sample std, ddof=1 when there are 2+ seeds; fractions) of mAP, Rank-1 and mINP, and the
+    number of seeds, per world and model of the demo summaries ``per_seed``."""
+    summaries = [read_results(s)["results"] for s in per_seed.values()]
+    out: dict[str, dict[str, dict]] = {}
     for world in WORLDS:
         for model in MODELS:
-            rows = [s["results"][world][model] for s in per_seed.values() if model in s["results"].get(world, {})]
+            rows = [s[world][model] for s in summaries if model in s.get(world, {})]
             if not rows:
                 continue
-            stats = {}
+            stats: dict = {}
             for key in ("mAP", "rank1", "mINP"):
                 vals = np.array([r[key] for r in rows], dtype=float)
-                stats[key] = float(vals.mean())
-                stats[key + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+                stats[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
             stats["seeds"] = len(rows)
             out.setdefault(world, {})[model] = stats
     return out
 
 
-def table(agg: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown table of the aggregate."""
+def table(agg: dict[str, dict[str, dict]]) -> str:
+    """Markdown table of the aggregate, in percent."""
     lines = ["| world | model | mAP | Rank-1 | mINP | seeds |", "|---|---|---|---|---|---|"]
     for world, per_model in agg.items():
         for model, s in per_model.items():
-            lines.append(f"| {world} | {MODEL_LABELS.get(model, model)} | {s['mAP']:.1f} ± {s['mAP_std']:.1f} | "
-                         f"{s['rank1']:.1f} ± {s['rank1_std']:.1f} | {s['mINP']:.1f} ± {s['mINP_std']:.1f} | "
-                         f"{s['seeds']} |")
+            cells = [f"{percent(s[k]['mean']):.1f} ± {percent(s[k]['std']):.1f}" for k in ("mAP", "rank1", "mINP")]
+            lines.append(f"| {world} | {MODEL_LABELS.get(model, model)} | " + " | ".join(cells) + f" | {s['seeds']} |")
     return "\n".join(lines)
 
 
@@ -62,8 +62,7 @@ def main() -> None:
         per_seed[seed] = run_demo(args.out / f"seed-{seed}", quick=args.quick, seed=seed, pictures=False,
                                   say=lambda line, s=seed: print(f"[seed {s}] {line}", flush=True))
     agg = aggregate(per_seed)
-    (args.out / "accuracy.json").write_text(json.dumps({"seeds": args.seeds, "quick": args.quick, "aggregate": agg},
-                                                       indent=2))
+    write_results(args.out / "accuracy.json", {"seeds": args.seeds, "quick": args.quick, "aggregate": agg})
     print(table(agg))
     print(f"\n{len(args.seeds)} seeds in {time.perf_counter() - start:.0f} s; metrics in percent, mean ± std")
 

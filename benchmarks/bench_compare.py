@@ -34,7 +34,8 @@ from cgclip.demo import MODELS, WORLDS
 from cgclip.demo.pipeline import prepare_clip, prepare_world, run_config, train_and_evaluate, write_captions
 from cgclip.demo.settings import DemoSettings, demo_settings
 from cgclip.eval.paired import mean_std, paired_difference, spearman, verdict
-from cgclip.io_utils import atomic_write_text, read_json
+from cgclip.eval.results import read_results, read_results_lines, stamp, to_percent
+from cgclip.io_utils import atomic_write_text
 from cgclip.train.results_key import RESULTS_VERSION
 from cgclip.train.run_dir import RunDir
 
@@ -46,17 +47,16 @@ CLAIMS = (("cgclip", "tfclip"), ("cgclip", "tap"), ("tfclip", "tap"))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The result rows written so far (none when the file does not exist)."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The result rows written so far, metrics in the results unit (none when the file does not exist; rows from
+    before the results schema were in percent)."""
+    return read_results_lines(path, legacy_unit="percent")
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append one result row and flush it to disk."""
+    """Append one result row (metrics in the results unit), with the schema fields, and flush it to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+        f.write(json.dumps(stamp(row), sort_keys=True) + "\n")
         f.flush()
 
 
@@ -83,25 +83,25 @@ def run_one(seed: int, kind: str, model: str, key: str, out: Path, settings: Dem
     res = train_and_evaluate(kind, model, ds, caps, clip, folder, seed, settings, say)
     if res.get("results_key") != key:
         raise SystemExit(f"{folder}: the run's key {res.get('results_key')} is not the expected {key}")
-    run = read_json(folder / "runs" / kind / model / "run.json")
+    run = read_results(folder / "runs" / kind / model / "run.json")
     last = last_checkpoint_map(folder / "runs" / kind / model)
     cfg = RunDir(folder / "runs" / kind / model).load_config()
     setting = {"identity_mode": cfg.model.identity_mode if model == "cgclip" else None, "sie": cfg.model.sie,
                "erase_mode": cfg.data.erase_mode, "part_norm": cfg.model.part_norm, "tfe_norm": cfg.model.tfe_norm,
                "val_identities": cfg.data.val_identities, "val_selection": cfg.data.val_selection}
     return {**setting, "seed": seed, "world": kind, "model": model, "key": key, "results_version": RESULTS_VERSION,
-            "mAP": 100 * res["mAP"], "rank1": 100 * res["rank1"], "rank5": 100 * res.get("rank5", float("nan")),
-            "mINP": 100 * res["mINP"], "val_mAP": 100 * run["best_val_mAP"] if run.get("best_val_mAP") else None,
+            "mAP": res["mAP"], "rank1": res["rank1"], "rank5": res.get("rank5", float("nan")),
+            "mINP": res["mINP"], "val_mAP": run["best_val_mAP"] if run.get("best_val_mAP") else None,
             "best_epoch": run.get("best_epoch"), "mAP_last": last, "train_s": res.get("timing", {}).get("train_s"),
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
 def last_checkpoint_map(run_dir: Path) -> float:
-    """Test mAP (percent) of the run's last epoch, beside the best-validation checkpoint the result row reports: what
+    """Test mAP (a fraction) of the run's last epoch, beside the best-validation checkpoint the result row reports: what
     model selection on the validation split changed (written to ``results_last.json``)."""
     from cgclip.train.inference import evaluate_run
 
-    return 100 * evaluate_run(run_dir, checkpoint="final", output=run_dir / "results_last.json")["mAP"]
+    return evaluate_run(run_dir, checkpoint="final", output=run_dir / "results_last.json")["mAP"]
 
 
 def selection_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> list[str]:
@@ -182,7 +182,7 @@ def correlation_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str])
 
 
 def report(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> str:
-    """Every printed table, as Markdown text."""
+    """Every printed table, as Markdown text, from rows with metrics in percent (:func:`to_percent`)."""
     if not rows:
         return "no results yet for these seeds and today's results key"
     return "\n".join([*per_model_table(rows, worlds), "", *paired_lines(rows, worlds, "mAP"), "",
@@ -200,7 +200,7 @@ def backfill_last(path: Path, done: dict[str, dict], keys: dict[tuple[int, str, 
             row["mAP_last"] = last_checkpoint_map(run_dir)
             changed = True
     if changed:
-        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in done.values()))
+        atomic_write_text(path, "".join(json.dumps(stamp(r), sort_keys=True) + "\n" for r in done.values()))
 
 
 def main() -> None:
@@ -226,7 +226,7 @@ def main() -> None:
         done[key] = run_one(seed, kind, model, key, args.out, settings, clip)
         append_row(args.results, done[key])
         new += 1
-    rows = {k: done[key] for k, key in keys.items() if key in done}
+    rows = {k: to_percent(done[key]) for k, key in keys.items() if key in done}
     print(report(rows, args.worlds))
     print(f"\n{len(rows)} of {len(keys)} runs done (results version {RESULTS_VERSION}); metrics in percent; test "
           "protocol: gallery convention, cosine distance, first frame of each RRS chunk")

@@ -13,7 +13,6 @@ the best mean validation mAP. The test split is not evaluated.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ import torch
 from cgclip.demo import WORLDS
 from cgclip.demo.pipeline import prepare_clip, prepare_world, train_and_evaluate, write_captions
 from cgclip.demo.settings import demo_settings
+from cgclip.eval.results import percent, write_results
 from cgclip.train.inference import load_run_model
 from cgclip.train.run_dir import RunDir
 from cgclip.train.setup import validate
@@ -32,7 +32,7 @@ VARIANTS = {"none": ["model.tfe_norm=false"], "tfe_norm": ["model.tfe_norm=true"
 
 
 def validation_maps(run_dir: Path) -> dict[bool, float]:
-    """Validation mAP (percent) of the run's last checkpoint with ``part_norm`` off and on."""
+    """Validation mAP (a fraction) of the run's last checkpoint with ``part_norm`` off and on."""
     cfg = RunDir(run_dir).load_config()
     model, _ = load_run_model(run_dir, "final")
     split = carve_validation(open_dataset(cfg.data).train, cfg.data.val_identities, cfg.train.seed,
@@ -41,7 +41,7 @@ def validation_maps(run_dir: Path) -> dict[bool, float]:
     out = {}
     for part_norm in (False, True):
         model.part_norm = part_norm
-        out[part_norm] = 100 * validate(model, split, cfg, device, resolve_precision(cfg.train.precision, device))["mAP"]
+        out[part_norm] = validate(model, split, cfg, device, resolve_precision(cfg.train.precision, device))["mAP"]
     return out
 
 
@@ -63,12 +63,12 @@ def main() -> None:
             train_and_evaluate(kind, "cgclip", ds, caps, clip, args.out, args.seed, settings, print, run_name=run,
                                overrides=overrides)
             for part_norm, value in validation_maps(args.out / "runs" / kind / run).items():
-                rows.setdefault(f"{name}, part_norm={part_norm}", {})[kind] = value
-    (args.out / "feature_balance.json").write_text(json.dumps(rows, indent=2))
+                rows.setdefault(f"{name}, part_norm={part_norm}", {})[kind] = {"val_mAP": value}
+    write_results(args.out / "feature_balance.json", rows)
     print("| variant | " + " | ".join(f"{k} val mAP" for k in args.worlds) + " | mean |")
     print("|---|" + "---:|" * (len(args.worlds) + 1))
     for label, per in rows.items():
-        vals = [per[k] for k in args.worlds]
+        vals = [percent(per[k]["val_mAP"]) for k in args.worlds]
         print(f"| {label} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {sum(vals) / len(vals):.1f} |")
 
 

@@ -37,3 +37,7 @@ class CheckpointError(CgclipError):
 
 class EvaluationError(CgclipError):
     """An evaluation that cannot produce a meaningful number (e.g. no query has a valid match)."""
+
+
+class ResultsError(CgclipError):
+    """A results file cgclip cannot read: an unknown schema version or unit (see :mod:`cgclip.eval.results`)."""

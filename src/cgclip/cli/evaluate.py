@@ -42,8 +42,9 @@ def register(subparsers: Any) -> None:
 
 def format_result(result: dict[str, Any]) -> str:
     """One line of headline numbers (percent)."""
-    keys = ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")
-    return "  ".join(f"{k}={result[k] * 100:.2f}" for k in keys if k in result)
+    from cgclip.eval.results import METRICS, percent
+
+    return "  ".join(f"{k}={percent(result[k]):.2f}" for k in METRICS if k in result)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     root = Path(args.run)
     if (root / "protocol.json").is_file() and not (root / "config.yaml").is_file():
-        from cgclip.io_utils import read_json, write_json
+        from cgclip.eval.results import percent, read_results, write_results
+        from cgclip.io_utils import read_json
         from cgclip.train.inference import evaluate_run
         from cgclip.train.protocol import METRICS, aggregate
 
@@ -66,15 +68,15 @@ def run(args: argparse.Namespace) -> int:
         for split in splits:
             per_split[split] = evaluate_run(root / f"split-{split}", args.dataset, **options)
             print(f"split {split}: {format_result(per_split[split])}")
-        summary = read_json(root / "results.json") if (root / "results.json").is_file() else {}
+        summary = read_results(root / "results.json") if (root / "results.json").is_file() else {}
         summary.update(metrics=aggregate(per_split),
                        splits={str(s): {k: r[k] for k in METRICS} for s, r in per_split.items()})
         first = per_split[splits[0]]
         summary["protocol"] = {**{k: v for k, v in first["protocol"].items() if k not in ("split", "epoch")},
                                "splits": splits, "aggregate": "mean and std (ddof=1) over splits"}
         out = Path(args.output) if args.output else root / "results.json"
-        write_json(out, summary)
-        print("mean ± std: " + "  ".join(f"{k}={v['mean'] * 100:.2f}±{v['std'] * 100:.2f}"
+        summary = write_results(out, summary)
+        print("mean ± std: " + "  ".join(f"{k}={percent(v['mean']):.2f}±{percent(v['std']):.2f}"
                                          for k, v in summary["metrics"].items()))
         print(f"results: {out}")
         return 0

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     rank0 = int(os.environ.get("RANK", "0")) == 0
     on_epoch = _print_epoch if rank0 else None
     if args.splits:
+        from cgclip.eval.results import percent
         from cgclip.train.protocol import parse_splits, run_split_protocol
 
         splits = parse_splits(args.splits)
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if rank0:
             m = summary["metrics"]
             print("mean ± std over splits " + ", ".join(str(s) for s in summary["protocol"]["splits"]) + ": " +
-                  "  ".join(f"{k}={v['mean'] * 100:.1f}±{v['std'] * 100:.1f}" for k, v in m.items()))
+                  "  ".join(f"{k}={percent(v['mean']):.1f}±{percent(v['std']):.1f}" for k, v in m.items()))
             print(f"results: {args.out}/results.json")
         return 0
     from cgclip.train.trainer import train

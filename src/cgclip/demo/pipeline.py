@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 
 from cgclip.demo.settings import MODELS, WORLDS, DemoSettings, demo_settings
 from cgclip.errors import ConfigError
-from cgclip.io_utils import atomic_write_text, check_output_dir, read_json, write_json
+from cgclip.eval.results import percent, read_results, write_results
+from cgclip.io_utils import atomic_write_text, check_output_dir, read_json
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,9 @@ def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip
     run_dir = out / "runs" / kind / name
     results = run_dir / "results.json"
     cfg, key = run_config(kind, model, ds_dir, captions, clip, seed, settings, overrides)
-    if results.is_file() and read_json(results).get("results_key") == key:
+    if results.is_file() and read_results(results).get("results_key") == key:
         say(f"[{kind}] {name}: already trained and evaluated ({results})")
-        return read_json(results)
+        return read_results(results)
     _set_aside_if_stale(run_dir, key, say)
     start = time.perf_counter()
     say(f"[{kind}] training {name} ({cfg.train.epochs} epochs) → {run_dir}")
@@ -121,8 +122,8 @@ def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip
     res = evaluate_run(run_dir)
     res.setdefault("timing", {})["train_s"] = round(train_s, 1)
     res["results_key"] = key
-    write_json(results, res)
-    say(f"[{kind}] {name}: test mAP {100 * res['mAP']:.1f}, Rank-1 {100 * res['rank1']:.1f}")
+    res = write_results(results, res)
+    say(f"[{kind}] {name}: test mAP {percent(res['mAP']):.1f}, Rank-1 {percent(res['rank1']):.1f}")
     return res
 
 
@@ -145,7 +146,7 @@ def _set_aside_if_stale(run_dir: Path, key: str, say: Say) -> None:
 def _epoch_line(kind: str, model: str, rec: dict[str, Any]) -> str:
     parts = [f"[{kind}] {model} epoch {rec.get('epoch')}", f"loss {rec.get('loss', float('nan')):.3f}"]
     if isinstance(rec.get("val"), dict) and "mAP" in rec["val"]:
-        parts.append(f"val mAP {100 * rec['val']['mAP']:.1f}")
+        parts.append(f"val mAP {percent(rec['val']['mAP']):.1f}")
     if rec.get("tracklets_per_s"):
         parts.append(f"{rec['tracklets_per_s']:.1f} tracklets/s")
     return ", ".join(parts)
@@ -202,7 +203,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
         from cgclip.demo.pictures import draw_pictures
 
         summary["pictures"] = draw_pictures(out, datasets, say)
-        write_json(out / "results.json", summary)
+        summary = write_results(out / "results.json", summary)
     return summary
 
 

@@ -1,5 +1,5 @@
-"""The demo's results: ``results.json`` (per world and model: mAP, Rank-1, Rank-5, mINP, seed, protocol) and
-``results.md`` (the same as a Markdown table)."""
+"""The demo's results: ``results.json`` (per world and model: mAP, Rank-1, Rank-5, mINP as fractions in the schema
+of :mod:`cgclip.eval.results`, seed, protocol) and ``results.md`` (the same as a Markdown table, in percent)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from cgclip.demo.settings import DemoSettings
-from cgclip.io_utils import atomic_write_text, write_json
+from cgclip.eval.results import percent, write_results
+from cgclip.io_utils import atomic_write_text
 
 MODEL_LABELS = {"tap": "TAP (CLIP + temporal average pooling)", "tfclip": "TF-CLIP", "cgclip": "CG-CLIP"}
 
 
 def summarise(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Keep, per world and model, the headline metrics (percent), seed, protocol, timing and run folder."""
+    """Keep, per world and model, the headline metrics (fractions, 4 decimals), seed, protocol, timing and run
+    folder."""
     table: dict[str, dict[str, Any]] = {}
     for kind, per_model in results.items():
         for model, res in per_model.items():
             table.setdefault(kind, {})[model] = {
-                "mAP": round(100 * res["mAP"], 2), "rank1": round(100 * res["rank1"], 2),
-                "rank5": round(100 * res["rank5"], 2), "mINP": round(100 * res["mINP"], 2),
+                **{k: round(res[k], 4) for k in ("mAP", "rank1", "rank5", "mINP")},
                 "seed": res.get("seed"), "protocol": res.get("protocol", {}),
                 "train_s": res.get("timing", {}).get("train_s"), "dataset": res.get("dataset", {}).get("query"),
             }
@@ -27,14 +28,14 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def markdown_table(table: dict[str, dict[str, Any]]) -> str:
-    """A Markdown table with one row per (world, model)."""
+    """A Markdown table with one row per (world, model), metrics in percent."""
     lines = ["| world | model | mAP | Rank-1 | Rank-5 | mINP | train time (s) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for kind, per_model in table.items():
         for model, r in per_model.items():
             t = f"{r['train_s']:.0f}" if r.get("train_s") is not None else "–"
-            lines.append(f"| {kind} | {MODEL_LABELS.get(model, model)} | {r['mAP']:.1f} | {r['rank1']:.1f} | "
-                         f"{r['rank5']:.1f} | {r['mINP']:.1f} | {t} |")
+            lines.append(f"| {kind} | {MODEL_LABELS.get(model, model)} | {percent(r['mAP']):.1f} | "
+                         f"{percent(r['rank1']):.1f} | {percent(r['rank5']):.1f} | {percent(r['mINP']):.1f} | {t} |")
     return "\n".join(lines) + "\n"
 
 
@@ -48,10 +49,10 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], *, settings: Dem
         "results": table, "seed": seed, "quick": quick, "clip": str(clip), "settings": settings.to_dict(),
         "protocol": protocol, "elapsed_s": round(elapsed_s, 1),
         "runs": {k: {m: str(out / "runs" / k / m) for m in v} for k, v in results.items()},
-        "note": "metrics in percent; synthetic worlds, embedded tiny CLIP, CPU — not comparable with the paper's "
-                "real-data numbers",
+        "note": "metrics as fractions in [0, 1] (results.md: x 100); synthetic worlds, embedded tiny CLIP, CPU — not "
+                "comparable with the paper's real-data numbers",
     }
-    write_json(out / "results.json", summary)
+    summary = write_results(out / "results.json", summary)
     header = (f"# cgclip demo results\n\nSynthetic sports/dance worlds, embedded tiny CLIP, seed {seed}"
               f"{', --quick' if quick else ''}. Test protocol: gallery convention "
               f"`{protocol.get('gallery_mode', 'gallery')}`, "

@@ -18,7 +18,7 @@ import torch
 from cgclip.config import Config, config_to_dict
 from cgclip.data.tracklet import Tracklet
 from cgclip.errors import CheckpointError, ConfigError
-from cgclip.io_utils import write_json
+from cgclip.eval.results import write_results
 from cgclip.train import checkpoint as ckpt
 from cgclip.train.datasets import open_dataset
 from cgclip.train.distributed import resolve_device
@@ -101,7 +101,7 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
     Every argument left as None takes the run's configuration (``neck_feat``: retrieve on the feature before or
     after the BNNeck, whichever the run trained with). Returns the results dict: ``mAP``, ``rank1``,
     ``rank5``, ``rank10``, ``rank20``, ``mINP`` (fractions in [0, 1]), ``protocol``, ``model``, ``config``,
-    ``dataset``, ``timing``.
+    ``dataset``, ``timing``, and the ``schema``/``unit`` fields of :mod:`cgclip.eval.results`.
     """
     from cgclip.eval import evaluate_features
 
@@ -150,7 +150,7 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
                config=config_to_dict(cfg), dataset=dataset.statistics(),
                timing={"extract_s": round(extract_s, 3), "tracklets_per_s": n / max(extract_s, 1e-9),
                        "rank_s": round(rank_s, 3), "device": str(dev)})
-    write_json(output or run.results_path, out)
+    out = write_results(output or run.results_path, out)
     shutil.rmtree(cache, ignore_errors=True)
     log.info("%s: mAP %.4f, Rank-1 %.4f (%s)", run.root, out["mAP"], out["rank1"], protocol)
     return out

@@ -17,12 +17,10 @@ import numpy as np
 
 from cgclip.config import Config, config_to_dict
 from cgclip.errors import ConfigError
-from cgclip.io_utils import read_json, write_json
+from cgclip.eval.results import METRICS, read_results, write_results
+from cgclip.io_utils import write_json
 
 log = logging.getLogger(__name__)
-
-METRICS = ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")
-
 
 def parse_splits(spec: str) -> list[int]:
     """``"0-9"`` → 0..9, ``"0,2,5"`` → [0, 2, 5], ``"3"`` → [3] (iLIDS-VID splits are 0–9)."""
@@ -74,7 +72,7 @@ def run_split_protocol(cfg: Config, out_dir: str | Path, splits: Sequence[int], 
         sub = out / f"split-{split}"
         results_path = sub / "results.json"
         if results_path.is_file():
-            result = read_json(results_path)
+            result = read_results(results_path)
             log.info("split %d already evaluated; reusing %s", split, results_path)
         else:
             scfg = copy.deepcopy(cfg)
@@ -95,6 +93,6 @@ def run_split_protocol(cfg: Config, out_dir: str | Path, splits: Sequence[int], 
         "splits": {str(s): {k: r[k] for k in METRICS if k in r} for s, r in per_split.items()},
         "config": config_to_dict(cfg),
     }
-    write_json(out / "results.json", summary)
+    summary = write_results(out / "results.json", summary)
     write_json(out / "protocol.json", {"kind": "splits", "splits": list(per_split)})
     return summary
