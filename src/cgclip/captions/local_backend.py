@@ -22,35 +22,25 @@ import torch
 from cgclip.captions.mllm import GenerationResult, GenerationTask, clean_reply
 from cgclip.errors import CheckpointError, CgclipError
 from cgclip.io_utils import check_safe_weights
+from cgclip.runtime import precision_dtype, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``"auto"`` → bfloat16 on a GPU that supports it, else float32; or a name like ``"float16"``."""
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    value = getattr(torch, dtype, None)
-    if not isinstance(value, torch.dtype):
-        raise CgclipError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
-    return value
+    """The model dtype of a precision on ``device`` (:mod:`cgclip.runtime`: ``auto``, ``bf16``, ``fp16``, ``fp32``;
+    ``float32``/``float16``/``bfloat16`` are read as those)."""
+    return precision_dtype(resolve_precision(dtype, device))
 
 
 class LocalBackend:
     """A ``transformers`` captioner from ``model_dir``; see the module docstring for the kinds it loads."""
 
-    def __init__(self, model_dir: str | Path, *, device: str = "auto", dtype: str = "auto", batch_size: int = 8,
+    def __init__(self, model_dir: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int = 8,
                  max_new_tokens: int = 96, prefix: str | None = None, trust_remote_code: bool = False,
-                 generate_kwargs: dict[str, Any] | None = None) -> None:
+                 generate_kwargs: dict[str, Any] | None = None, dtype: str | None = None) -> None:
+        """Load the model of ``model_dir`` on ``device`` in the dtype of ``precision`` (:mod:`cgclip.runtime`;
+        ``dtype`` is its old name, kept for one release)."""
         from transformers import AutoConfig
 
         self.model_dir = Path(model_dir)
@@ -58,7 +48,7 @@ class LocalBackend:
             raise CheckpointError("no config.json; pass a local Hugging Face model directory", path=self.model_dir)
         check_safe_weights(self.model_dir)
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(dtype or precision, self.device)
         self.batch_size = max(1, batch_size)
         self.prefix = prefix
         self.generate_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, **(generate_kwargs or {})}

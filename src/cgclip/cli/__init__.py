@@ -24,10 +24,12 @@ from cgclip.errors import CgclipError
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every discovered subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="cgclip",
-        description="Video-based person re-identification with CG-CLIP (Caption-Guided CLIP).",
-    )
+    from cgclip.cli._options import command_help
+
+    parser = argparse.ArgumentParser(prog="cgclip", **command_help(
+        "Video-based person re-identification with CG-CLIP (Caption-Guided CLIP). `cgclip COMMAND --help` "
+        "describes a command, with examples.",
+        "cgclip demo --quick --out demo_out", "cgclip train --help"))
     parser.add_argument("--version", action="version", version=f"cgclip {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("--debug", action="store_true",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_splits_option
 from cgclip.errors import CgclipError
 
 
@@ -25,8 +26,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("local transformers model")
     g.add_argument("--model-dir", help="local Hugging Face model directory (image-text-to-text, vision-encoder-"
                                        "decoder, or a text LM for augment/translate)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
+    _, precision = add_runtime_options(g)
+    add_deprecated_alias(g, "--dtype", precision)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--prefix", help="text prefix for models without a chat template (e.g. <MORE_DETAILED_CAPTION>)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped in --model-dir")
@@ -47,7 +48,7 @@ def build_backend(args: argparse.Namespace) -> Any:
             max_tokens=args.max_tokens, temperature=args.temperature))
     from cgclip.captions.local_backend import LocalBackend
 
-    return LocalBackend(args.model_dir, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+    return LocalBackend(args.model_dir, device=args.device, precision=args.precision, batch_size=args.batch_size,
                         max_new_tokens=args.max_tokens, prefix=args.prefix, trust_remote_code=args.trust_remote_code)
 
 
@@ -56,8 +57,9 @@ def add_frame_options(p: argparse.ArgumentParser, default_frames: str = "all") -
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", type=Path, help="dataset folder (cgclip build-mot output, MARS, iLIDS-VID)")
     src.add_argument("--images", type=Path, help="folder laid out <identity>/[<tracklet>/]*.jpg")
-    p.add_argument("--kind", help="dataset kind (vreid, mars, ilidsvid); detected when left out")
-    p.add_argument("--splits", default="train", help="dataset splits to use, comma-separated (default train)")
+    kind = p.add_argument("--dataset-kind", help="dataset format (vreid, mars, ilidsvid); detected when left out")
+    add_deprecated_alias(p, "--kind", kind)
+    add_splits_option(p, ("train",), "the dataset's tracklets to caption")
     p.add_argument("--frames", default=default_frames,
                    help=f"'all' frames, or K evenly spaced frames per tracklet (default {default_frames})")
 
@@ -79,19 +81,16 @@ def frame_items(args: argparse.Namespace) -> list:
         return frames_from_folder(args.images, k)
     from cgclip.data import detect_dataset, load_dataset
 
-    dataset = load_dataset(args.kind or detect_dataset(args.dataset), args.dataset)
-    tracklets = []
-    for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
-        if split not in ("train", "query", "gallery"):
-            raise CgclipError(f"--splits: unknown split {split!r}; use train, query and/or gallery")
-        tracklets += getattr(dataset, split)
+    dataset = load_dataset(args.dataset_kind or detect_dataset(args.dataset), args.dataset)
+    tracklets = [t for split in args.splits for t in getattr(dataset, split)]
     return select_frames(tracklets, k, args.dataset)
 
 
-def dataset_identities(folder: Path, splits: str) -> tuple[list[str], list[str]]:
+def dataset_identities(folder: Path, splits: Sequence[str]) -> tuple[list[str], list[str]]:
     """(identities needing captions, all identities) of a dataset folder: from identities.csv when present
-    (rows whose split is in ``splits``; ``all`` = every row), else from the dataset's tracklets."""
-    wanted = {s.strip() for s in splits.split(",") if s.strip()}
+    (rows whose split is in ``splits``; ``all`` = every row), else from the dataset's tracklets (the identities of
+    those partitions)."""
+    wanted = {s.strip() for s in splits if s.strip()}
     table = folder / "identities.csv" if folder.is_dir() else folder
     if table.suffix == ".csv" and table.is_file():
         from cgclip.data.identity_table import read_identity_table

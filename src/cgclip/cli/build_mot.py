@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cgclip.cli._options import add_deprecated_alias, command_help
 from cgclip.data.vreid import QUERY_GALLERY_RULE
 
 
@@ -13,16 +14,20 @@ def register(subparsers: Any) -> None:
     """Add the ``build-mot`` sub-command."""
     p = subparsers.add_parser(
         "build-mot", help="build a video ReID dataset (crops + manifest) from MOT sequences",
-        description="Crop the tracks of MOT-format sequences (MOT/train/SEQ and MOT/val/SEQ with seqinfo.ini, img1/, "
-                    "gt/gt.txt) into tracklets, map tracks to identities, and write a dataset folder that "
-                    "`cgclip info` and training read. Re-running on the same --out resumes and replaces the build. "
-                    "Query/gallery rule: " + QUERY_GALLERY_RULE)
+        **command_help("Crop the tracks of MOT-format sequences (MOT/train/SEQ and MOT/val/SEQ with seqinfo.ini, "
+                       "img1/, gt/gt.txt) into tracklets, map tracks to identities, and write a dataset folder that "
+                       "`cgclip info` and training read. Re-running on the same --out resumes and replaces the "
+                       "build.\n\nQuery/gallery rule: " + QUERY_GALLERY_RULE,
+                       "cgclip build-mot --mot worlds/sports --out data/sports",
+                       "cgclip build-mot --mot SportsMOT --out data/sportsvreid --mot-splits train val "
+                       "--min-height 48"))
     p.add_argument("--mot", required=True, type=Path, help="MOT root holding the split folders")
     p.add_argument("--out", required=True, type=Path, help="dataset folder to write")
     p.add_argument("--identities", type=Path, help="identity table CSV (default: MOT/identities.csv if present)")
     p.add_argument("--mapping", type=Path, help="track mapping CSV (default: MOT/track_mapping.csv if present)")
-    p.add_argument("--splits", nargs="+", default=["train", "val"], metavar="FOLDER",
-                   help="train split folder and val split folder (default: train val)")
+    folders = p.add_argument("--mot-splits", nargs="+", default=["train", "val"], metavar="FOLDER",
+                             help="the MOT split folders: train folder, then val folder (default: train val)")
+    add_deprecated_alias(p, "--splits", folders)
     p.add_argument("--min-height", type=int, default=32, help="smallest crop height in pixels (default 32)")
     p.add_argument("--min-width", type=int, default=12, help="smallest crop width in pixels (default 12)")
     p.add_argument("--min-visibility", type=float, default=0.3, help="smallest gt visibility (default 0.3)")
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     identities = _default_csv(args.identities, args.mot, "identities.csv")
     mapping = _default_csv(args.mapping, args.mot, "track_mapping.csv")
-    s = build_vreid(args.mot, args.out, identities, mapping, splits=tuple(args.splits), min_height=args.min_height,
+    s = build_vreid(args.mot, args.out, identities, mapping, splits=tuple(args.mot_splits), min_height=args.min_height,
                     min_width=args.min_width, min_visibility=args.min_visibility, max_len=args.max_len,
                     min_len=args.min_len, seed=args.seed, jpeg_quality=args.jpeg_quality,
                     classes=None if args.all_classes else args.classes, keep_zero_conf=args.keep_zero_conf)

@@ -20,20 +20,35 @@ from cgclip.cli._caption_opts import (
     dataset_identities,
     frame_items,
 )
+from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_word_list, command_help
+
+#: ``--identity-splits``: identities whose split (the identity table's ``split`` column, or for a dataset without
+#: one the partitions it appears in) is one of these.
+IDENTITY_SPLITS_HELP = ("identities of these splits: identities.csv's split column (train, val, ...) or, without a "
+                        "table, the dataset's partitions (train, query, gallery); 'all' = every identity; comma- or "
+                        "space-separated")
 
 
 def register(subparsers: Any) -> None:
     """Add ``cgclip caption`` and its subcommands."""
-    parser = subparsers.add_parser("caption", help="write, augment and check captions",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser("caption", help="write, augment and check captions", **command_help(
+        (__doc__ or "").replace("``", ""), "cgclip caption from-annotations data/sports --out captions/sports.jsonl",
+        "cgclip caption report --captions captions/sports.jsonl --dataset data/sports"))
     sub = parser.add_subparsers(dest="caption_command", metavar="SUBCOMMAND", required=True)
 
-    p = sub.add_parser("from-annotations", help="captions from the identity table (templates + paraphrases)")
+    p = sub.add_parser("from-annotations", help="captions from the identity table (templates + paraphrases)",
+                       **command_help("Write captions of each identity from its identities.csv row: template "
+                                      "sentences and rule-based (or LLM) paraphrases; optionally translate "
+                                      "non-English annotations first.",
+                                      "cgclip caption from-annotations data/sports --out captions/sports.jsonl",
+                                      "cgclip caption from-annotations data/sports/identities.csv --out "
+                                      "captions/train.jsonl --identity-splits train --num 5"))
     p.add_argument("table", type=Path, help="identities.csv, or a dataset folder holding one")
     p.add_argument("--out", type=Path, required=True, help="caption store to write (.jsonl; added to if it exists)")
     p.add_argument("--num", type=int, default=10, help="captions per identity (default 10, as in the paper)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--splits", help="only identities of these table splits, comma-separated (default all)")
+    splits = add_word_list(p, "--identity-splits", None, IDENTITY_SPLITS_HELP + " (default all)")
+    add_deprecated_alias(p, "--splits", splits)
     p.add_argument("--paraphraser", choices=("rules", "llm"), default="rules",
                    help="rule-based paraphrases (no model), or paraphrases through a back-end")
     p.add_argument("--translate", action="store_true", help="translate non-English annotations through a back-end")
@@ -41,7 +56,15 @@ def register(subparsers: Any) -> None:
     add_backend_options(p)
     p.set_defaults(func=run_from_annotations)
 
-    p = sub.add_parser("mllm", help="caption frames with a multimodal LLM (resumable)")
+    p = sub.add_parser("mllm", help="caption frames with a multimodal LLM (resumable)",
+                       **command_help("Caption the frames of a dataset (or an image folder) with a multimodal LLM "
+                                      "served behind an OpenAI-compatible endpoint or loaded from a local model "
+                                      "directory. A rerun fills only what is missing.",
+                                      "cgclip caption mllm --dataset data/sports --frames 2 --endpoint "
+                                      "http://127.0.0.1:8000/v1 --model Qwen2-VL-7B-Instruct --out captions/mllm.jsonl",
+                                      "cgclip caption mllm --images crops --model-dir models/blip "
+                                      "--prefix 'a photo of' "
+                                      "--device cuda --out captions/blip.jsonl"))
     add_frame_options(p)
     p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl); a rerun fills what is missing")
     p.add_argument("--prompt-file", type=Path, help="prompt text (default: the paper's few-shot prompt)")
@@ -49,7 +72,12 @@ def register(subparsers: Any) -> None:
     add_backend_options(p)
     p.set_defaults(func=run_mllm)
 
-    p = sub.add_parser("augment", help="paraphrase captions through a back-end (resumable)")
+    p = sub.add_parser("augment", help="paraphrase captions through a back-end (resumable)",
+                       **command_help("Paraphrase the captions of a store through a back-end (an endpoint or a local "
+                                      "text model) and add the paraphrases to the store. A rerun fills only what is "
+                                      "missing.",
+                                      "cgclip caption augment --captions captions/mllm.jsonl --model-dir models/qwen "
+                                      "--per-caption 2"))
     p.add_argument("--captions", type=Path, required=True, help="caption store to read and add to")
     p.add_argument("--sources", default="mllm", help="paraphrase captions of these sources (default mllm)")
     p.add_argument("--per-caption", type=int, default=1, help="paraphrases per caption (default 1)")
@@ -57,26 +85,37 @@ def register(subparsers: Any) -> None:
     add_backend_options(p)
     p.set_defaults(func=run_augment)
 
-    p = sub.add_parser("report", help="caption quality: per-identity counts, collisions, missing identities")
+    p = sub.add_parser("report", help="caption quality: per-identity counts, collisions, missing identities",
+                       **command_help("Check a caption store: captions per identity, identities whose captions "
+                                      "collide (identical or near-identical, optionally by CLIP features), and "
+                                      "identities of the dataset that have none.",
+                                      "cgclip caption report --captions captions/sports.jsonl --dataset data/sports "
+                                      "--out report.json"))
     p.add_argument("--captions", type=Path, required=True)
     p.add_argument("--dataset", type=Path, help="dataset folder or identities.csv to check the store against")
-    p.add_argument("--splits", default="train", help="identities that need captions (default train; 'all')")
+    splits = add_word_list(p, "--identity-splits", ["train"], IDENTITY_SPLITS_HELP + " (default train)")
+    add_deprecated_alias(p, "--splits", splits)
     p.add_argument("--clip", type=Path, help="CLIP directory: also compare identities' mean caption features")
     p.add_argument("--jaccard", type=float, default=0.9, help="near-identical token Jaccard (default 0.9)")
     p.add_argument("--cosine", type=float, default=0.95, help="near-identical CLIP cosine (default 0.95)")
-    p.add_argument("--device", default="cpu")
+    add_runtime_options(p, precision=False)
     p.add_argument("--out", type=Path, help="write the JSON summary here")
     p.add_argument("--show", type=int, default=10, help="collision groups to print (default 10)")
     p.set_defaults(func=run_report)
 
-    p = sub.add_parser("attributes", help="attribute captions by CLIP zero-shot scoring (no MLLM needed)")
+    p = sub.add_parser("attributes", help="attribute captions by CLIP zero-shot scoring (no MLLM needed)",
+                       **command_help("Caption identities with their attributes (gender, hair, clothes, shoes, "
+                                      "number) picked by CLIP zero-shot scoring of a few frames each.",
+                                      "cgclip caption attributes --dataset data/sports --out captions/attributes.jsonl",
+                                      "cgclip caption attributes --images crops --clip clip/vit-b-16 --attributes "
+                                      "gender,upper --out captions/attrs.jsonl"))
     add_frame_options(p, default_frames="4")
     p.add_argument("--clip", default="default",
                    help="Hugging Face CLIP directory (default: the embedded tiny CLIP)")
     p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl)")
     p.add_argument("--max-frames", type=int, default=16, help="frames per identity at most (default 16)")
     p.add_argument("--attributes", help="comma-separated subset of gender,hair,upper,lower,shoes,number")
-    p.add_argument("--device", default="cpu")
+    add_runtime_options(p, precision=False)
     p.add_argument("--scores-out", type=Path, help="write each identity's attribute probabilities (JSON)")
     p.set_defaults(func=run_attributes)
 
@@ -103,9 +142,8 @@ def run_from_annotations(args: argparse.Namespace) -> int:
                           ours=lambda _p: True, example="identities.csv")
     table = identity_table_path(args.table) or args.table
     rows = read_identity_table(table)
-    if args.splits:
-        wanted = {s.strip() for s in args.splits.split(",")}
-        rows = [r for r in rows if r.split in wanted]
+    if args.identity_splits and "all" not in args.identity_splits:
+        rows = [r for r in rows if r.split in args.identity_splits]
     backend = build_backend(args) if (args.translate or args.paraphraser == "llm") else None
     if args.translate:
         rows, failures = translate_attributes(rows, backend, args.language)
@@ -181,7 +219,7 @@ def run_report(args: argparse.Namespace) -> int:
         check_output_file(args.out, "--out", ours=REPORT_KEYS, example="report.json")
     expected = known = None
     if args.dataset is not None:
-        expected, known = dataset_identities(args.dataset, args.splits)
+        expected, known = dataset_identities(args.dataset, args.identity_splits)
     encoder = None
     if args.clip is not None:
         from cgclip.clip.features import ClipFeatures

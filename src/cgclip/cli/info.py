@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from cgclip.cli._options import add_deprecated_alias, command_help
 from cgclip.data import DATASETS
 
 COLUMNS = ("split", "identities", "tracklets", "cameras", "sequences", "frames", "len min", "len mean", "len max")
@@ -16,10 +17,13 @@ COLUMNS = ("split", "identities", "tracklets", "cameras", "sequences", "frames",
 def register(subparsers: Any) -> None:
     """Add the ``info`` sub-command."""
     p = subparsers.add_parser("info", help="print a dataset's statistics per split",
-                              description="Print identities, tracklets, cameras, sequences and frames per tracklet "
-                                          "for the train, query and gallery splits of a dataset folder.")
+                              **command_help("Print identities, tracklets, cameras, sequences and frames per "
+                                             "tracklet for the train, query and gallery splits of a dataset folder.",
+                                             "cgclip info data/sports",
+                                             "cgclip info data/ilidsvid --dataset-kind ilidsvid --split 3 --json"))
     p.add_argument("dir", type=Path, help="dataset folder")
-    p.add_argument("--kind", choices=DATASETS, help="dataset format (default: detected from the folder)")
+    kind = p.add_argument("--dataset-kind", choices=DATASETS, help="dataset format (default: detected from the folder)")
+    add_deprecated_alias(p, "--kind", kind)
     p.add_argument("--split", type=int, default=0, help="iLIDS-VID split index 0-9 (default 0)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(func=run)
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the dataset and print its statistics."""
     from cgclip.data import detect_dataset, load_dataset
 
-    kind = args.kind or detect_dataset(args.dir)
+    kind = args.dataset_kind or detect_dataset(args.dir)
     options = {"split": args.split} if kind == "ilidsvid" else {}
     dataset = load_dataset(kind, args.dir, **options)
     stats = dataset.statistics()

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from cgclip.cli._options import add_runtime_options, command_help
+from cgclip.clip.sizes import TINY_SIZES
+from cgclip.pretrain.config import CROP_STYLES, PretrainConfig
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``pretrain-clip`` sub-command."""
-    from cgclip.pretrain.run import PretrainConfig
-    from cgclip.clip.random_clip import TINY_SIZES
-
     d = PretrainConfig()
     parser = subparsers.add_parser(
         "pretrain-clip", help="pretrain the embedded tiny CLIP on synthetic image-caption pairs",
-        description="Train a small CLIP (conv stem + vision transformer 192x4, text 256x4, d=256) on rendered crops "
-                    "of synthetic sports players and dancers (identities disjoint from every ReID world): "
-                    "contrastive image-caption batches plus attribute supervision (uniform, hair, shoes, socks, "
-                    "accessories, jersey number). Saves a Hugging Face CLIP directory with its tokenizer and a "
-                    "zero-shot attribute report (pretrain_report.json). The defaults are the recipe of the CLIP "
-                    "shipped with cgclip; a run with fixed --steps resumes when interrupted and rerun.")
+        **command_help("Train a small CLIP (conv stem + vision transformer 192x4, text 256x4, d=256) on rendered "
+                       "crops of synthetic sports players and dancers (identities disjoint from every ReID world): "
+                       "contrastive image-caption batches plus attribute supervision (uniform, hair, shoes, socks, "
+                       "accessories, jersey number). Saves a Hugging Face CLIP directory with its tokenizer and a "
+                       "zero-shot attribute report (pretrain_report.json). The defaults are the recipe of the CLIP "
+                       "shipped with cgclip; a run with fixed --steps resumes when interrupted and rerun.",
+                       "cgclip pretrain-clip --out clip/tiny-clip",
+                       "cgclip pretrain-clip --out clip/tiny-short --steps 300 --device cuda --precision bf16"))
     parser.add_argument("--out", required=True, help="output directory (new or empty)")
     parser.add_argument("--steps", type=int, default=d.steps, help="train exactly this many steps (%(default)s)")
     parser.add_argument("--minutes", type=float, help="train for a time budget instead of --steps (not resumable)")
@@ -44,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="weight of the digit head shared by both towers' embeddings (%(default)s; 0 = off)")
     parser.add_argument("--identities", type=int, default=d.train_identities_per_kind,
                         help="training identities per kind (sports, dance) (%(default)s)")
-    parser.add_argument("--crop-style", default=d.crop_style, choices=("tight", "loose"),
+    parser.add_argument("--crop-style", default=d.crop_style, choices=CROP_STYLES,
                         help="crops cut at the person's box in a world scene, as ReID crops (tight), or a small "
                              "person on a plain background (loose, tiny-clip-v3's recipe) (%(default)s)")
     parser.add_argument("--crops", type=int, default=d.crops_per_identity, help="rendered crops per identity")
@@ -53,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--number-crops", type=int, default=d.number_crops,
                         help="back-view crops in the random-number pool (%(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    add_runtime_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -63,7 +67,7 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["cgclip", "pretrain-clip"]
     for key in ("out", "arch", "steps", "minutes", "seed", "batch_size", "number_batch", "lr", "warmup_steps",
                 "caption_mix", "attribute_weight", "stem_steps", "stem_weight", "joint_digit_weight", "identities",
-                "crops", "crop_style", "heldout", "number_crops"):
+                "crops", "crop_style", "heldout", "number_crops", "device", "precision"):
         value = getattr(args, key)
         if value is None or key == "steps" and args.minutes is not None:
             continue
@@ -75,7 +79,7 @@ def _command(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Pretrain, save, and print the zero-shot attribute accuracies next to chance."""
     from cgclip.errors import ConfigError
-    from cgclip.pretrain.run import REPORT_NAME, PretrainConfig, pretrain_clip
+    from cgclip.pretrain.run import REPORT_NAME, pretrain_clip
 
     if args.steps < 1 or args.stem_steps < 0 or args.minutes is not None and args.minutes <= 0 or args.batch_size < 2:
         raise ConfigError("--steps must be >= 1, --minutes > 0 and --batch-size >= 2")
@@ -88,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                          stem_weight=args.stem_weight, joint_digit_weight=args.joint_digit_weight,
                          stem_steps=args.stem_steps, architecture=args.arch, **budget)
     out = args.out
-    report = pretrain_clip(out, cfg, overwrite=args.overwrite, command=_command(args))
+    report = pretrain_clip(out, cfg, overwrite=args.overwrite, command=_command(args), device=args.device,
+                           precision=args.precision)
     sec = report["seconds"]
     print(f"trained {report['stem_steps']} stem steps + {report['steps']} steps ({report['crops_seen']} crops) in "
           f"{sec['train']:.0f} s "

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from cgclip.cli._options import command_help
 from cgclip.errors import EvaluationError
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
     """Add the ``search`` sub-command."""
     p = subparsers.add_parser(
         "search", help="search a gallery of tracklet features for query persons",
-        description="Rank gallery tracklets for each query by cosine similarity. The gallery is a feature file "
-                    "(PATH.safetensors + PATH.json) or an index saved with --save-index; the query is a feature file "
-                    "or comma-separated gallery item numbers (query by example; the item itself is left out).")
+        **command_help("Rank gallery tracklets for each query by cosine similarity. The gallery is a feature file "
+                       "(PATH.safetensors + PATH.json) or an index saved with --save-index; the query is a feature "
+                       "file or comma-separated gallery item numbers (query by example; the item itself is left "
+                       "out).",
+                       "cgclip search --gallery feats/gallery --query feats/query --topk 10 --out results.json",
+                       "cgclip search --gallery feats/gallery --query 0,5,17 --grid ranking.png"))
     p.add_argument("--gallery", required=True, metavar="FEATS_OR_INDEX", help="gallery feature file or saved index")
     p.add_argument("--query", required=True, metavar="FEATS_OR_ITEMS",
                    help="query feature file, or gallery item numbers such as 0,5,17")
@@ -39,75 +38,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _load_gallery(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(SearchIndex, FeatureSet of the gallery or None)."""
-    from cgclip.eval.features_io import load_features
-    from cgclip.eval.search import SearchIndex, is_index_path
+def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: Any, idx: Any) -> None:
+    import numpy as np
 
-    if is_index_path(args.gallery):
-        index = SearchIndex.load(args.gallery)
-        index.set_search_params(nprobe=args.nprobe if index.index_type == "ivf" else None,
-                                ef_search=args.ef_search if index.index_type == "hnsw" else None)
-        source = index.meta.get("features")
-        gallery = None
-        if source:
-            try:
-                gallery = load_features(source)
-            except EvaluationError as exc:
-                logger.warning("gallery metadata unavailable (%s); results will name gallery items by id", exc)
-        return index, gallery
-    gallery = load_features(args.gallery)
-    stem = Path(args.gallery)
-    if stem.suffix in (".safetensors", ".json"):
-        stem = stem.with_suffix("")
-    index = SearchIndex.build(gallery.features, args.index_type, nlist=args.nlist, nprobe=args.nprobe,
-                              hnsw_m=args.hnsw_m, ef_search=args.ef_search,
-                              meta={"features": str(stem.resolve())})
-    return index, gallery
-
-
-def _load_query(spec: str, gallery: Any) -> tuple[Any, np.ndarray | None]:
-    """(FeatureSet of the queries, gallery item numbers when querying by example)."""
-    from cgclip.eval.features_io import load_features
-
-    if spec.replace(",", "").replace(" ", "").isdigit():
-        if gallery is None:
-            raise EvaluationError(f"--query {spec} names gallery items, but the gallery features are not available:"
-                                  " pass the gallery feature file")
-        items = np.array([int(s) for s in spec.split(",") if s.strip()], dtype=np.int64)
-        if items.max() >= len(gallery):
-            raise EvaluationError(f"--query item {int(items.max())} is out of range: the gallery has {len(gallery)}")
-        return gallery.subset(items), items
-    return load_features(spec), None
-
-
-def _results(index: Any, gallery: Any, queries: Any, items: np.ndarray | None, topk: int
-             ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
-    extra = 1 if items is not None else 0
-    scores, idx = index.search(queries.features, topk + extra)
-    if items is not None:  # drop the query item itself
-        keep = idx != items[:, None]
-        k_out = min(topk, idx.shape[1] - 1)
-        rows = [np.flatnonzero(k)[:k_out] for k in keep]
-        scores = np.stack([s[r] for s, r in zip(scores, rows)])
-        idx = np.stack([i[r] for i, r in zip(idx, rows)])
-    out = []
-    for qi in range(len(queries)):
-        ranked = []
-        for r, (j, s) in enumerate(zip(idx[qi].tolist(), scores[qi].tolist())):
-            if j < 0:
-                continue
-            entry: dict[str, Any] = {"rank": r + 1, "gallery": j, "id": index.ids[j], "score": s, "distance": 1.0 - s}
-            if gallery is not None:
-                entry.update(identity=gallery.identities[j], pid=int(gallery.pids[j]), camid=int(gallery.camids[j]),
-                             seqid=gallery.seqids[j])
-            ranked.append(entry)
-        out.append({"query": int(items[qi]) if items is not None else qi, "identity": queries.identities[qi],
-                    "pid": int(queries.pids[qi]), "camid": int(queries.camids[qi]), "results": ranked})
-    return out, scores, idx
-
-
-def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: np.ndarray, idx: np.ndarray) -> None:
     from cgclip.eval.plots import save_ranking_grid
 
     if gallery is None:
@@ -126,9 +59,10 @@ def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: np.ndarr
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cgclip search``; returns the exit status."""
+    from cgclip.eval.search_results import open_gallery, rank_gallery, read_queries
     from cgclip.io_utils import check_output_file, write_json
 
-    if args.topk < 1:
+    if args.topk < 1:  # before any output is checked or any file read
         raise EvaluationError(f"--topk must be >= 1, got {args.topk}")
     if args.out:
         check_output_file(args.out, "--out", ours=("gallery", "query", "queries"), example="results.json")
@@ -137,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
                           example="gallery.index")
     if args.grid:
         check_output_file(args.grid, "--grid", ours=lambda p: p.suffix.lower() == ".png", example="ranking.png")
-    index, gallery = _load_gallery(args)
-    queries, items = _load_query(args.query, gallery)
-    results, scores, idx = _results(index, gallery, queries, items, args.topk)
+    index, gallery = open_gallery(args.gallery, args.index_type, nlist=args.nlist, nprobe=args.nprobe,
+                                  hnsw_m=args.hnsw_m, ef_search=args.ef_search)
+    queries, items = read_queries(args.query, gallery)
+    ranking = rank_gallery(index, gallery, queries, items, args.topk)
+    results = ranking.queries
     print(f"searched {len(queries)} queries in {index.ntotal} gallery items ({index.index_type} index)")
     for res in results[:5]:
         top = ", ".join(f"{r.get('identity') or r['id']}:{r['score']:.3f}" for r in res["results"][:5])
@@ -152,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
                               "params": index.params, "topk": args.topk, "queries": results})
         print(f"wrote results {args.out}")
     if args.grid:
-        _grid(args, gallery, queries, scores, idx)
+        _grid(args, gallery, queries, ranking.scores, ranking.indices)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from cgclip.cli._options import command_help
+
 SIZE_OPTIONS = ["train_identities", "val_identities", "train_sequences", "val_sequences", "people_per_sequence",
                 "frames", "width", "height"]
 
@@ -13,9 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``synth`` subcommand."""
     parser = subparsers.add_parser(
         "synth", help="render a synthetic sports or dance world in MOT format",
-        description="Render a synthetic sports (SportsMOT-style) or dance (DanceTrack-style) world: train/val MOT "
-                    "sequences, identities.csv, track_mapping.csv, contact_sheet.png and world.json. "
-                    "Deterministic by --seed.")
+        **command_help("Render a synthetic sports (SportsMOT-style) or dance (DanceTrack-style) world: train/val "
+                       "MOT sequences, identities.csv, track_mapping.csv, contact_sheet.png and world.json. "
+                       "Deterministic by --seed.",
+                       "cgclip synth sports --out worlds/sports --seed 0",
+                       "cgclip synth dance --out worlds/dance-tiny --size tiny --frames 20"))
     parser.add_argument("kind", choices=["sports", "dance"], help="world kind")
     parser.add_argument("--out", required=True, help="output folder (created; written atomically)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from cgclip.cli._options import add_deprecated_alias, add_runtime_options, command_help
 from cgclip.config import DATASET_KINDS, MODEL_NAMES
 
 
@@ -13,11 +14,14 @@ def register(subparsers: Any) -> None:
     """Add the ``train`` sub-command."""
     p = subparsers.add_parser(
         "train", help="train a video ReID model into a run folder",
-        description="Train CG-CLIP or a baseline on a tracklet dataset. The configuration is a preset (Table S.7 "
-                    "recipes: mars, ilidsvid, sports, dance; tiny for CPU) and/or a YAML file (with _base_), then "
-                    "--set overrides. Writes the resolved config, dataset statistics, metrics.jsonl per epoch and "
-                    "checkpoints every epoch into --out. Under torchrun it trains with DistributedDataParallel.",
-        epilog="example: cgclip train --preset tiny --dataset data/sports --model cgclip --out runs/sports-cgclip")
+        **command_help("Train CG-CLIP or a baseline on a tracklet dataset. The configuration is a preset (Table "
+                       "S.7 recipes: mars, ilidsvid, sports, dance; tiny for CPU) and/or a YAML file (with _base_), "
+                       "then --set overrides. Writes the resolved config, dataset statistics, metrics.jsonl per "
+                       "epoch and checkpoints every epoch into --out. Under torchrun it trains with "
+                       "DistributedDataParallel.",
+                       "cgclip train --preset tiny --dataset data/sports --model cgclip --out runs/sports-cgclip",
+                       "cgclip train --preset ilidsvid --dataset data/ilidsvid --model tap --out runs/ilids-tap "
+                       "--protocol-splits 0-9"))
     p.add_argument("--preset", help="built-in preset: mars, ilidsvid, sports, dance or tiny")
     p.add_argument("--config", metavar="YAML", help="YAML configuration file (may name a preset with _base_)")
     p.add_argument("--dataset", metavar="DIR", help="dataset folder (MARS, iLIDS-VID or a cgclip build-mot folder)")
@@ -32,10 +36,11 @@ def register(subparsers: Any) -> None:
                    help="override a setting, e.g. --set optim.lr=1e-5 --set model.cmr_fusion=b (repeatable)")
     p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
-    p.add_argument("--device", help="shortcut for --set train.device=auto|cpu|cuda|cuda:N")
-    p.add_argument("--splits", metavar="SPEC",
-                   help="iLIDS-VID protocol: train and test each split (e.g. 0-9 or 0,3) into RUN/split-K and "
-                        "report mean ± std in RUN/results.json")
+    add_runtime_options(p, inherit="the config's train.device / train.precision, auto")
+    protocol = p.add_argument("--protocol-splits", metavar="SPEC",
+                              help="iLIDS-VID protocol: train and test each split (e.g. 0-9 or 0,3) into RUN/split-K "
+                                   "and report mean ± std in RUN/results.json")
+    add_deprecated_alias(p, "--splits", protocol)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(func=run)
 
@@ -55,7 +60,8 @@ def build_config(args: argparse.Namespace) -> Any:
         overrides.append(f"model.clip_path={args.clip}")
     if args.captions:
         overrides.append(f"data.captions={args.captions}")
-    for key, value in (("train.epochs", args.epochs), ("train.seed", args.seed), ("train.device", args.device)):
+    for key, value in (("train.epochs", args.epochs), ("train.seed", args.seed), ("train.device", args.device),
+                       ("train.precision", args.precision)):
         if value is not None:
             overrides.append(f"{key}={value}")
     if args.resume and not args.preset and not args.config:
@@ -85,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     on_epoch = _print_epoch if rank0 else None
-    if args.splits:
+    if args.protocol_splits:
         from cgclip.eval.results import percent
         from cgclip.train.protocol import parse_splits, run_split_protocol
 
-        splits = parse_splits(args.splits)
+        splits = parse_splits(args.protocol_splits)
 
         def on_split(split: int, result: dict[str, Any]) -> None:
             if rank0:

@@ -20,15 +20,17 @@ logger = logging.getLogger(__name__)
 
 
 class ClipFeatures:
-    """A CLIP model + tokenizer from ``clip_dir`` (``local_files_only``), on ``device``."""
+    """A CLIP model + tokenizer from ``clip_dir`` (``local_files_only``), on ``device`` (a :mod:`cgclip.runtime`
+    spelling: ``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
 
-    def __init__(self, clip_dir: str | Path, device: str = "cpu") -> None:
+    def __init__(self, clip_dir: str | Path, device: str | torch.device = "cpu") -> None:
         from cgclip.clip.files import load_clip_model
+        from cgclip.runtime import resolve_device
 
         self.clip_dir = Path(clip_dir)
+        self.device = resolve_device(device)
         model, self.tokenizer = load_clip_model(self.clip_dir)
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
         self.image_size = int(self.model.config.vision_config.image_size)
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
         self.crop_encoder = None

@@ -35,13 +35,11 @@ from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json
 from cgclip.clip.files import hf_quiet
 from cgclip.clip.conv_stem import apply_stem, conv_stem_config
+from cgclip.clip.sizes import SIZES, TINY_SIZES  # declared without torch for the command line
 from cgclip.clip.tokenizer import TOKENIZER_FILES, build_clip_tokenizer, special_token_ids
 
 logger = logging.getLogger(__name__)
 
-SIZES = ("tiny", "tiny-vit", "tiny-cnn", "vit-b-16")
-#: The sizes the embedded CLIP can be pretrained at (``cgclip pretrain-clip --arch``).
-TINY_SIZES = ("tiny-vit", "tiny", "tiny-cnn")
 #: Channels of the tiny CLIP's conv stem (stride 8: 16×8 tokens at 128×64), chosen with
 #: ``benchmarks/probe_number_reading.py`` (docs/RESULTS.md).
 TINY_STEM = (32, 64, 128, 192)

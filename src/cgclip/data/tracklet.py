@@ -13,6 +13,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+#: The partitions of every :class:`TrackletDataset`, what ``--splits`` names on the command line.
+DATASET_SPLITS = ("train", "query", "gallery")
+
 
 @dataclass(frozen=True)
 class Tracklet:

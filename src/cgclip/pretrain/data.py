@@ -27,6 +27,7 @@ from PIL import Image, ImageFilter
 from cgclip.captions.paraphrase import paraphrase
 from cgclip.captions.templates import with_article
 from cgclip.clip.preprocess import to_pixels  # noqa: F401 (re-exported)
+from cgclip.pretrain.config import CROP_STYLES  # noqa: F401 (re-exported; declared without torch)
 from cgclip.synth.crops import render_identity_crops
 from cgclip.synth.identities import KINDS, Identity, sample_identities
 from cgclip.synth.person import render_person
@@ -36,8 +37,6 @@ logger = logging.getLogger(__name__)
 
 PRETRAIN_STREAM = 0x50524554  # "PRET": keeps pretraining identities off every world's random stream
 IMAGE_SIZE = (128, 64)
-#: How pretraining crops are framed: cut at the person's box in a world scene, or a small person on a plain background.
-CROP_STYLES = ("tight", "loose")
 #: Zero-shot prompt per attribute ({} = the table value); attributes with an empty value are skipped.
 PROMPTS = {
     "uniform": "a photo of a person wearing {}.",

@@ -20,11 +20,12 @@ random numbers, and minimises
 * + with a conv stem, ``stem_weight`` × the loss of linear digit heads on the max-pooled stem features (discarded
   after training), which can also train the stem alone for the first ``stem_steps`` steps.
 
-AdamW, linear warm-up then cosine decay, under the ``auto`` precision of :mod:`cgclip.precision` (bf16 on a CPU with
-native bf16, fp32 elsewhere). ``steps`` fixes the length (the recorded recipe of the shipped checkpoint,
-:mod:`cgclip.clip.embedded`); with ``steps=None`` training runs until a time budget (``minutes``) is spent, the
-schedule following elapsed time. A run with fixed steps saves its state every ``checkpoint_every`` steps
-(:mod:`cgclip.pretrain.state`) and a rerun of the same command resumes it.
+AdamW, linear warm-up then cosine decay, on the CPU by default (``device``: any :mod:`cgclip.runtime` spelling), under
+the ``auto`` precision of :mod:`cgclip.runtime` (bf16 on a GPU and on a CPU with native bf16, fp32 elsewhere).
+``steps`` fixes the length (the recorded recipe of the shipped checkpoint, :mod:`cgclip.clip.embedded`); with
+``steps=None`` training runs until a time budget (``minutes``) is spent, the schedule following elapsed time. A run
+with fixed steps saves its state every ``checkpoint_every`` steps (:mod:`cgclip.pretrain.state`) and a rerun of the
+same command resumes it.
 
 The output directory holds ``config.json`` (declaring the conv stem if any), ``model.safetensors`` (float16), the
 tokenizer files, ``pretrain_report.json`` (zero-shot attribute accuracy on held-out identities — one crop per view
@@ -42,7 +43,6 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,51 +52,17 @@ import torch.nn.functional as F
 
 from cgclip.errors import CheckpointError, ConfigError
 from cgclip.io_utils import check_output_dir, write_json
+from cgclip.pretrain.config import SHIPPED_STEPS, PretrainConfig  # noqa: F401 - re-exported, declared without torch
 from cgclip.pretrain.targets import attribute_text_loss
 from cgclip.clip.random_clip import finalize_dir, save_clip_model
-from cgclip.precision import autocast as precision_autocast
 from cgclip.progress import progress
+from cgclip.runtime import autocast as precision_autocast
+from cgclip.runtime import resolve_runtime
 
 logger = logging.getLogger(__name__)
 
-SHIPPED_STEPS = 3000
 REPORT_NAME = "pretrain_report.json"
 REPORT_FORMAT = "cgclip-pretrain-report-v2"
-
-
-@dataclass
-class PretrainConfig:
-    """Pretraining settings; the defaults are the recipe of the shipped checkpoint (:mod:`cgclip.clip.embedded`)."""
-
-    architecture: str = "tiny-cnn"  # a random_clip.TINY_SIZES: tiny-vit (16-px patches), tiny / tiny-cnn (conv stems)
-    minutes: float = 4.0  # time budget, used only when steps is None
-    steps: int | None = SHIPPED_STEPS
-    seed: int = 0
-    batch_size: int = 48  # identity crops (distinct identities) with one caption each
-    number_batch: int = 40  # back-view crops wearing random numbers, added to each step
-    lr: float = 5e-4
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    train_identities_per_kind: int = 640
-    crops_per_identity: int = 8
-    crop_style: str = "tight"  # pretrain_data.CROP_STYLES: cut at the box in a world scene (as ReID crops), or loose
-    heldout_identities_per_kind: int = 96
-    heldout_crops_per_identity: int = 4  # one per view
-    paraphrases: int = 10
-    caption_mix: tuple[float, ...] = (0.3, 0.3, 0.4)  # caption kinds: long, sentence, phrase
-    number_crops: int = 8192  # size of the random-number pool
-    num_merges: int = 1500
-    group_fraction: float = 0.5  # share of each batch drawn as whole teams / groups (same uniform: hard negatives)
-    attribute_weight: float = 1.0  # text-classifier loss over attribute values (pretrain_targets)
-    stem_weight: float = 1.0  # linear heads on the max-pooled conv stem
-    joint_digit_weight: float = 1.0  # the digit head shared by both towers' embeddings (pretrain_targets); 0 = off
-    stem_lr_scale: float = 4.0  # the stem and its heads learn at 4x lr (the probe's CNN learns digits at 2e-3)
-    # steps that train the stem and its heads alone first (before ``steps``). Off: after 600 of them the stem read
-    # 59 % of held-out numbers, but the joint phase then did not learn (contrastive loss 3.6, attribute loss 3.3 after
-    # 650 joint steps; colours at chance), where a joint run from the start has its colours at 2-10x chance by then
-    stem_steps: int = 0
-    max_values: int = 48  # values per attribute a crop is classified among in one step
-    checkpoint_every: int = 250  # steps between resumable states and zero-shot curve points (fixed-step runs)
 
 
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor,
@@ -131,10 +97,11 @@ def clip_train_step(image: torch.nn.Module, text: torch.nn.Module, logit_scale: 
                     autocast: bool = True) -> float:
     """One contrastive step of a :class:`ClipImageEncoder` / trainable :class:`ClipTextEncoder` pair; returns the loss.
 
-    Forward passes run under the CPU's ``auto`` precision (:mod:`cgclip.precision`) when ``autocast``; the loss is
-    computed in float32, gradients are clipped at norm 1 and the logit scale is clamped to [1, 100] after the update.
+    Forward passes run under the ``auto`` precision (:mod:`cgclip.runtime`) of the models' device when ``autocast``;
+    the loss is computed in float32, gradients are clipped at norm 1 and the logit scale is clamped to [1, 100] after
+    the update.
     """
-    with precision_autocast("cpu", "auto" if autocast else "fp32"):
+    with precision_autocast(logit_scale.device, "auto" if autocast else "fp32"):
         img = F.normalize(image.encode_image(pixels).float(), dim=-1)
         txt = F.normalize(text.forward_tokens(input_ids, attention_mask).float(), dim=-1)
     loss = contrastive_loss(img, txt, logit_scale, positives)
@@ -169,7 +136,8 @@ def build_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.
 
 def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.nn.Module | None,
                     logit_scale: torch.nn.Parameter, optimizer: torch.optim.Optimizer, batch: Any,
-                    cfg: PretrainConfig, joint: torch.nn.Module | None = None) -> dict[str, float]:
+                    cfg: PretrainConfig, joint: torch.nn.Module | None = None,
+                    precision: str = "auto") -> dict[str, float]:
     """One step of the full recipe on a :class:`cgclip.pretrain.batches.StepBatch`; returns its losses.
 
     ``joint`` (a :class:`~cgclip.pretrain.targets.JointDigitHead`, with ``cfg.joint_digit_weight``) reads
@@ -177,8 +145,9 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
 
     With a conv stem (``heads`` not None) the stem grid (the conv stem's last ReLU features: a global max-pool of
     rectified features detects a digit anywhere; of the 1x1 projection's output it could not, 1.6 % of held-out
-    numbers after 300 probe steps) is captured with a forward hook. Forward passes run under the CPU's ``auto``
-    precision; losses in float32; gradients clipped at norm 1; the logit scale clamped to [1, 100].
+    numbers after 300 probe steps) is captured with a forward hook. Forward passes run under ``precision``
+    (:mod:`cgclip.runtime`) on the models' device; losses in float32; gradients clipped at norm 1; the logit scale
+    clamped to [1, 100].
     """
     grid: dict[str, torch.Tensor] = {}
     hook = None
@@ -186,7 +155,7 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
         stem = image.vision_model.embeddings.patch_embedding.body
         hook = stem.register_forward_hook(lambda _m, _i, out: grid.__setitem__("out", out))
     try:
-        with precision_autocast("cpu"):
+        with precision_autocast(logit_scale.device, precision):
             img = F.normalize(image.encode_image(batch.pixels).float(), dim=-1)
             cap = F.normalize(text.forward_tokens(batch.caption_ids, batch.caption_mask).float(), dim=-1)
             val = F.normalize(text.forward_tokens(batch.value_ids, batch.value_mask).float(), dim=-1)
@@ -211,14 +180,14 @@ def supervised_step(image: torch.nn.Module, text: torch.nn.Module, heads: torch.
 
 
 def stem_step(image: torch.nn.Module, heads: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              batch: Any) -> dict[str, float]:
+              batch: Any, precision: str = "auto") -> dict[str, float]:
     """One step of the stem phase: only the conv stem and its digit heads learn.
 
     Trained jointly from the start, the stem did not learn digits (its heads were at chance after 750 steps): the
     gradients that reach it through the transformer dominate. A few hundred steps alone give it digit features first
     (the probe's stem alone, ``--models stem``, reads 46.5 % of held-out numbers after 300 steps).
     """
-    with precision_autocast("cpu"):
+    with precision_autocast(next(heads.parameters()).device, precision):
         grid = image.vision_model.embeddings.patch_embedding.body(batch.pixels)
     loss = heads.loss(grid, batch.stem_targets)
     _update(optimizer, loss)
@@ -256,9 +225,12 @@ def _tokenizer(scratch: Path, cfg: PretrainConfig, corpus: list[str]) -> tuple[P
 
 
 def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, overwrite: bool = False,
-                  command: str | None = None) -> dict[str, Any]:
+                  command: str | None = None, *, device: str = "cpu", precision: str = "auto") -> dict[str, Any]:
     """Pretrain the tiny CLIP, save it (atomically) with its tokenizer, report and manifest (``command``, seed and
     checksums, :func:`cgclip.clip.embedded.write_manifest`) to ``out_dir``; return the report.
+
+    ``device`` and ``precision`` are :mod:`cgclip.runtime` spellings (fp16 is refused: there is no gradient scaler);
+    the models are initialised on the CPU either way, so a seed gives the same start on every device.
 
     A fixed-step run interrupted before the end resumes from its last saved state when called again with the same
     ``config`` (see :mod:`cgclip.pretrain.state`).
@@ -279,6 +251,10 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
 
     cfg = config or PretrainConfig()
     _check_config(cfg)
+    dev, prec = resolve_runtime(device, precision)
+    if prec == "fp16":
+        raise ConfigError(f"pretraining has no gradient scaler for fp16 (precision {precision!r} on {dev}); pass "
+                          "--precision bf16 or fp32")
     out_dir = Path(out_dir)
     if (out_dir / REPORT_NAME).is_file() and not overwrite:
         raise CheckpointError("output directory is not empty: it holds a pretrained CLIP; choose a new --out or pass "
@@ -324,11 +300,11 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
                            cfg, group_index(train_ids))
 
         def zero_shot() -> dict[str, Any]:
-            return zero_shot_attributes(image, text, held_ids, held_pool, held_owner, held_legible)
+            return zero_shot_attributes(image, text, held_ids, held_pool, held_owner, held_legible, precision=prec)
 
         before = zero_shot()
         trainable = torch.nn.ModuleDict({"clip": model, **({"heads": heads} if heads is not None else {}),
-                                         **({"joint": joint} if joint is not None else {})})
+                                         **({"joint": joint} if joint is not None else {})}).to(dev)
         opt = build_optimizer(trainable, cfg)
         recipe = {"config": dataclasses.asdict(cfg), "format": REPORT_FORMAT}
         work = resume_dir(out_dir)
@@ -353,11 +329,12 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             if main < 0:  # the stem phase: linear warm-up over 50 steps, then the stem's full learning rate
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * min(1.0, (step + 1) / 50)
-                losses = stem_step(image, heads, opt, maker.next())
+                losses = stem_step(image, heads, opt, batch_to(maker.next(), dev), prec)
             else:
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(main, max(0.0, done), cfg) * group.get("lr_scale", 1.0)
-                losses = supervised_step(image, text, heads, model.logit_scale, opt, maker.next(), cfg, joint)
+                losses = supervised_step(image, text, heads, model.logit_scale, opt, batch_to(maker.next(), dev), cfg,
+                                         joint, prec)
             history.append(losses["loss"])
             step += 1
             bar.update(1)
@@ -389,9 +366,10 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
             "logit_scale": float(model.logit_scale.detach().exp()),
             "seconds": {"render": render_s, "train": train_s, "total": time.perf_counter() - start},
             "curve": curve, "zero_shot": after, "zero_shot_before_training": before,
+            "runtime": {"device": str(dev), "precision": prec},
         }
         staged = Path(scratch) / "model"
-        save_clip_model(model, staged, tok_dir, dtype=torch.float16)  # half the size; loaded as float32
+        save_clip_model(model.cpu(), staged, tok_dir, dtype=torch.float16)  # half the size; loaded as float32
         write_json(staged / REPORT_NAME, report)
         write_manifest(staged, command or "cgclip.pretrain.run.pretrain_clip", cfg.seed, out_dir.name)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -407,3 +385,18 @@ def pretrain_clip(out_dir: str | Path, config: PretrainConfig | None = None, ove
 def _curve_point(step: int, seconds: float, losses: dict[str, float], zs: dict[str, Any]) -> dict[str, Any]:
     return {"step": step, "seconds": round(seconds, 1), **{k: round(v, 4) for k, v in losses.items()},
             "zero_shot": {a: round(r["accuracy"], 4) for a, r in zs["attributes"].items()}}
+
+
+def batch_to(batch: Any, device: torch.device) -> Any:
+    """A step batch (:class:`cgclip.pretrain.batches.StepBatch`) with its tensors on ``device`` (itself on the CPU)."""
+    if device.type == "cpu":
+        return batch
+
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=True)
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(batch, **{f.name: move(getattr(batch, f.name)) for f in dataclasses.fields(batch)})

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cgclip.errors import ConfigError
+from cgclip.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,6 @@ class DistInfo:
     def distributed(self) -> bool:
         """Whether a process group with more than one process is in use."""
         return self.world_size > 1
-
-
-def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` → ``cuda:<local_rank>`` if CUDA is available, else ``cpu``; ``cuda`` → ``cuda:<local_rank>``."""
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={preference} but no CUDA device is available; use auto or cpu")
-        if preference == "cuda":
-            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return torch.device(preference)
 
 
 def env_world_size() -> int:

@@ -27,7 +27,7 @@ from cgclip.data.tracklet import Tracklet
 from cgclip.data.transforms import build_transform
 from cgclip.data.video_dataset import VideoClipDataset, collate_clips
 from cgclip.errors import ConfigError
-from cgclip.precision import autocast
+from cgclip.runtime import autocast
 from cgclip.progress import progress
 from cgclip.train.checkpoint import load_tensors, save_tensors
 
@@ -37,7 +37,7 @@ TEST_SAMPLING = ("rrs_first", "dense")
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """Autocast for ``precision`` (``bf16``/``fp16``/``fp32``/``auto``, :mod:`cgclip.precision`) on ``device``."""
+    """Autocast for ``precision`` (``bf16``/``fp16``/``fp32``/``auto``, :mod:`cgclip.runtime`) on ``device``."""
     try:
         return autocast(device, precision)
     except ValueError as exc:

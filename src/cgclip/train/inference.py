@@ -1,8 +1,10 @@
 """Using a trained run: load its model (best, last or final weights), extract features, evaluate on the test split.
 
-:func:`evaluate_run` is ``cgclip evaluate``: it rebuilds the model from the run folder alone (frames only, no
-captions), extracts query and gallery features with the chosen test sampling (resumable chunks under
-``RUN/cache/``), ranks them with :func:`cgclip.eval.evaluate_features` and writes ``RUN/results.json``.
+:func:`open_run` is the set-up every use shares (the run's configuration with the caller's settings, device and
+precision, dataset and model). :func:`evaluate_run` is ``cgclip evaluate``: it rebuilds the model from the run folder
+alone (frames only, no captions), extracts query and gallery features with the chosen test sampling (resumable chunks
+under ``RUN/cache/``), ranks them with :func:`cgclip.eval.evaluate_features` and writes ``RUN/results.json``.
+:func:`extract_to_folder` is ``cgclip extract``: feature files of a dataset's splits for ``cgclip search``.
 """
 
 from __future__ import annotations
@@ -10,22 +12,23 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from cgclip.config import Config, config_to_dict
-from cgclip.data.tracklet import Tracklet
+from cgclip.data.tracklet import DATASET_SPLITS, Tracklet, TrackletDataset
 from cgclip.errors import CheckpointError, ConfigError
 from cgclip.eval.results import write_results
+from cgclip.runtime import resolve_runtime
 from cgclip.train import checkpoint as ckpt
 from cgclip.train.datasets import open_dataset
-from cgclip.train.distributed import resolve_device
 from cgclip.train.extract import TEST_SAMPLING, extract_features, tracklets_fingerprint
 from cgclip.train.modeling import build_inference_model, load_weights
 from cgclip.train.run_dir import RunDir
-from cgclip.train.trainer import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,48 @@ def extract_run_features(model: torch.nn.Module, info: dict[str, Any], tracklets
                             desc=desc)
 
 
+@dataclass
+class OpenedRun:
+    """A trained run ready for inference (:func:`open_run`)."""
+
+    run: RunDir
+    cfg: Config
+    device: torch.device
+    precision: str
+    dataset: TrackletDataset
+    model: torch.nn.Module
+    info: dict[str, Any]
+
+
+def _apply_settings(cfg: Config, settings: dict[str, Any]) -> None:
+    """Set ``section.key`` values of ``cfg`` (None values leave the run's own)."""
+    for key, value in settings.items():
+        if value is not None:
+            section, name = key.split(".")
+            setattr(getattr(cfg, section), name, value)
+
+
+def open_run(run_dir: str | Path, dataset_root: str | Path | None = None, *, checkpoint: str = "best",
+             device: str | None = None, precision: str | None = None, settings: dict[str, Any] | None = None,
+             require_test: bool = False) -> OpenedRun:
+    """Load a run for inference: its configuration with ``settings`` applied (``{"eval.sampling": "dense"}``; None
+    values keep the run's), the device and precision (None: the run's, resolved by :mod:`cgclip.runtime`), its
+    dataset (``dataset_root`` or the one it trained on) and its model with the ``checkpoint`` weights.
+
+    ``require_test`` refuses, before the model loads, a dataset without a query/gallery split.
+    """
+    run = RunDir(run_dir)
+    cfg = run.load_config()
+    _apply_settings(cfg, settings or {})
+    dev, prec = resolve_runtime(device or cfg.train.device, precision or cfg.train.precision)
+    dataset = open_dataset(cfg.data, dataset_root)
+    if require_test and (not dataset.query or not dataset.gallery):
+        raise ConfigError("the dataset has no query/gallery split to evaluate on", path=dataset.root)
+    model, info = load_run_model(run.root, checkpoint, dev)
+    model.neck_feat = cfg.model.neck_feat
+    return OpenedRun(run, cfg, dev, prec, dataset, model, info)
+
+
 def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *, checkpoint: str = "best",
                  sampling: str | None = None, gallery_mode: str | None = None, metric: str | None = None,
                  rerank: bool | None = None, split: int | None = None, device: str | None = None,
@@ -105,27 +150,14 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
     """
     from cgclip.eval import evaluate_features
 
-    run = RunDir(run_dir)
-    cfg = run.load_config()
-    if sampling is not None:
-        cfg.eval.sampling = sampling
-    if gallery_mode is not None:
-        cfg.eval.gallery_mode = gallery_mode
-    if metric is not None:
-        cfg.eval.metric = metric
-    if rerank is not None:
-        cfg.eval.rerank = bool(rerank)
-    if split is not None:
-        cfg.data.split = int(split)
-    if neck_feat is not None:
-        cfg.model.neck_feat = neck_feat
-    dev = resolve_device(device or cfg.train.device)
-    prec = resolve_precision(precision or cfg.train.precision, dev)
-    dataset = open_dataset(cfg.data, dataset_root)
-    if not dataset.query or not dataset.gallery:
-        raise ConfigError("the dataset has no query/gallery split to evaluate on", path=dataset.root)
-    model, info = load_run_model(run.root, checkpoint, dev)
-    model.neck_feat = cfg.model.neck_feat
+    opened = open_run(run_dir, dataset_root, checkpoint=checkpoint, device=device, precision=precision,
+                      require_test=True, settings={"eval.sampling": sampling, "eval.gallery_mode": gallery_mode,
+                                                   "eval.metric": metric,
+                                                   "eval.rerank": None if rerank is None else bool(rerank),
+                                                   "data.split": None if split is None else int(split),
+                                                   "model.neck_feat": neck_feat})
+    run, cfg, dataset, model, info = opened.run, opened.cfg, opened.dataset, opened.model, opened.info
+    dev, prec = opened.device, opened.precision
     cache = run.root / "cache"
     start = time.perf_counter()
     common = dict(cfg=cfg, device=dev, precision=prec, cache_dir=cache, batch_size=batch_size,
@@ -154,3 +186,68 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
     shutil.rmtree(cache, ignore_errors=True)
     log.info("%s: mAP %.4f, Rank-1 %.4f (%s)", run.root, out["mAP"], out["rank1"], protocol)
     return out
+
+
+#: Marks a folder as written by :func:`extract_to_folder` (so a rerun may add to it).
+FEATURES_MARKER = ".cgclip-features"
+
+
+def check_features_dir(out: str | Path) -> None:
+    """Refuse, before any work, an output folder that is neither new, empty, nor one :func:`extract_to_folder` wrote."""
+    from cgclip.io_utils import check_output_dir
+
+    out = Path(out)
+    check_output_dir(out, (out / FEATURES_MARKER).is_file(),
+                     fix="choose a new --out (extract writes only into a new or empty folder, or one it wrote)")
+
+
+def extract_to_folder(run_dir: str | Path, out: str | Path, splits: Sequence[str] = ("query", "gallery"), *,
+                      dataset_root: str | Path | None = None, checkpoint: str = "best", sampling: str | None = None,
+                      device: str | None = None, precision: str | None = None, batch_size: int | None = None,
+                      num_workers: int | None = None,
+                      on_split: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Write ``OUT/<split>.safetensors`` + ``OUT/<split>.json`` for each of ``splits`` of a run's dataset (``cgclip
+    extract``); resumable from finished chunks under ``OUT/.cache`` (removed at the end).
+
+    Returns (and passes to ``on_split`` as each split ends) ``{split: {"path", "shape"}}``, or ``{"skipped": True}``
+    for a split without tracklets. Options left as None take the run's configuration.
+    """
+    from cgclip.io_utils import atomic_write_text
+
+    unknown = [s for s in splits if s not in DATASET_SPLITS]
+    if unknown:
+        raise ConfigError(f"unknown split {unknown[0]!r}; use {', '.join(DATASET_SPLITS)}")
+    out = Path(out)
+    check_features_dir(out)
+    opened = open_run(run_dir, dataset_root, checkpoint=checkpoint, device=device, precision=precision,
+                      settings={"eval.sampling": sampling})
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / FEATURES_MARKER).exists():
+        atomic_write_text(out / FEATURES_MARKER, "written by cgclip extract\n")
+    cache, written = out / ".cache", {}
+    for split in splits:
+        tracklets = getattr(opened.dataset, split)
+        if not tracklets:
+            written[split] = {"skipped": True}
+        else:
+            written[split] = _save_split(opened, split, tracklets, out, cache, batch_size, num_workers)
+        if on_split is not None:
+            on_split(split, written[split])
+    shutil.rmtree(cache, ignore_errors=True)
+    return written
+
+
+def _save_split(opened: OpenedRun, split: str, tracklets: Sequence[Tracklet], out: Path, cache: Path,
+                batch_size: int | None, num_workers: int | None) -> dict[str, Any]:
+    """Extract one split's features and save them as ``out/<split>``; ``{"path", "shape"}``."""
+    from cgclip.eval.features_io import save_features
+
+    feats = extract_run_features(opened.model, opened.info, tracklets, cfg=opened.cfg, device=opened.device,
+                                 precision=opened.precision, cache_dir=cache, batch_size=batch_size,
+                                 num_workers=num_workers, desc=split)
+    info, dataset = opened.info, opened.dataset
+    extra = {"run": str(opened.run.root.resolve()), "checkpoint": info["checkpoint"], "epoch": info.get("epoch"),
+             "model": info["model"]["name"], "split": split, "test_sampling": opened.cfg.eval.sampling,
+             "dataset": dataset.name, "root": dataset.root}
+    path, _ = save_features(out / split, feats, tracklets, extra=extra)
+    return {"path": path, "shape": tuple(feats.shape)}

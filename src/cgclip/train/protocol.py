@@ -18,9 +18,10 @@ import numpy as np
 from cgclip.config import Config, config_to_dict
 from cgclip.errors import ConfigError
 from cgclip.eval.results import METRICS, read_results, write_results
-from cgclip.io_utils import write_json
+from cgclip.io_utils import read_json, write_json
 
 log = logging.getLogger(__name__)
+
 
 def parse_splits(spec: str) -> list[int]:
     """``"0-9"`` → 0..9, ``"0,2,5"`` → [0, 2, 5], ``"3"`` → [3] (iLIDS-VID splits are 0–9)."""
@@ -30,13 +31,13 @@ def parse_splits(spec: str) -> list[int]:
             continue
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if m is None:
-            raise ConfigError(f"--splits {spec!r}: use a range like 0-9 or a list like 0,2,5")
+            raise ConfigError(f"--protocol-splits {spec!r}: use a range like 0-9 or a list like 0,2,5")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise ConfigError(f"--splits {spec!r}: range {part} is empty")
+            raise ConfigError(f"--protocol-splits {spec!r}: range {part} is empty")
         out.extend(range(lo, hi + 1))
     if not out or any(s > 9 for s in out):
-        raise ConfigError(f"--splits {spec!r}: splits must be in 0-9")
+        raise ConfigError(f"--protocol-splits {spec!r}: splits must be in 0-9")
     return sorted(set(out))
 
 
@@ -84,15 +85,47 @@ def run_split_protocol(cfg: Config, out_dir: str | Path, splits: Sequence[int], 
         per_split[split] = result
         if on_split is not None:
             on_split(split, result)
-    first = next(iter(per_split.values()))
-    summary = {
-        "protocol": {**{k: v for k, v in first.get("protocol", {}).items() if k not in ("split", "epoch")},
-                     "splits": list(per_split), "aggregate": "mean and std (ddof=1) over splits"},
-        "model": first.get("model"),
-        "metrics": aggregate(per_split),
-        "splits": {str(s): {k: r[k] for k in METRICS if k in r} for s, r in per_split.items()},
-        "config": config_to_dict(cfg),
-    }
+    parts = protocol_summary(per_split)
+    summary = {"protocol": parts["protocol"], "model": next(iter(per_split.values())).get("model"),
+               "metrics": parts["metrics"], "splits": parts["splits"], "config": config_to_dict(cfg)}
     summary = write_results(out / "results.json", summary)
     write_json(out / "protocol.json", {"kind": "splits", "splits": list(per_split)})
     return summary
+
+
+def protocol_summary(per_split: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The split-protocol part of a summary from each split's results: ``protocol`` (the first split's, less its
+    split and epoch, with the splits and how they are aggregated), ``metrics`` (:func:`aggregate`) and ``splits``
+    (each split's headline metrics)."""
+    first = next(iter(per_split.values()))
+    protocol = {k: v for k, v in first.get("protocol", {}).items() if k not in ("split", "epoch")}
+    return {"protocol": {**protocol, "splits": list(per_split), "aggregate": "mean and std (ddof=1) over splits"},
+            "metrics": aggregate(per_split),
+            "splits": {str(s): {k: r[k] for k in METRICS if k in r} for s, r in per_split.items()}}
+
+
+def is_protocol_dir(root: str | Path) -> bool:
+    """Whether ``root`` is a split-protocol folder (``protocol.json`` and ``split-K/`` runs) rather than one run."""
+    root = Path(root)
+    return (root / "protocol.json").is_file() and not (root / "config.yaml").is_file()
+
+
+def evaluate_protocol(root: str | Path, dataset_root: str | Path | None = None, *, output: str | Path | None = None,
+                      on_split: Callable[[int, dict[str, Any]], None] | None = None,
+                      **evaluate_options: Any) -> dict[str, Any]:
+    """Evaluate every split of a protocol folder again (:func:`cgclip.train.inference.evaluate_run` with
+    ``evaluate_options``) and write the updated summary to ``output`` (default ``ROOT/results.json``); returns it."""
+    from cgclip.train.inference import evaluate_run
+
+    root = Path(root)
+    per_split: dict[int, dict[str, Any]] = {}
+    for split in read_json(root / "protocol.json")["splits"]:
+        per_split[split] = evaluate_run(root / f"split-{split}", dataset_root, **evaluate_options)
+        if on_split is not None:
+            on_split(split, per_split[split])
+    if not per_split:
+        raise ConfigError("protocol.json lists no splits; rerun the protocol (cgclip train --protocol-splits)",
+                          path=root / "protocol.json")
+    summary = read_results(root / "results.json") if (root / "results.json").is_file() else {}
+    summary.update(protocol_summary(per_split))
+    return write_results(Path(output) if output else root / "results.json", summary)

@@ -17,8 +17,7 @@ from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.transforms import build_transform
 from cgclip.data.video_dataset import VideoClipDataset, collate_clips
-from cgclip.errors import ConfigError
-from cgclip.precision import auto_precision
+from cgclip.runtime import resolve_precision  # noqa: F401 - re-exported: the one precision rule
 from cgclip.train.distributed import DistInfo
 from cgclip.train.extract import extract_features
 from cgclip.train.validation import ValidationSplit
@@ -29,16 +28,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → :func:`cgclip.precision.auto_precision` (bf16, fp16 on a GPU without bf16, fp32 on a CPU that
-    would emulate bf16); fp16 is refused on CPU."""
-    if precision == "auto":
-        return auto_precision(device)
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    return precision
 
 
 def peak_memory_mb(device: torch.device) -> float:
