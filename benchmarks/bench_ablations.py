@@ -25,6 +25,7 @@ from cgclip.demo import WORLDS
 from cgclip.demo.pipeline import prepare_clip, prepare_world, train_and_evaluate, write_captions
 from cgclip.demo.settings import demo_settings
 from cgclip.eval.results import percent, write_results
+from cgclip.registry import MODELS as REGISTERED
 
 #: table -> [(row label, model, run name or None for the model's default run, overrides)]
 TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
@@ -53,7 +54,7 @@ TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
     # sequences) for all three models, to test whether the scene is what the models learn (docs/RESULTS.md)
     "sampler": [(f"{label}, {sampler}", model, None if sampler == "random P" else f"{model}-scene-batches",
                  [] if sampler == "random P" else ["data.same_camera_identities=4", "data.spread_cameras=true"])
-                for model, label in (("tap", "TAP"), ("tfclip", "TF-CLIP"), ("cgclip", "CG-CLIP"))
+                for model, label in ((m, REGISTERED.meta(m, "label")) for m in REGISTERED.names())
                 for sampler in ("random P", "scene-aware P×K")],
 }
 

@@ -38,8 +38,9 @@ from cgclip.eval.results import read_results, read_results_lines, stamp, to_perc
 from cgclip.io_utils import atomic_write_text
 from cgclip.train.results_key import RESULTS_VERSION
 from cgclip.train.run_dir import RunDir
+from cgclip.registry import MODELS as REGISTERED
 
-LABELS = {"tap": "TAP", "tfclip": "TF-CLIP", "cgclip": "CG-CLIP"}
+LABELS = {m: REGISTERED.meta(m, "label") for m in REGISTERED.names()}
 METRIC_NAMES = {"mAP": "mAP", "rank1": "Rank-1"}
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "compare.jsonl"
 #: (model claimed better, model claimed worse)

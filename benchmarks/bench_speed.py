@@ -61,11 +61,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from cgclip.registry import MODELS as REGISTERED
+
 ARCH_DIMS = {"tiny": (192, 16), "vit-b-16": (768, 16)}  # (vision width D, patch size) of save_random_clip's sizes
 DEFAULT_SIZE = {"tiny": "128x64", "vit-b-16": "256x128"}
-MODELS = ("encoder", "tap", "tfclip", "cgclip")
+MODELS = ("encoder", *REGISTERED.names())
 STATS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median, "min": min}
-LABELS = {"encoder": "bare encoder (CLS mean)", "tap": "TAP", "tfclip": "TF-CLIP", "cgclip": "CG-CLIP"}
+LABELS = {"encoder": "bare encoder (CLS mean)", **{m: REGISTERED.meta(m, "label") for m in REGISTERED.names()}}
 
 
 # --------------------------------------------------------------------------------------------------- helpers

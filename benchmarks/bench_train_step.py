@@ -26,6 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from cgclip.registry import MODELS
+
+MODEL_NAMES = MODELS.names()
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -47,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--random-clip", choices=("tiny", "vit-b-16"), default=None,
                      help="benchmark a randomly initialised CLIP of this size (written to a temporary folder)")
     p.add_argument("--preset", default="sports", help="configuration preset for the model options (default sports)")
-    p.add_argument("--models", nargs="+", default=["cgclip", "tfclip", "tap"], choices=("cgclip", "tfclip", "tap"))
+    p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     p.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
     p.add_argument("--seq-len", type=int, help="frames per tracklet (default: the preset's)")
     p.add_argument("--batch", type=int, help="tracklets per step (default: the preset's P x K, 32)")

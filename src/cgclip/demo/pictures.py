@@ -9,6 +9,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from cgclip.registry import MODELS
+
 log = logging.getLogger(__name__)
 
 
@@ -127,7 +129,7 @@ def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], Non
 
     pics: dict[str, str] = {}
     folder = out / "pictures"
-    names = {"cgclip": "CG-CLIP", "tfclip": "TF-CLIP"}
+    names = {m: MODELS.meta(m, "label") for m in ("cgclip", "tfclip")}
     for kind, ds_dir in datasets.items():
         runs = {m: RunFeatures(out / "runs" / kind / m) for m in ("tfclip", "cgclip")
                 if (out / "runs" / kind / m / "results.json").is_file()}

@@ -171,7 +171,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
         quick: the short first-look settings (:func:`cgclip.demo.settings.demo_settings`).
         seed: seed of the worlds and of training.
         worlds: synthetic worlds to run ("sports", "dance").
-        models: models to train ("tap", "tfclip", "cgclip").
+        models: models to train (registered names, :data:`cgclip.registry.MODELS`).
         clip_dir: a CLIP checkpoint directory to use instead of the embedded tiny CLIP.
         pictures: also draw the ranking grid, t-SNE and TFE attention pictures.
         say: receives one line per step (the CLI prints them).

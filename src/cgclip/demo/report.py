@@ -9,8 +9,9 @@ from typing import Any
 from cgclip.demo.settings import DemoSettings
 from cgclip.eval.results import percent, write_results
 from cgclip.io_utils import atomic_write_text
+from cgclip.registry import MODELS
 
-MODEL_LABELS = {"tap": "TAP (CLIP + temporal average pooling)", "tfclip": "TF-CLIP", "cgclip": "CG-CLIP"}
+MODEL_LABELS = {name: MODELS.meta(name, "long_label", name) for name in MODELS.names()}
 
 
 def summarise(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
