@@ -62,6 +62,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 from cgclip.registry import MODELS as REGISTERED
+from cgclip.runtime import resolve_device
 
 ARCH_DIMS = {"tiny": (192, 16), "vit-b-16": (768, 16)}  # (vision width D, patch size) of save_random_clip's sizes
 DEFAULT_SIZE = {"tiny": "128x64", "vit-b-16": "256x128"}
@@ -78,15 +79,6 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"image size must look like 256x128 (HxW), got {text!r}") from None
     return h, w
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda if available else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("--device cuda but no CUDA device is available; use --device cpu")
-    return torch.device(name)
 
 
 def sync(device: torch.device) -> None:

@@ -44,7 +44,7 @@ from cgclip.pretrain.data import IMAGE_SIZE, pretrain_identities, render_number_
 from cgclip.pretrain.targets import digit_targets
 from cgclip.clip.random_clip import clip_config
 from cgclip.clip.tokenizer import build_vocab
-from cgclip.precision import autocast
+from cgclip.runtime import autocast
 from cgclip.synth.person import digits_mask
 
 MODELS = ("vit-p16", "vit-p8", "vit-cnn", "vit-cnn-global", "vit-cnn16-global", "stem", "stem-proj", "cnn")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cgclip.registry import DATASETS, MODELS
+from cgclip.runtime import PRECISIONS
 
 MODEL_NAMES = MODELS.names()
 DATASET_KINDS = ("auto", *DATASETS.names())
@@ -163,7 +164,9 @@ class TrainConfig:
         epochs: number of epochs.
         eval_every: validate every N epochs (and after the last) when ``data.val_identities > 0``.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``bf16`` / ``fp16`` (GPU only, with a gradient scaler) / ``fp32`` / ``auto`` (bf16).
+        precision: ``bf16`` / ``fp16`` (GPU only, with a gradient scaler) / ``fp32`` / ``auto`` (bf16 on a GPU that
+            supports it, else fp16; on a CPU bf16 only where the CPU computes bf16 natively, fp32 elsewhere;
+            :mod:`cgclip.runtime`).
         num_workers: DataLoader worker processes.
         save_every: write the resumable ``last`` checkpoint every N epochs (and always after the last).
         keep_best: keep a ``best`` checkpoint by validation mAP.
@@ -178,7 +181,7 @@ class TrainConfig:
     epochs: int = option(60, bounds=(1, None))
     eval_every: int = option(5, bounds=(1, None))
     device: str = "auto"
-    precision: str = option("auto", choices=('auto', 'bf16', 'fp16', 'fp32'))
+    precision: str = option("auto", choices=PRECISIONS)
     num_workers: int = option(2, bounds=(0, None))
     save_every: int = option(1, bounds=(1, None))
     keep_best: bool = True
