@@ -56,10 +56,14 @@ def oracle(ds_dir: Path, attributes: tuple[str, ...], repeats: int, seed: int = 
     # noise breaks ties at random without reordering distinct scores: it moves a cosine by about 1e-3 (above
     # float32's resolution near 1; 1e-4 noise left most ties to the sort order), distinct scores differ by >= 0.1
     for _ in range(repeats):
-        res = evaluate_features(qf + 1e-2 * rng.standard_normal(qf.shape).astype(np.float32),
-                                gf + 1e-2 * rng.standard_normal(gf.shape).astype(np.float32),
-                                [t.pid for t in dataset.query], [t.pid for t in dataset.gallery],
-                                [t.camid for t in dataset.query], [t.camid for t in dataset.gallery])
+        res = evaluate_features(
+            qf + 1e-2 * rng.standard_normal(qf.shape).astype(np.float32),
+            gf + 1e-2 * rng.standard_normal(gf.shape).astype(np.float32),
+            [t.pid for t in dataset.query],
+            [t.pid for t in dataset.gallery],
+            [t.camid for t in dataset.query],
+            [t.camid for t in dataset.gallery],
+        )
         maps.append(res.mAP)
         r1s.append(res.cmc[0])
     return percent(float(np.mean(maps))), percent(float(np.mean(r1s)))
@@ -68,16 +72,21 @@ def oracle(ds_dir: Path, attributes: tuple[str, ...], repeats: int, seed: int = 
 def main() -> None:
     """Print a Markdown table: attribute set × world → mAP / Rank-1 (mean over the datasets of each world)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", type=Path, nargs="+",
-                        help="VReID dataset folders (cgclip build-mot output); folders with the same name (e.g. "
-                             "seed-*/datasets/sports) are averaged")
+    parser.add_argument(
+        "datasets",
+        type=Path,
+        nargs="+",
+        help="VReID dataset folders (cgclip build-mot output); folders with the same name (e.g. "
+        "seed-*/datasets/sports) are averaged",
+    )
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     worlds: dict[str, list[Path]] = {}
     for d in args.datasets:
         worlds.setdefault(d.name, []).append(d)
-    print("| attributes seen | " + " | ".join(f"{w} mAP / Rank-1 ({len(ds)} datasets)" for w, ds in worlds.items())
-          + " |")
+    print(
+        "| attributes seen | " + " | ".join(f"{w} mAP / Rank-1 ({len(ds)} datasets)" for w, ds in worlds.items()) + " |"
+    )
     print("|---|" + "---|" * len(worlds))
     for label, attrs in SETS.items():
         cells = []

@@ -29,47 +29,68 @@ from cgclip.registry import MODELS as REGISTERED
 
 #: table -> [(row label, model, run name or None for the model's default run, overrides)]
 TABLES: dict[str, list[tuple[str, str, str | None, list[str]]]] = {
-    "fusion": [("(a) self-attention over [memory, image]", "cgclip", "fusion-a", ["model.cmr_fusion=a"]),
-               ("(b) self-attention → cross-attention", "cgclip", "fusion-b", ["model.cmr_fusion=b"]),
-               ("(c) cross-attention → self-attention (default)", "cgclip", None, [])],
-    "cmr_blocks": [("1", "cgclip", "blocks-1", ["model.cmr_blocks=1"]), ("2 (default)", "cgclip", None, []),
-                   ("3", "cgclip", "blocks-3", ["model.cmr_blocks=3"]),
-                   ("4", "cgclip", "blocks-4", ["model.cmr_blocks=4"])],
-    "identity": [("caption (default on sports / dance)", "cgclip", None, []),
-                 ("caption + ID text", "cgclip", "id-idtext", ["model.identity_mode=caption_idtext"]),
-                 ("caption + ID emb", "cgclip", "id-idemb", ["model.identity_mode=caption_idemb"])],
-    "caption_source": [("identity-table annotation (default)", "cgclip", None, []),
-                       ("CLIP attribute captioner", "cgclip", "captions-attributes", ["@attribute_captions"])],
-    "memory": [("momentum m = 0.2 (default)", "cgclip", None, []),
-               ("momentum m = 0.9", "cgclip", "momentum-0.9", ["model.memory_momentum=0.9"]),
-               ("static memory (no update)", "cgclip", "static-memory", ["model.static_memory=true"])],
-    "tfe": [("N^Q = 5", "cgclip", "tfe-q5", ["model.tfe_queries=5"]), ("N^Q = 15 (default)", "cgclip", None, []),
-            ("N^Q = 30", "cgclip", "tfe-q30", ["model.tfe_queries=30"]),
-            ("CLS mean only (no TFE)", "cgclip", "tfe-cls-mean", ["model.tfe_output=cls_mean"]),
-            ("TFE feature only", "cgclip", "tfe-only", ["model.tfe_output=tfe"]),
-            ("TFE output without its LayerNorm (tfe_norm off)", "cgclip", "tfe-no-norm", ["model.tfe_norm=false"]),
-            ("parts L2-normalised in the retrieval feature (part_norm)", "cgclip", "part-norm",
-             ["model.part_norm=true"])],
+    "fusion": [
+        ("(a) self-attention over [memory, image]", "cgclip", "fusion-a", ["model.cmr_fusion=a"]),
+        ("(b) self-attention → cross-attention", "cgclip", "fusion-b", ["model.cmr_fusion=b"]),
+        ("(c) cross-attention → self-attention (default)", "cgclip", None, []),
+    ],
+    "cmr_blocks": [
+        ("1", "cgclip", "blocks-1", ["model.cmr_blocks=1"]),
+        ("2 (default)", "cgclip", None, []),
+        ("3", "cgclip", "blocks-3", ["model.cmr_blocks=3"]),
+        ("4", "cgclip", "blocks-4", ["model.cmr_blocks=4"]),
+    ],
+    "identity": [
+        ("caption (default on sports / dance)", "cgclip", None, []),
+        ("caption + ID text", "cgclip", "id-idtext", ["model.identity_mode=caption_idtext"]),
+        ("caption + ID emb", "cgclip", "id-idemb", ["model.identity_mode=caption_idemb"]),
+    ],
+    "caption_source": [
+        ("identity-table annotation (default)", "cgclip", None, []),
+        ("CLIP attribute captioner", "cgclip", "captions-attributes", ["@attribute_captions"]),
+    ],
+    "memory": [
+        ("momentum m = 0.2 (default)", "cgclip", None, []),
+        ("momentum m = 0.9", "cgclip", "momentum-0.9", ["model.memory_momentum=0.9"]),
+        ("static memory (no update)", "cgclip", "static-memory", ["model.static_memory=true"]),
+    ],
+    "tfe": [
+        ("N^Q = 5", "cgclip", "tfe-q5", ["model.tfe_queries=5"]),
+        ("N^Q = 15 (default)", "cgclip", None, []),
+        ("N^Q = 30", "cgclip", "tfe-q30", ["model.tfe_queries=30"]),
+        ("CLS mean only (no TFE)", "cgclip", "tfe-cls-mean", ["model.tfe_output=cls_mean"]),
+        ("TFE feature only", "cgclip", "tfe-only", ["model.tfe_output=tfe"]),
+        ("TFE output without its LayerNorm (tfe_norm off)", "cgclip", "tfe-no-norm", ["model.tfe_norm=false"]),
+        ("parts L2-normalised in the retrieval feature (part_norm)", "cgclip", "part-norm", ["model.part_norm=true"]),
+    ],
     # not a paper ablation: scene-aware P×K batches (4 of the 8 identities from one sequence, positives spread over
     # sequences) for all three models, to test whether the scene is what the models learn (docs/RESULTS.md)
-    "sampler": [(f"{label}, {sampler}", model, None if sampler == "random P" else f"{model}-scene-batches",
-                 [] if sampler == "random P" else ["data.same_camera_identities=4", "data.spread_cameras=true"])
-                for model, label in ((m, REGISTERED.meta(m, "label")) for m in REGISTERED.names())
-                for sampler in ("random P", "scene-aware P×K")],
+    "sampler": [
+        (
+            f"{label}, {sampler}",
+            model,
+            None if sampler == "random P" else f"{model}-scene-batches",
+            [] if sampler == "random P" else ["data.same_camera_identities=4", "data.spread_cameras=true"],
+        )
+        for model, label in ((m, REGISTERED.meta(m, "label")) for m in REGISTERED.names())
+        for sampler in ("random P", "scene-aware P×K")
+    ],
 }
 
 
 #: the paper's figures quoted in SPEC §5 (mAP / Rank-1; the dataset they were measured on)
-PAPER = {"fusion": ["76.9 / 87.1 (SportsVReID)", "77.2 / 88.2 (SportsVReID)", "77.7 / 90.4 (SportsVReID)"],
-         "cmr_blocks": ["89.5 / 91.9 (MARS)", "89.8 / 92.5 (MARS)", "89.6 / 91.9 (MARS)", "89.6 / 92.4 (MARS)"]}
+PAPER = {
+    "fusion": ["76.9 / 87.1 (SportsVReID)", "77.2 / 88.2 (SportsVReID)", "77.7 / 90.4 (SportsVReID)"],
+    "cmr_blocks": ["89.5 / 91.9 (MARS)", "89.8 / 92.5 (MARS)", "89.6 / 91.9 (MARS)", "89.6 / 92.4 (MARS)"],
+}
 
 
 def attribute_captions(ds_dir: Path, clip: Path, out: Path, kind: str) -> Path:
     """Captions of the train identities by the CLIP attribute captioner (``cgclip caption attributes``), cached."""
     from cgclip.captions.attribute_captioner import caption_attributes, load_attribute_captioner
-    from cgclip.clip.features import ClipFeatures
     from cgclip.captions.mllm import select_frames
     from cgclip.captions.store import CaptionStore
+    from cgclip.clip.features import ClipFeatures
     from cgclip.data import load_dataset
 
     path = out / "captions" / f"{kind}-attributes.jsonl"
@@ -93,8 +114,8 @@ def run_seed(out: Path, seed: int, tables: list[str], worlds: list[str], say=pri
                     overrides = [f"data.captions={attribute_captions(ds_dir, clip, out, kind)}"]
                 run = f"ablation-{name}" if name else model
                 found.setdefault(kind, {})[run] = train_and_evaluate(
-                    kind, model, ds_dir, captions, clip, out, seed, settings, say, run_name=run,
-                    overrides=overrides)
+                    kind, model, ds_dir, captions, clip, out, seed, settings, say, run_name=run, overrides=overrides
+                )
     return found
 
 
@@ -102,24 +123,31 @@ def table_markdown(table: str, per_seed: dict[int, dict[str, dict[str, dict]]], 
     """One Markdown table: a row per variant, mAP and Rank-1 per world (mean ± std over the seeds every row of the
     table has, so rows compare like with like), the per-seed mAP and the paper's figure where SPEC §5 gives one."""
     runs = [f"ablation-{name}" if name else model for _, model, name, _ in TABLES[table]]
-    common = {w: sorted(s for s, found in per_seed.items() if all(r in found.get(w, {}) for r in runs))
-              for w in worlds}
+    common = {w: sorted(s for s, found in per_seed.items() if all(r in found.get(w, {}) for r in runs)) for w in worlds}
     paper = PAPER.get(table)
     head = "| variant | " + " | ".join(f"{w} mAP | {w} Rank-1" for w in worlds) + " | seeds | per-seed mAP |"
-    lines = [head + (" paper mAP / Rank-1 |" if paper else ""),
-             "|---|" + "---|---|" * len(worlds) + "---|---|" + ("---|" if paper else "")]
+    lines = [
+        head + (" paper mAP / Rank-1 |" if paper else ""),
+        "|---|" + "---|---|" * len(worlds) + "---|---|" + ("---|" if paper else ""),
+    ]
     for i, (label, run) in enumerate(zip([row[0] for row in TABLES[table]], runs)):
         cells, per = [], []
         for world in worlds:
             rows = [per_seed[s][world][run] for s in common[world]]
             for key in ("mAP", "rank1"):
                 vals = np.array([percent(r[key]) for r in rows], dtype=float)
-                cells.append("–" if not len(vals) else f"{vals.mean():.1f}" if len(vals) == 1
-                             else f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}")
+                cells.append(
+                    "–"
+                    if not len(vals)
+                    else f"{vals.mean():.1f}"
+                    if len(vals) == 1
+                    else f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}"
+                )
             per.append(", ".join(f"{percent(r['mAP']):.1f}" for r in rows))
         n = max(len(c) for c in common.values())
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n} | {'; '.join(per)} |"
-                     + (f" {paper[i]} |" if paper else ""))
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {n} | {'; '.join(per)} |" + (f" {paper[i]} |" if paper else "")
+        )
     return "\n".join(lines)
 
 
@@ -134,9 +162,19 @@ def main() -> None:
     start = time.perf_counter()
     per_seed = {seed: run_seed(args.out / f"seed-{seed}", seed, args.tables, args.worlds) for seed in args.seeds}
     elapsed = time.perf_counter() - start
-    report = {"seeds": args.seeds, "tables": args.tables, "worlds": args.worlds, "elapsed_s": round(elapsed, 1),
-              "results": {str(s): {w: {r: {k: v[k] for k in ("mAP", "rank1", "mINP")} for r, v in runs.items()}
-                                   for w, runs in worlds.items()} for s, worlds in per_seed.items()}}
+    report = {
+        "seeds": args.seeds,
+        "tables": args.tables,
+        "worlds": args.worlds,
+        "elapsed_s": round(elapsed, 1),
+        "results": {
+            str(s): {
+                w: {r: {k: v[k] for k in ("mAP", "rank1", "mINP")} for r, v in runs.items()}
+                for w, runs in worlds.items()
+            }
+            for s, worlds in per_seed.items()
+        },
+    }
     name = "paper" if args.tables == [t for t in TABLES if t != "sampler"] else "-".join(args.tables)
     write_results(args.out / f"ablations-{name}.json", report)
     for table in args.tables:

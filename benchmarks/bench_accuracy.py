@@ -59,8 +59,13 @@ def main() -> None:
     start = time.perf_counter()
     per_seed = {}
     for seed in args.seeds:
-        per_seed[seed] = run_demo(args.out / f"seed-{seed}", quick=args.quick, seed=seed, pictures=False,
-                                  say=lambda line, s=seed: print(f"[seed {s}] {line}", flush=True))
+        per_seed[seed] = run_demo(
+            args.out / f"seed-{seed}",
+            quick=args.quick,
+            seed=seed,
+            pictures=False,
+            say=lambda line, s=seed: print(f"[seed {s}] {line}", flush=True),
+        )
     agg = aggregate(per_seed)
     write_results(args.out / "accuracy.json", {"seeds": args.seeds, "quick": args.quick, "aggregate": agg})
     print(table(agg))

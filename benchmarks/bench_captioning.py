@@ -20,7 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from captions_server import CaptionServer, make_image_folder  # noqa: E402
-
 from cgclip.captions.mllm import caption_frames, frames_from_folder  # noqa: E402
 from cgclip.captions.openai_backend import OpenAIBackend, OpenAIConfig  # noqa: E402
 from cgclip.captions.report import caption_report  # noqa: E402
@@ -48,28 +47,44 @@ def main() -> int:
         per_identity = args.tracklets * args.frames_per_tracklet
         identities = max(1, -(-args.frames // per_identity))
         img = make_image_folder(work / "images", identities, args.tracklets, args.frames_per_tracklet, args.seed)
-        items = frames_from_folder(img)[:args.frames]
+        items = frames_from_folder(img)[: args.frames]
         store_path = work / "captions.jsonl"
         results = {}
-        with CaptionServer(failure_rate=args.failure_rate, seed=args.seed, retry_after=args.retry_after,
-                           timeout_sleep=args.timeout_sleep) as server:
-            config = OpenAIConfig(server.url, "bench-vlm", concurrency=args.concurrency, timeout=args.timeout,
-                                  retries=args.retries, backoff=args.backoff, max_backoff=2.0)
+        with CaptionServer(
+            failure_rate=args.failure_rate,
+            seed=args.seed,
+            retry_after=args.retry_after,
+            timeout_sleep=args.timeout_sleep,
+        ) as server:
+            config = OpenAIConfig(
+                server.url,
+                "bench-vlm",
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+                retries=args.retries,
+                backoff=args.backoff,
+                max_backoff=2.0,
+            )
             for run in ("run 1", "rerun"):
                 before = dict(server.stats)
                 s = caption_frames(items, OpenAIBackend(config), CaptionStore(store_path))
                 requests = {k: v - before.get(k, 0) for k, v in server.stats.items() if v - before.get(k, 0)}
                 total_done = len([r for r in CaptionStore(store_path).captions if r.source == "mllm"])
                 results[run] = {**s.as_dict(), "captioned_total": total_done, "requests": requests}
-                print(f"{run}: {s.captioned} captioned, {s.failed} failed, {s.already_done} already done of "
-                      f"{s.requested} frames in {s.seconds:.2f} s ({s.rate:.1f} frames/s); store now holds "
-                      f"{total_done}/{len(items)}; server requests {requests}")
+                print(
+                    f"{run}: {s.captioned} captioned, {s.failed} failed, {s.already_done} already done of "
+                    f"{s.requested} frames in {s.seconds:.2f} s ({s.rate:.1f} frames/s); store now holds "
+                    f"{total_done}/{len(items)}; server requests {requests}"
+                )
         report = caption_report(CaptionStore(store_path))
-        print(f"report: {len(report['colliding_identities'])} of {report['num_identities']} identities collide in "
-              f"{len(report['collision_groups'])} groups, e.g. {report['collision_groups'][:2]}")
+        print(
+            f"report: {len(report['colliding_identities'])} of {report['num_identities']} identities collide in "
+            f"{len(report['collision_groups'])} groups, e.g. {report['collision_groups'][:2]}"
+        )
         print(f"recommendation: {report['recommendation']}")
-        results["report"] = {k: report[k] for k in ("num_identities", "collision_fraction", "collision_groups",
-                                                    "recommendation")}
+        results["report"] = {
+            k: report[k] for k in ("num_identities", "collision_fraction", "collision_groups", "recommendation")
+        }
         print(json.dumps({k: v for k, v in results.items() if k != "report"}, indent=1))
         all_done = results["rerun"]["captioned_total"] == len(items)
         return 0 if all_done else 1

@@ -36,9 +36,9 @@ from cgclip.demo.settings import DemoSettings, demo_settings
 from cgclip.eval.paired import mean_std, paired_difference, spearman, verdict
 from cgclip.eval.results import read_results, read_results_lines, stamp, to_percent
 from cgclip.io_utils import atomic_write_text
+from cgclip.registry import MODELS as REGISTERED
 from cgclip.train.results_key import RESULTS_VERSION
 from cgclip.train.run_dir import RunDir
-from cgclip.registry import MODELS as REGISTERED
 
 LABELS = {m: REGISTERED.meta(m, "label") for m in REGISTERED.names()}
 METRIC_NAMES = {"mAP": "mAP", "rank1": "Rank-1"}
@@ -61,16 +61,18 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         f.flush()
 
 
-def expected_keys(seeds: list[int], worlds: list[str], out: Path, settings: DemoSettings,
-                  clip: Path) -> dict[tuple[int, str, str], str]:
+def expected_keys(
+    seeds: list[int], worlds: list[str], out: Path, settings: DemoSettings, clip: Path
+) -> dict[tuple[int, str, str], str]:
     """(seed, world, model) → the results key today's code and recipe give it."""
     keys = {}
     for seed in seeds:
         for kind in worlds:
             folder = out / f"seed-{seed}"
             for model in MODELS:
-                _, keys[(seed, kind, model)] = run_config(kind, model, folder / "datasets" / kind,
-                                                          folder / "captions" / f"{kind}.jsonl", clip, seed, settings)
+                _, keys[(seed, kind, model)] = run_config(
+                    kind, model, folder / "datasets" / kind, folder / "captions" / f"{kind}.jsonl", clip, seed, settings
+                )
     return keys
 
 
@@ -87,14 +89,32 @@ def run_one(seed: int, kind: str, model: str, key: str, out: Path, settings: Dem
     run = read_results(folder / "runs" / kind / model / "run.json")
     last = last_checkpoint_map(folder / "runs" / kind / model)
     cfg = RunDir(folder / "runs" / kind / model).load_config()
-    setting = {"identity_mode": cfg.model.identity_mode if model == "cgclip" else None, "sie": cfg.model.sie,
-               "erase_mode": cfg.data.erase_mode, "part_norm": cfg.model.part_norm, "tfe_norm": cfg.model.tfe_norm,
-               "val_identities": cfg.data.val_identities, "val_selection": cfg.data.val_selection}
-    return {**setting, "seed": seed, "world": kind, "model": model, "key": key, "results_version": RESULTS_VERSION,
-            "mAP": res["mAP"], "rank1": res["rank1"], "rank5": res.get("rank5", float("nan")),
-            "mINP": res["mINP"], "val_mAP": run["best_val_mAP"] if run.get("best_val_mAP") else None,
-            "best_epoch": run.get("best_epoch"), "mAP_last": last, "train_s": res.get("timing", {}).get("train_s"),
-            "wall_s": round(time.perf_counter() - start, 1)}
+    setting = {
+        "identity_mode": cfg.model.identity_mode if model == "cgclip" else None,
+        "sie": cfg.model.sie,
+        "erase_mode": cfg.data.erase_mode,
+        "part_norm": cfg.model.part_norm,
+        "tfe_norm": cfg.model.tfe_norm,
+        "val_identities": cfg.data.val_identities,
+        "val_selection": cfg.data.val_selection,
+    }
+    return {
+        **setting,
+        "seed": seed,
+        "world": kind,
+        "model": model,
+        "key": key,
+        "results_version": RESULTS_VERSION,
+        "mAP": res["mAP"],
+        "rank1": res["rank1"],
+        "rank5": res.get("rank5", float("nan")),
+        "mINP": res["mINP"],
+        "val_mAP": run["best_val_mAP"] if run.get("best_val_mAP") else None,
+        "best_epoch": run.get("best_epoch"),
+        "mAP_last": last,
+        "train_s": res.get("timing", {}).get("train_s"),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
 
 
 def last_checkpoint_map(run_dir: Path) -> float:
@@ -113,9 +133,11 @@ def selection_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -
         if len(got) >= 2:
             d = paired_difference([r["mAP"] for r in got], [r["mAP_last"] for r in got])
             epochs = sorted(r["best_epoch"] for r in got if r.get("best_epoch") is not None)
-            lines.append(f"model selection ({kind}, {d.n} runs): best-validation minus last-epoch test mAP "
-                         f"{d.mean:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}], better in {d.wins}, worse in "
-                         f"{d.losses}; selected epochs {epochs[0]}–{epochs[-1]} (median {epochs[len(epochs) // 2]})")
+            lines.append(
+                f"model selection ({kind}, {d.n} runs): best-validation minus last-epoch test mAP "
+                f"{d.mean:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}], better in {d.wins}, worse in "
+                f"{d.losses}; selected epochs {epochs[0]}–{epochs[-1]} (median {epochs[len(epochs) // 2]})"
+            )
     return lines
 
 
@@ -129,25 +151,31 @@ def per_model_table(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -
                 continue
             cells = [mean_std([r[k] for r in got]) for k in ("mAP", "rank1", "mINP")]
             worst = min(got, key=lambda r: r["mAP"])
-            lines.append(f"| {kind} | {LABELS[model]} | "
-                         + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in cells)
-                         + f" | {worst['mAP']:.1f} (seed {worst['seed']}) | {len(got)} |")
+            lines.append(
+                f"| {kind} | {LABELS[model]} | "
+                + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in cells)
+                + f" | {worst['mAP']:.1f} (seed {worst['seed']}) | {len(got)} |"
+            )
     return lines
 
 
 def paired_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str], metric: str = "mAP") -> list[str]:
     """Paired differences and one verdict line per claim and world (seeds where both models finished)."""
-    lines = [f"| world | difference ({METRIC_NAMES[metric]}) | mean | 95 % CI (paired t) | wins | seeds |",
-             "|---|---|---:|---|---:|---:|"]
+    lines = [
+        f"| world | difference ({METRIC_NAMES[metric]}) | mean | 95 % CI (paired t) | wins | seeds |",
+        "|---|---|---:|---|---:|---:|",
+    ]
     verdicts = []
     for kind in worlds:
         for a, b in CLAIMS:
-            seeds = sorted({s for (s, w, m) in rows if w == kind and m == a} & {s for (s, w, m) in rows
-                                                                                 if w == kind and m == b})
+            seeds = sorted(
+                {s for (s, w, m) in rows if w == kind and m == a} & {s for (s, w, m) in rows if w == kind and m == b}
+            )
             if not seeds:
                 continue
-            d = paired_difference([rows[(s, kind, a)][metric] for s in seeds],
-                                  [rows[(s, kind, b)][metric] for s in seeds])
+            d = paired_difference(
+                [rows[(s, kind, a)][metric] for s in seeds], [rows[(s, kind, b)][metric] for s in seeds]
+            )
             la, lb = LABELS[a], LABELS[b]
             ci = f"[{d.ci_low:+.1f}, {d.ci_high:+.1f}]" if d.n >= 2 else "– (one seed)"
             lines.append(f"| {kind} | {la} − {lb} | {d.mean:+.1f} | {ci} | {d.wins} of {d.n} | {d.n} |")
@@ -168,17 +196,23 @@ def correlation_lines(rows: dict[tuple[int, str, str], dict], worlds: list[str])
                 within.append(spearman([r["val_mAP"] for r in got], [r["mAP"] for r in got]))
                 same_best += max(got, key=lambda r: r["val_mAP"])["model"] == max(got, key=lambda r: r["mAP"])["model"]
         if within:
-            lines.append(f"validation–test agreement within a world-seed ({kind}, {len(within)} seeds, 3 models "
-                         f"each): mean Spearman {np.nanmean(within):+.2f}; validation's best model is the test's "
-                         f"best on {same_best} of {len(within)}")
-    for label, subset in [*((k, [r for r in rows.values() if r["world"] == k]) for k in worlds),
-                          ("all", list(rows.values()))]:
+            lines.append(
+                f"validation–test agreement within a world-seed ({kind}, {len(within)} seeds, 3 models "
+                f"each): mean Spearman {np.nanmean(within):+.2f}; validation's best model is the test's "
+                f"best on {same_best} of {len(within)}"
+            )
+    for label, subset in [
+        *((k, [r for r in rows.values() if r["world"] == k]) for k in worlds),
+        ("all", list(rows.values())),
+    ]:
         pairs = [(r["val_mAP"], r["mAP"]) for r in subset if r.get("val_mAP") is not None]
         if len(pairs) >= 3:
             rho = spearman([p[0] for p in pairs], [p[1] for p in pairs])
-            lines.append(f"validation–test rank correlation ({label}, {len(pairs)} runs): Spearman {rho:+.2f}; "
-                         f"mean validation mAP {np.mean([p[0] for p in pairs]):.1f}, "
-                         f"mean test mAP {np.mean([p[1] for p in pairs]):.1f}")
+            lines.append(
+                f"validation–test rank correlation ({label}, {len(pairs)} runs): Spearman {rho:+.2f}; "
+                f"mean validation mAP {np.mean([p[0] for p in pairs]):.1f}, "
+                f"mean test mAP {np.mean([p[1] for p in pairs]):.1f}"
+            )
     return lines
 
 
@@ -186,9 +220,18 @@ def report(rows: dict[tuple[int, str, str], dict], worlds: list[str]) -> str:
     """Every printed table, as Markdown text, from rows with metrics in percent (:func:`to_percent`)."""
     if not rows:
         return "no results yet for these seeds and today's results key"
-    return "\n".join([*per_model_table(rows, worlds), "", *paired_lines(rows, worlds, "mAP"), "",
-                      *paired_lines(rows, worlds, "rank1"), "", *correlation_lines(rows, worlds),
-                      *selection_lines(rows, worlds)])
+    return "\n".join(
+        [
+            *per_model_table(rows, worlds),
+            "",
+            *paired_lines(rows, worlds, "mAP"),
+            "",
+            *paired_lines(rows, worlds, "rank1"),
+            "",
+            *correlation_lines(rows, worlds),
+            *selection_lines(rows, worlds),
+        ]
+    )
 
 
 def backfill_last(path: Path, done: dict[str, dict], keys: dict[tuple[int, str, str], str], out: Path) -> None:
@@ -229,8 +272,10 @@ def main() -> None:
         new += 1
     rows = {k: to_percent(done[key]) for k, key in keys.items() if key in done}
     print(report(rows, args.worlds))
-    print(f"\n{len(rows)} of {len(keys)} runs done (results version {RESULTS_VERSION}); metrics in percent; test "
-          "protocol: gallery convention, cosine distance, first frame of each RRS chunk")
+    print(
+        f"\n{len(rows)} of {len(keys)} runs done (results version {RESULTS_VERSION}); metrics in percent; test "
+        "protocol: gallery convention, cosine distance, first frame of each RRS chunk"
+    )
 
 
 if __name__ == "__main__":

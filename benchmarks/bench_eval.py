@@ -24,7 +24,9 @@ import os
 import sys
 import time
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -49,14 +51,27 @@ def mars_like(scale: int, dim: int, seed: int = 0) -> dict[str, np.ndarray]:
 
     qf, gf = feats(q_pids), feats(g_pids)
     q_cams, g_cams = rng.integers(0, 6, nq), rng.integers(0, 6, ng_only)
-    return {"qf": qf, "gf": np.concatenate([qf, gf]), "q_pids": q_pids, "g_pids": np.concatenate([q_pids, g_pids]),
-            "q_camids": q_cams, "g_camids": np.concatenate([q_cams, g_cams])}
+    return {
+        "qf": qf,
+        "gf": np.concatenate([qf, gf]),
+        "q_pids": q_pids,
+        "g_pids": np.concatenate([q_pids, g_pids]),
+        "q_camids": q_cams,
+        "g_camids": np.concatenate([q_cams, g_cams]),
+    }
 
 
 # ------------------------------------------------------------------------------------------ baselines
-def per_query_numpy(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray,
-                    g_camids: np.ndarray, max_rank: int = 50, python_precision: bool = False,
-                    limit: int | None = None) -> tuple[np.ndarray, float, float]:
+def per_query_numpy(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 50,
+    python_precision: bool = False,
+    limit: int | None = None,
+) -> tuple[np.ndarray, float, float]:
     """Straightforward evaluator: one query at a time (``limit`` queries at most)."""
     cmcs, aps, inps = [], [], []
     for i in range(distmat.shape[0] if limit is None else min(limit, distmat.shape[0])):
@@ -105,41 +120,61 @@ def measure(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
 
 
 def bench_eval(scales: list[int], dim: int, repeat: int, torchreid_queries: int, rerank: bool) -> list[str]:
-    rows = ["| size (queries × gallery) | evaluation | time (s) | peak memory (MB) | mAP | Rank-1 | speed-up |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| size (queries × gallery) | evaluation | time (s) | peak memory (MB) | mAP | Rank-1 | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for scale in scales:
         d = mars_like(scale, dim)
         nq, ng = len(d["qf"]), len(d["gf"])
         size = f"{'MARS' if scale == 1 else f'{scale}× MARS'} ({nq:,} × {ng:,})"
         labels = (d["q_pids"], d["g_pids"], d["q_camids"], d["g_camids"])
         dist = pairwise_distance(d["qf"], d["gf"], "cosine")
-        t_rank, m_rank, r = measure(lambda: evaluate_rank(dist, *labels), repeat)
-        t_base, m_base, b = measure(lambda: per_query_numpy(dist, *labels), 1)
+        t_rank, m_rank, r = measure(partial(evaluate_rank, dist, *labels), repeat)
+        t_base, m_base, b = measure(partial(per_query_numpy, dist, *labels), 1)
         assert abs(b[1] - r.mAP) < 1e-6, (b[1], r.mAP)
-        rows.append(f"| {size} | `evaluate_rank` (from distances) | {t_rank:.3f} | {m_rank:.0f} | {r.mAP:.4f} | "
-                    f"{r.rank(1):.4f} | {t_base / t_rank:.0f}× |")
-        rows.append(f"| {size} | per-query NumPy loop (from distances) | {t_base:.2f} | {m_base:.0f} | {b[1]:.4f} | "
-                    f"{b[0][0]:.4f} | 1× |")
+        rows.append(
+            f"| {size} | `evaluate_rank` (from distances) | {t_rank:.3f} | {m_rank:.0f} | {r.mAP:.4f} | "
+            f"{r.rank(1):.4f} | {t_base / t_rank:.0f}× |"
+        )
+        rows.append(
+            f"| {size} | per-query NumPy loop (from distances) | {t_base:.2f} | {m_base:.0f} | {b[1]:.4f} | "
+            f"{b[0][0]:.4f} | 1× |"
+        )
         n_tr = min(torchreid_queries, nq)
         start = time.perf_counter()
         per_query_numpy(dist, *labels, python_precision=True, limit=n_tr)
         t_tr = (time.perf_counter() - start) * nq / n_tr
         note = "" if n_tr == nq else f" (timed on {n_tr} queries, scaled)"
-        rows.append(f"| {size} | torchreid-style Python loop{note} | {t_tr:.1f} | – | – | – | "
-                    f"{t_base / t_tr:.2f}× |")
+        rows.append(f"| {size} | torchreid-style Python loop{note} | {t_tr:.1f} | – | – | – | {t_base / t_tr:.2f}× |")
         del dist
         gc.collect()
-        t_feat, m_feat, f = measure(lambda: evaluate_features(d["qf"], d["gf"], *labels), repeat)
-        t_bf, m_bf, _ = measure(lambda: per_query_from_features(d), 1)
-        rows.append(f"| {size} | `evaluate_features` ({dim}-d, cosine, chunked) | {t_feat:.3f} | {m_feat:.0f} | "
-                    f"{f.mAP:.4f} | {f.rank(1):.4f} | {t_bf / t_feat:.0f}× |")
+        t_feat, m_feat, f = measure(partial(evaluate_features, d["qf"], d["gf"], *labels), repeat)
+        t_bf, m_bf, _ = measure(partial(per_query_from_features, d), 1)
+        rows.append(
+            f"| {size} | `evaluate_features` ({dim}-d, cosine, chunked) | {t_feat:.3f} | {m_feat:.0f} | "
+            f"{f.mAP:.4f} | {f.rank(1):.4f} | {t_bf / t_feat:.0f}× |"
+        )
         rows.append(f"| {size} | full distance matrix + per-query loop | {t_bf:.2f} | {m_bf:.0f} | – | – | 1× |")
         if scale == 1 and rerank:
             ng_only = ng - nq  # re-ranking in the torchreid convention (gallery set only)
-            t_rr, m_rr, rr = measure(lambda: evaluate_features(d["qf"], d["gf"][nq:], d["q_pids"], d["g_pids"][nq:],
-                                                               d["q_camids"], d["g_camids"][nq:], rerank=True), 0)
-            rows.append(f"| MARS ({nq:,} × {ng_only:,}) | `evaluate_features(rerank=True)` (k1=20, k2=6, λ=0.3) | "
-                        f"{t_rr:.1f} | {m_rr:.0f} | {rr.mAP:.4f} | {rr.rank(1):.4f} | – |")
+            t_rr, m_rr, rr = measure(
+                partial(
+                    evaluate_features,
+                    d["qf"],
+                    d["gf"][nq:],
+                    d["q_pids"],
+                    d["g_pids"][nq:],
+                    d["q_camids"],
+                    d["g_camids"][nq:],
+                    rerank=True,
+                ),
+                0,
+            )
+            rows.append(
+                f"| MARS ({nq:,} × {ng_only:,}) | `evaluate_features(rerank=True)` (k1=20, k2=6, λ=0.3) | "
+                f"{t_rr:.1f} | {m_rr:.0f} | {rr.mAP:.4f} | {rr.rank(1):.4f} | – |"
+            )
         print(f"done {size}", file=sys.stderr, flush=True)
         del d
         gc.collect()
@@ -159,8 +194,11 @@ def bench_faiss(n: int, dim: int, num_queries: int, hnsw_max_n: int, seed: int =
     gallery += 0.7 * rng.standard_normal(gallery.shape, dtype=np.float32)
     queries = centres[rng.integers(0, len(centres), num_queries)]
     queries += 0.7 * rng.standard_normal(queries.shape, dtype=np.float32)
-    rows = [f"| index ({n:,} × {dim}, {num_queries} queries, {faiss.omp_get_max_threads()} threads) | build (s) | "
-            "recall@10 vs exact | batch latency (ms/query) | single-query latency (ms) |", "|---|---|---|---|---|"]
+    rows = [
+        f"| index ({n:,} × {dim}, {num_queries} queries, {faiss.omp_get_max_threads()} threads) | build (s) | "
+        "recall@10 vs exact | batch latency (ms/query) | single-query latency (ms) |",
+        "|---|---|---|---|---|",
+    ]
     truth = None
     configs: list[tuple[str, str, dict[str, Any], list[dict[str, int]]]] = [
         ("exact (IndexFlatIP)", "exact", {}, [{}]),
@@ -182,13 +220,17 @@ def bench_faiss(n: int, dim: int, num_queries: int, hnsw_max_n: int, seed: int =
             singles = min(100, num_queries)
             start = time.perf_counter()
             for i in range(singles):
-                index.search(queries[i:i + 1], 10)
+                index.search(queries[i : i + 1], 10)
             single = (time.perf_counter() - start) / singles * 1e3
             if truth is None:
                 truth = idx
             recall = np.mean([len(set(a) & set(b)) / 10.0 for a, b in zip(idx, truth)])
-            label = name + ("" if not setting else f" ({', '.join(f'{k}={v}' for k, v in setting.items())}"
-                            + (f", nlist={index.params['nlist']})" if kind == "ivf" else ")"))
+            label = name + (
+                ""
+                if not setting
+                else f" ({', '.join(f'{k}={v}' for k, v in setting.items())}"
+                + (f", nlist={index.params['nlist']})" if kind == "ivf" else ")")
+            )
             rows.append(f"| {label} | {build:.1f} | {recall:.3f} | {batch:.3f} | {single:.2f} |")
             print(f"done {label}", file=sys.stderr, flush=True)
         del index
@@ -202,20 +244,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1,5", help="MARS multiples for the evaluation part (default 1,5)")
     parser.add_argument("--dim", type=int, default=2048, help="feature size for the evaluation part")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of the vectorised evaluator (best)")
-    parser.add_argument("--torchreid-queries", type=int, default=400,
-                        help="queries timed for the torchreid-style loop (scaled to all queries)")
+    parser.add_argument(
+        "--torchreid-queries",
+        type=int,
+        default=400,
+        help="queries timed for the torchreid-style loop (scaled to all queries)",
+    )
     parser.add_argument("--faiss-n", type=int, default=None, help="gallery size for the FAISS part")
     parser.add_argument("--faiss-queries", type=int, default=1000)
-    parser.add_argument("--hnsw-max-n", type=int, default=200_000,
-                        help="skip the HNSW build above this gallery size (it takes long on 2 cores)")
+    parser.add_argument(
+        "--hnsw-max-n",
+        type=int,
+        default=200_000,
+        help="skip the HNSW build above this gallery size (it takes long on 2 cores)",
+    )
     parser.add_argument("--skip-rerank", action="store_true", help="skip the re-ranking row (MARS size)")
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--skip-faiss", action="store_true")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs, numpy {np.__version__}\n")
     if not args.skip_eval:
-        print("\n".join(bench_eval([int(s) for s in args.scales.split(",")], args.dim, args.repeat,
-                                   args.torchreid_queries, not args.skip_rerank)) + "\n")
+        print(
+            "\n".join(
+                bench_eval(
+                    [int(s) for s in args.scales.split(",")],
+                    args.dim,
+                    args.repeat,
+                    args.torchreid_queries,
+                    not args.skip_rerank,
+                )
+            )
+            + "\n"
+        )
     if not args.skip_faiss:
         n = args.faiss_n or (200_000 if args.quick else 1_000_000)
         print("\n".join(bench_faiss(n, 512, args.faiss_queries, args.hnsw_max_n)) + "\n")

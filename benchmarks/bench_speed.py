@@ -35,7 +35,8 @@ Method:
   read from ``/proc/self/status`` after it. (``getrusage().ru_maxrss`` is not usable as such: Linux carries it over
   from the parent process across ``exec``; it is the fallback off Linux, as growth over the earlier peak.) A warm-up
   call at T=1 comes first so one-off allocations (thread pools, kernels) are not counted. The figure includes the
-  module's outputs and, for forward+backward, the gradients. On CUDA it is ``torch.cuda.max_memory_allocated`` minus the memory allocated
+  module's outputs and, for forward+backward, the gradients. On CUDA it is ``torch.cuda.max_memory_allocated``
+  minus the memory allocated
   before the call. Tables also give time per frame and the ratio to T=8, which stay flat / grow as T if the cost is
   linear in T.
 """
@@ -52,9 +53,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -143,8 +145,9 @@ def clip_dims(clip_dir: Path) -> tuple[int, int]:
     return int(vision.get("hidden_size", 768)), int(vision.get("patch_size", 16))
 
 
-def build_variants(clip_dir: Path, size: tuple[int, int], frames: int, device: torch.device,
-                   models: list[str]) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+def build_variants(
+    clip_dir: Path, size: tuple[int, int], frames: int, device: torch.device, models: list[str]
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """The feature extractors to time, by name, sharing one image encoder."""
     from cgclip.models import build_model, load_clip
 
@@ -153,14 +156,26 @@ def build_variants(clip_dir: Path, size: tuple[int, int], frames: int, device: t
     variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     for name in models:
         if name == "encoder":
+
             def bare(images: torch.Tensor) -> torch.Tensor:
                 b, t = images.shape[:2]
                 with torch.no_grad():
                     return encoder(images.flatten(0, 1))[:, 0].reshape(b, t, -1).mean(dim=1)
+
             variants[name] = bare
         else:
-            model = build_model(name, image_encoder=encoder, num_classes=100, num_cameras=6, inference_only=True,
-                                tfe_max_frames=max(64, frames)).to(device).eval()
+            model = (
+                build_model(
+                    name,
+                    image_encoder=encoder,
+                    num_classes=100,
+                    num_cameras=6,
+                    inference_only=True,
+                    tfe_max_frames=max(64, frames),
+                )
+                .to(device)
+                .eval()
+            )
             variants[name] = model.extract
     return variants
 
@@ -276,10 +291,21 @@ def run_temporal(args: argparse.Namespace, device: torch.device, dim: int, token
         results: dict[tuple[str, int], dict] = {}
         for module in ("tfe", "tmd"):
             for t in args.temporal_frames:
-                spec = {"module": module, "frames": t, "batch": args.temporal_batch, "tokens": tokens, "dim": dim,
-                        "queries": args.tfe_queries, "pass": pass_, "device": str(device),
-                        "dtype": args.temporal_dtype, "repeats": args.repeats, "warmup": 1, "threads": args.threads,
-                        "stat": args.stat}
+                spec = {
+                    "module": module,
+                    "frames": t,
+                    "batch": args.temporal_batch,
+                    "tokens": tokens,
+                    "dim": dim,
+                    "queries": args.tfe_queries,
+                    "pass": pass_,
+                    "device": str(device),
+                    "dtype": args.temporal_dtype,
+                    "repeats": args.repeats,
+                    "warmup": 1,
+                    "threads": args.threads,
+                    "stat": args.stat,
+                }
                 results[(module, t)] = run_point_subprocess(spec)
         rows = []
         t0 = args.temporal_frames[0]
@@ -287,15 +313,21 @@ def run_temporal(args: argparse.Namespace, device: torch.device, dim: int, token
             row = [str(t)]
             for module in ("tfe", "tmd"):
                 r, base = results[(module, t)], results[(module, t0)]
-                row += [f"{r['ms']:.2f}", f"{1e3 * r['ms'] / t:.1f}", f"{r['ms'] / base['ms']:.2f}×",
-                        f"{r['peak_mb']:.1f}"]
+                row += [
+                    f"{r['ms']:.2f}",
+                    f"{1e3 * r['ms'] / t:.1f}",
+                    f"{r['ms'] / base['ms']:.2f}×",
+                    f"{r['peak_mb']:.1f}",
+                ]
             rows.append(row)
         header = ["T"]
         for label in ("TFE", "TMD"):
             header += [f"{label} ms", f"{label} µs/frame", f"{label} time / T={t0}", f"{label} peak MB"]
-        title = (f"**{pass_}** ({'no grad, eval mode' if pass_ == 'forward' else 'train mode, gradients for the tokens'}"
-                 f"), B={args.temporal_batch}, tokens/frame={tokens}, D={dim}, N^Q={args.tfe_queries}, "
-                 f"{args.temporal_dtype}")
+        title = (
+            f"**{pass_}** ({'no grad, eval mode' if pass_ == 'forward' else 'train mode, gradients for the tokens'}"
+            f"), B={args.temporal_batch}, tokens/frame={tokens}, D={dim}, N^Q={args.tfe_queries}, "
+            f"{args.temporal_dtype}"
+        )
         out.append(title + "\n\n" + table(header, rows))
     return "\n\n".join(out)
 
@@ -313,10 +345,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0 = torch's default; 1 is steadier on a machine shared with other jobs)")
-    p.add_argument("--stat", choices=tuple(STATS), default="median",
-                   help="statistic of the repeated timings: median (default) or min (best of, steadier under load)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0 = torch's default; 1 is steadier on a machine shared with other jobs)",
+    )
+    p.add_argument(
+        "--stat",
+        choices=tuple(STATS),
+        default="median",
+        help="statistic of the repeated timings: median (default) or min (best of, steadier under load)",
+    )
     p.add_argument("--temporal-frames", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     p.add_argument("--temporal-batch", type=int, help="tracklets for the temporal table (default 8; --quick 4)")
     p.add_argument("--temporal-dtype", choices=("fp32", "bf16"), default="fp32")
@@ -329,8 +369,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--_point", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = args.quick
-    for name, full, small in (("batch", 16, 4), ("batches", 20, 5), ("warmup", 3, 1), ("temporal_batch", 8, 4),
-                              ("repeats", 10, 3)):
+    for name, full, small in (
+        ("batch", 16, 4),
+        ("batches", 20, 5),
+        ("warmup", 3, 1),
+        ("temporal_batch", 8, 4),
+        ("repeats", 10, 3),
+    ):
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
     if args.size is None:
@@ -348,9 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     start = time.perf_counter()
     print(f"# cgclip speed benchmark\n\ncommand: `python benchmarks/bench_speed.py {' '.join(sys.argv[1:])}`  ")
-    print(f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}"
-          f"  \nload average at start: {load_text()}\n")
+    print(
+        f"device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"{platform.processor() or platform.machine()}"
+        f"  \nload average at start: {load_text()}\n"
+    )
     with tempfile.TemporaryDirectory(prefix="cgclip-bench-") as tmp:
         if args.clip is not None:
             clip_dir, source = args.clip, str(args.clip)
@@ -364,13 +412,17 @@ def main(argv: list[str] | None = None) -> int:
         dim, patch = clip_dims(Path(clip_dir)) if clip_dir is not None else ARCH_DIMS[args.arch]
         tokens = 1 + (args.size[0] // patch) * (args.size[1] // patch)
         if not args.skip_throughput:
-            print(f"## Feature extraction (`model.extract`), CLIP {source}, {args.size[0]}x{args.size[1]}, "
-                  f"{args.frames} frames, batch {args.batch}, {args.batches} timed batches after {args.warmup} "
-                  "warm-up\n")
+            print(
+                f"## Feature extraction (`model.extract`), CLIP {source}, {args.size[0]}x{args.size[1]}, "
+                f"{args.frames} frames, batch {args.batch}, {args.batches} timed batches after {args.warmup} "
+                "warm-up\n"
+            )
             print(run_throughput(args, device, Path(clip_dir)) + "\n", flush=True)  # type: ignore[arg-type]
     if not args.skip_temporal:
-        print(f"## Temporal module alone vs frames T (random tokens, {tokens} tokens/frame, D={dim}, {args.stat} "
-              f"of {args.repeats})\n")
+        print(
+            f"## Temporal module alone vs frames T (random tokens, {tokens} tokens/frame, D={dim}, {args.stat} "
+            f"of {args.repeats})\n"
+        )
         print(run_temporal(args, device, dim, tokens) + "\n")
     print(f"load average at end: {load_text()}; total {time.perf_counter() - start:.0f} s")
     return 0

@@ -48,8 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--clip", help="Hugging Face CLIP directory, or 'default' for the embedded tiny CLIP")
-    src.add_argument("--random-clip", choices=("tiny", "vit-b-16"), default=None,
-                     help="benchmark a randomly initialised CLIP of this size (written to a temporary folder)")
+    src.add_argument(
+        "--random-clip",
+        choices=("tiny", "vit-b-16"),
+        default=None,
+        help="benchmark a randomly initialised CLIP of this size (written to a temporary folder)",
+    )
     p.add_argument("--preset", default="sports", help="configuration preset for the model options (default sports)")
     p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     p.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the preset's)")
@@ -63,8 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--json", help="also write the results to this JSON file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="configuration override, e.g. model.tfe_queries=50")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="configuration override, e.g. model.tfe_queries=50",
+    )
     return p.parse_args(argv)
 
 
@@ -86,17 +96,25 @@ def bench_model(name: str, clip_path: Path, args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     identities = [f"id{i}" for i in range(args.num_classes)]
-    model = build_training_model(cfg.model, clip_path=clip_path, image_size=size, num_classes=args.num_classes,
-                                 num_cameras=args.num_cameras, identities=identities,
-                                 captions=_captions(args.num_classes)).to(device)
+    model = build_training_model(
+        cfg.model,
+        clip_path=clip_path,
+        image_size=size,
+        num_classes=args.num_classes,
+        num_cameras=args.num_cameras,
+        identities=identities,
+        captions=_captions(args.num_classes),
+    ).to(device)
     optimizer = optimizer_from_config(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     images = torch.randn(batch, seq_len, 3, size[0], size[1], device=device)
     pids = (torch.arange(batch, device=device) // k) % args.num_classes
     camids = torch.arange(batch, device=device) % args.num_cameras
     if hasattr(model, "prepare") and name == "tfclip":
-        loader = [{"images": images, "pid": torch.arange(batch) % args.num_classes, "camid": camids.cpu()}
-                  for _ in range((args.num_classes + batch - 1) // batch)]
+        loader = [
+            {"images": images, "pid": torch.arange(batch) % args.num_classes, "camid": camids.cpu()}
+            for _ in range((args.num_classes + batch - 1) // batch)
+        ]
         for i, b in enumerate(loader):
             b["pid"] = (torch.arange(batch) + i * batch) % args.num_classes
         model.prepare(loader)
@@ -114,12 +132,23 @@ def bench_model(name: str, clip_path: Path, args: argparse.Namespace) -> dict:
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
-    return {"model": name, "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda"
-            else None, "precision": precision, "image_size": list(size), "seq_len": seq_len, "batch": batch,
-            "steps": args.steps, "step_ms": 1000 * elapsed / args.steps,
-            "tracklets_per_s": batch * args.steps / elapsed, "frames_per_s": batch * seq_len * args.steps / elapsed,
-            "peak_memory_mb": peak_memory_mb(device), "parameters_m": params / 1e6,
-            "loss": float(out["loss"]), "threads": torch.get_num_threads()}
+    return {
+        "model": name,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "precision": precision,
+        "image_size": list(size),
+        "seq_len": seq_len,
+        "batch": batch,
+        "steps": args.steps,
+        "step_ms": 1000 * elapsed / args.steps,
+        "tracklets_per_s": batch * args.steps / elapsed,
+        "frames_per_s": batch * seq_len * args.steps / elapsed,
+        "peak_memory_mb": peak_memory_mb(device),
+        "parameters_m": params / 1e6,
+        "loss": float(out["loss"]),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,17 +163,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             clip_path = resolve_clip_path(None if args.clip in (None, "default") else args.clip)
         rows = [bench_model(name, clip_path, args) for name in args.models]
-    header = f"{'model':8} {'device':8} {'prec':5} {'size':8} {'T':>3} {'batch':>5} {'ms/step':>9} " \
-             f"{'tracklets/s':>12} {'frames/s':>9} {'peak MB':>9} {'params M':>9}"
+    header = (
+        f"{'model':8} {'device':8} {'prec':5} {'size':8} {'T':>3} {'batch':>5} {'ms/step':>9} "
+        f"{'tracklets/s':>12} {'frames/s':>9} {'peak MB':>9} {'params M':>9}"
+    )
     print(f"CLIP: {args.random_clip or args.clip or 'default'}")
     print(header)
     for r in rows:
-        print(f"{r['model']:8} {r['device']:8} {r['precision']:5} {r['image_size'][0]}x{r['image_size'][1]:<4} "
-              f"{r['seq_len']:>3} {r['batch']:>5} {r['step_ms']:>9.1f} {r['tracklets_per_s']:>12.2f} "
-              f"{r['frames_per_s']:>9.1f} {r['peak_memory_mb']:>9.0f} {r['parameters_m']:>9.1f}")
+        print(
+            f"{r['model']:8} {r['device']:8} {r['precision']:5} {r['image_size'][0]}x{r['image_size'][1]:<4} "
+            f"{r['seq_len']:>3} {r['batch']:>5} {r['step_ms']:>9.1f} {r['tracklets_per_s']:>12.2f} "
+            f"{r['frames_per_s']:>9.1f} {r['peak_memory_mb']:>9.0f} {r['parameters_m']:>9.1f}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"clip": args.random_clip or args.clip or "default", "rows": rows},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"clip": args.random_clip or args.clip or "default", "rows": rows}, indent=2) + "\n"
+        )
     return 0
 
 

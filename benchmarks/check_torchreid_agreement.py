@@ -39,8 +39,10 @@ def main() -> None:
         ours = evaluate_rank(dist, q_p, g_p, q_c, g_c, max_rank=50)
         worst_map = max(worst_map, abs(ours.mAP - m_ap))
         worst_cmc = max(worst_cmc, float(np.abs(ours.cmc[:50] - cmc).max()))
-    print(f"| cases | max abs diff mAP | max abs diff CMC |\n|---|---|---|\n| {args.cases} | {worst_map:.2e} | "
-          f"{worst_cmc:.2e} |")
+    print(
+        f"| cases | max abs diff mAP | max abs diff CMC |\n|---|---|---|\n| {args.cases} | {worst_map:.2e} | "
+        f"{worst_cmc:.2e} |"
+    )
 
 
 if __name__ == "__main__":

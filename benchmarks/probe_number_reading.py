@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cgclip.clip.preprocess import to_pixels
-from cgclip.pretrain.data import IMAGE_SIZE, pretrain_identities, render_number_pool
-from cgclip.pretrain.targets import digit_targets
 from cgclip.clip.random_clip import clip_config
 from cgclip.clip.tokenizer import build_vocab
+from cgclip.pretrain.data import IMAGE_SIZE, pretrain_identities, render_number_pool
+from cgclip.pretrain.targets import digit_targets
 from cgclip.runtime import autocast
 from cgclip.synth.person import digits_mask
 
@@ -178,8 +178,8 @@ class TextReadout(torch.nn.Module):
 
         from cgclip.clip.backbone import ClipTextEncoder
         from cgclip.clip.embedded import embedded_clip_dir
-        from cgclip.pretrain.data import PROMPTS, number_phrases
         from cgclip.clip.random_clip import tokenizer_vocab
+        from cgclip.pretrain.data import PROMPTS, number_phrases
 
         clip_dir = embedded_clip_dir()
         config = clip_config("tiny", tokenizer_vocab(clip_dir)).text_config
@@ -196,8 +196,9 @@ class TextReadout(torch.nn.Module):
         image = F.normalize(self.visual_projection(feature).float(), dim=-1)
         return image, F.normalize(self.text(texts).float(), dim=-1)
 
-    def _text_loss(self, feature: torch.Tensor, numbers: list[str],
-                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _text_loss(
+        self, feature: torch.Tensor, numbers: list[str], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The text-classifier loss and the image and number-text embeddings it was computed on."""
         from cgclip.pretrain.targets import attribute_text_loss
 
@@ -244,8 +245,9 @@ class SharedReadout(TextReadout):
 READOUTS = {"digits": DigitReadout, "text": TextReadout, "shared": SharedReadout}
 
 
-def accuracy(net: torch.nn.Module, readout: torch.nn.Module, pixels: torch.Tensor,
-             numbers: list[str]) -> tuple[float, float]:
+def accuracy(
+    net: torch.nn.Module, readout: torch.nn.Module, pixels: torch.Tensor, numbers: list[str]
+) -> tuple[float, float]:
     """Held-out (whole number, ones digit) accuracy in percent."""
     net.eval()
     readout.eval()
@@ -258,8 +260,16 @@ def accuracy(net: torch.nn.Module, readout: torch.nn.Module, pixels: torch.Tenso
     return 100 * float(whole), 100 * float(ones)
 
 
-def probe(name: str, train: tuple[np.ndarray, list[str]], test: tuple[np.ndarray, list[str]], steps: int, lr: float,
-          every: int, seed: int, readout_name: str = "digits") -> list[dict]:
+def probe(
+    name: str,
+    train: tuple[np.ndarray, list[str]],
+    test: tuple[np.ndarray, list[str]],
+    steps: int,
+    lr: float,
+    every: int,
+    seed: int,
+    readout_name: str = "digits",
+) -> list[dict]:
     """Train ``name`` + a readout of :data:`READOUTS` (AdamW, warm-up 50, cosine, batch 64, the CPU's auto
     precision); the curve."""
     torch.manual_seed(seed)
@@ -282,10 +292,20 @@ def probe(name: str, train: tuple[np.ndarray, list[str]], test: tuple[np.ndarray
         if (step + 1) % every == 0 or step + 1 == steps:
             number, one = accuracy(net, readout, test_px, test[1])
             last = float(loss.detach())
-            curve.append({"step": step + 1, "seconds": round(time.perf_counter() - start, 1),
-                          "loss": round(last, 3), "number": round(number, 1), "ones": round(one, 1)})
-            print(f"  {name} ({readout_name}) step {step + 1}: loss {last:.3f}, number {number:.1f}%, "
-                  f"ones digit {one:.1f}%", flush=True)
+            curve.append(
+                {
+                    "step": step + 1,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "loss": round(last, 3),
+                    "number": round(number, 1),
+                    "ones": round(one, 1),
+                }
+            )
+            print(
+                f"  {name} ({readout_name}) step {step + 1}: loss {last:.3f}, number {number:.1f}%, "
+                f"ones digit {one:.1f}%",
+                flush=True,
+            )
     return curve
 
 
@@ -294,8 +314,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", choices=MODELS, default=["vit-p16", "cnn"])
     ap.add_argument("--task", choices=("crops", "plain"), default="crops")
-    ap.add_argument("--readout", choices=tuple(READOUTS), default="digits",
-                    help="a supervised digit head, or CLIP's text tower over the numbers' wordings (zero-shot score)")
+    ap.add_argument(
+        "--readout",
+        choices=tuple(READOUTS),
+        default="digits",
+        help="a supervised digit head, or CLIP's text tower over the numbers' wordings (zero-shot score)",
+    )
     ap.add_argument("--digit-height", type=int, default=40, help="number height in px for --task plain")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--every", type=int, default=250)
@@ -317,24 +341,31 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         train = plain_numbers(args.train_crops, args.digit_height, rng)
         test = plain_numbers(args.test_crops, args.digit_height, rng)
-    print(f"rendered {len(train[0])} training + {len(test[0])} held-out images ({args.task}) in "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(
+        f"rendered {len(train[0])} training + {len(test[0])} held-out images ({args.task}) in "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
     results = {}
     for name in args.models:
         lr = args.lr_cnn if name == "cnn" or name.startswith("stem") else args.lr_vit
-        results[name] = {"lr": lr, "curve": probe(name, train, test, args.steps, lr, args.every, args.seed,
-                                                  args.readout)}
-    print(f"\nheld-out accuracy after {args.steps} steps of batch 64 ({args.task}, {args.readout} readout"
-          f"{f', {args.digit_height} px' if args.task == 'plain' else ''}; chance: number ~1%, ones digit 10%)\n")
+        results[name] = {
+            "lr": lr,
+            "curve": probe(name, train, test, args.steps, lr, args.every, args.seed, args.readout),
+        }
+    print(
+        f"\nheld-out accuracy after {args.steps} steps of batch 64 ({args.task}, {args.readout} readout"
+        f"{f', {args.digit_height} px' if args.task == 'plain' else ''}; chance: number ~1%, ones digit 10%)\n"
+    )
     print("| model | lr | steps/s | number % | ones digit % |")
     print("|---|---|---|---|---|")
     for name, res in results.items():
         last = res["curve"][-1]
-        print(f"| {name} | {res['lr']:g} | {last['step'] / last['seconds']:.1f} | {last['number']:.1f} | "
-              f"{last['ones']:.1f} |")
+        print(
+            f"| {name} | {res['lr']:g} | {last['step'] / last['seconds']:.1f} | {last['number']:.1f} | "
+            f"{last['ones']:.1f} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                   indent=2))
+    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ from cgclip.demo import WORLDS
 from cgclip.demo.pipeline import prepare_clip, prepare_world, train_and_evaluate, write_captions
 from cgclip.demo.settings import demo_settings
 from cgclip.eval.results import percent, write_results
+from cgclip.train.datasets import open_dataset
 from cgclip.train.inference import load_run_model
 from cgclip.train.run_dir import RunDir
 from cgclip.train.setup import validate
-from cgclip.train.datasets import open_dataset
 from cgclip.train.trainer import resolve_precision
 from cgclip.train.validation import carve_validation
 
@@ -35,8 +35,9 @@ def validation_maps(run_dir: Path) -> dict[bool, float]:
     """Validation mAP (a fraction) of the run's last checkpoint with ``part_norm`` off and on."""
     cfg = RunDir(run_dir).load_config()
     model, _ = load_run_model(run_dir, "final")
-    split = carve_validation(open_dataset(cfg.data).train, cfg.data.val_identities, cfg.train.seed,
-                             cfg.data.val_selection)
+    split = carve_validation(
+        open_dataset(cfg.data).train, cfg.data.val_identities, cfg.train.seed, cfg.data.val_selection
+    )
     device = torch.device("cpu")
     out = {}
     for part_norm in (False, True):
@@ -60,8 +61,9 @@ def main() -> None:
         caps = write_captions(kind, ds, args.out, print)
         for name, overrides in VARIANTS.items():
             run = f"cgclip-{name}"
-            train_and_evaluate(kind, "cgclip", ds, caps, clip, args.out, args.seed, settings, print, run_name=run,
-                               overrides=overrides)
+            train_and_evaluate(
+                kind, "cgclip", ds, caps, clip, args.out, args.seed, settings, print, run_name=run, overrides=overrides
+            )
             for part_norm, value in validation_maps(args.out / "runs" / kind / run).items():
                 rows.setdefault(f"{name}, part_norm={part_norm}", {})[kind] = {"val_mAP": value}
     write_results(args.out / "feature_balance.json", rows)

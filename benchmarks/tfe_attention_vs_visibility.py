@@ -6,7 +6,8 @@ on the test protocol's frames (the first frame of each RRS chunk) and set beside
 synthetic world's ``gt.txt`` (the visible fraction of the box; crops below 0.3 are not in the dataset). Printed per
 world: how many tracklets have an occluded frame (visibility < ``--occluded``), the mean attention of occluded and
 clear (visibility 1) frames in units of the uniform weight 1/T, the share of those tracklets in which the occluded
-frames get less than the clear ones, the mean within-tracklet Pearson correlation of weight and visibility, and two figures that say why the weights
+frames get less than the clear ones, the mean within-tracklet Pearson correlation of weight and visibility, and
+two figures that say why the weights
 can be flat: the entropy of query token 1's attention over all T×N keys as a share of the uniform entropy, and the
 share of that attention on the frames' CLS tokens (uniform: 1/N).
 
@@ -47,16 +48,21 @@ def token_attention(weights: torch.Tensor, frames: int) -> tuple[float, float, f
     return entropy, float(p.reshape(frames, -1)[:, 0].sum()), spread
 
 
-def attention_and_visibility(demo: Path, kind: str, checkpoint: str = "best",
-                             tokens: list[tuple[float, float, float]] | None = None,
-                             run_name: str = "cgclip") -> list[tuple[np.ndarray, np.ndarray]]:
+def attention_and_visibility(
+    demo: Path,
+    kind: str,
+    checkpoint: str = "best",
+    tokens: list[tuple[float, float, float]] | None = None,
+    run_name: str = "cgclip",
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(TFE weights, visibilities) per test tracklet of ``kind``'s CG-CLIP run ``run_name`` in the demo folder
     ``demo``; with ``tokens`` also appends each tracklet's :func:`token_attention` figures to it."""
     run = RunFeatures(demo / "runs" / kind / run_name, checkpoint)
     seen: list[torch.Tensor] = []
     if tokens is not None and run.model.tfe is not None:
-        run.model.tfe.blocks[-1].cross.register_forward_hook(lambda m, i, o: seen.append(o[1]) if o[1] is not None
-                                                             else None)
+        run.model.tfe.blocks[-1].cross.register_forward_hook(
+            lambda m, i, o: seen.append(o[1]) if o[1] is not None else None
+        )
     dataset = load_dataset("vreid", demo / "datasets" / kind)
     vis = frame_visibility(demo / "worlds" / kind)
     if not vis:
@@ -81,16 +87,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("demos", nargs="+", type=Path, help="finished demo folders (cgclip demo --out DIR)")
     ap.add_argument("--worlds", nargs="+", default=["sports", "dance"])
-    ap.add_argument("--occluded", type=float, default=OCCLUDED,
-                    help=f"visibility below this is 'occluded' (default {OCCLUDED})")
+    ap.add_argument(
+        "--occluded", type=float, default=OCCLUDED, help=f"visibility below this is 'occluded' (default {OCCLUDED})"
+    )
     ap.add_argument("--run", default="cgclip", help="the run folder's name under runs/<world>/ (default cgclip)")
     ap.add_argument("--checkpoint", default="best", help="best (the selected epoch, default) or final")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (NaN, inf as null)")
     args = ap.parse_args()
     rows = []
-    print(f"| demo | world | test tracklets | with occluded (< {args.occluded}) and clear frames | "
-          "weight × T, occluded | weight × T, clear | occluded get less | corr(weight, visibility) | "
-          "median max/min weight | query-1 entropy / uniform | mass on CLS tokens | logit std |")
+    print(
+        f"| demo | world | test tracklets | with occluded (< {args.occluded}) and clear frames | "
+        "weight × T, occluded | weight × T, clear | occluded get less | corr(weight, visibility) | "
+        "median max/min weight | query-1 entropy / uniform | mass on CLS tokens | logit std |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for demo in args.demos:
         for kind in args.worlds:
@@ -100,10 +109,12 @@ def main() -> None:
                 s[name] = float(np.mean([x[i] for x in tokens])) if tokens else float("nan")
             figures = {k: v if math.isfinite(v) else None for k, v in s.items()}
             rows.append({"demo": str(demo), "world": kind, **figures})
-            print(f"| {demo} | {kind} | {s['tracklets']} | {s['mixed']} | {s['occluded_weight']:.3f} | "
-                  f"{s['clear_weight']:.3f} | {s['occluded_less']:.0f} % | {s['corr']:+.3f} | "
-                  f"{s['max_over_min']:.2f} | {s['token_entropy']:.4f} | {s['cls_share']:.3f} | "
-                  f"{s['logit_std']:.3f} |")
+            print(
+                f"| {demo} | {kind} | {s['tracklets']} | {s['mixed']} | {s['occluded_weight']:.3f} | "
+                f"{s['clear_weight']:.3f} | {s['occluded_less']:.0f} % | {s['corr']:+.3f} | "
+                f"{s['max_over_min']:.2f} | {s['token_entropy']:.4f} | {s['cls_share']:.3f} | "
+                f"{s['logit_std']:.3f} |"
+            )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"occluded": args.occluded, "rows": rows}, indent=2) + "\n", encoding="utf-8")

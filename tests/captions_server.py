@@ -21,15 +21,24 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 KINDS = ("500", "429", "timeout", "malformed", "empty")
-COLOURS = {"red": (200, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 200), "yellow": (220, 210, 40),
-           "white": (235, 235, 235), "black": (20, 20, 20), "purple": (130, 40, 160), "orange": (240, 140, 30)}
+COLOURS = {
+    "red": (200, 30, 30),
+    "green": (30, 160, 60),
+    "blue": (30, 60, 200),
+    "yellow": (220, 210, 40),
+    "white": (235, 235, 235),
+    "black": (20, 20, 20),
+    "purple": (130, 40, 160),
+    "orange": (240, 140, 30),
+}
 
 
 def colour_name(rgb: Sequence[float]) -> str:
@@ -58,9 +67,17 @@ class _Server(ThreadingHTTPServer):
 class CaptionServer:
     """The test server; use as a context manager or call :meth:`start` / :meth:`stop`. ``url`` is the base URL."""
 
-    def __init__(self, failure_rate: float = 0.0, kinds: Sequence[str] = KINDS, seed: int = 0,
-                 retry_after: float = 1, timeout_sleep: float = 1.0, script: Sequence[str] = (),
-                 text_fn: Callable[[str], str] = default_text_fn, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        failure_rate: float = 0.0,
+        kinds: Sequence[str] = KINDS,
+        seed: int = 0,
+        retry_after: float = 1,
+        timeout_sleep: float = 1.0,
+        script: Sequence[str] = (),
+        text_fn: Callable[[str], str] = default_text_fn,
+        api_key: str | None = None,
+    ) -> None:
         unknown = set(kinds) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown failure kinds {sorted(unknown)}; use {KINDS}")
@@ -107,7 +124,7 @@ class CaptionServer:
                 image = base64.b64decode(url.split(";base64,", 1)[1], validate=True)
         return caption_image(image) if image is not None else self.text_fn(prompt)
 
-    def start(self) -> "CaptionServer":
+    def start(self) -> CaptionServer:
         """Start serving on a free loopback port in a background thread."""
         server_ref = self
 
@@ -153,14 +170,22 @@ class CaptionServer:
                     time.sleep(server_ref.timeout_sleep)
                 if kind == "malformed":
                     return self._send(200, b'{"choices": [{"message": ')
-                reply = {"id": "cmpl-test", "object": "chat.completion", "model": body["model"],
-                         "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": "" if kind == "empty" else text}}]}
+                reply = {
+                    "id": "cmpl-test",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "" if kind == "empty" else text},
+                        }
+                    ],
+                }
                 self._send(200, json.dumps(reply).encode())
 
         self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -171,15 +196,21 @@ class CaptionServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "CaptionServer":
+    def __enter__(self) -> CaptionServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
 
-def make_image_folder(root: Any, identities: int = 10, tracklets: int = 2, frames: int = 5, seed: int = 0,
-                      size: tuple[int, int] = (16, 32)) -> Any:
+def make_image_folder(
+    root: Any,
+    identities: int = 10,
+    tracklets: int = 2,
+    frames: int = 5,
+    seed: int = 0,
+    size: tuple[int, int] = (16, 32),
+) -> Any:
     """Write ``root/<identity>/<tracklet>/<frame>.jpg`` crops, one solid named colour per identity (so identities
     with the same colour get the same caption from :class:`CaptionServer`); returns ``root``."""
     from pathlib import Path

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import torch
 
-WORDS = ("a person man woman wearing red blue green shirt shorts with black hair white shoes the is and "
-         "number jersey socks tall slim player in").split()
+WORDS = (
+    "a person man woman wearing red blue green shirt shorts with black hair white shoes the is and "
+    "number jersey socks tall slim player in"
+).split()
 
 
 def tiny_clip(out_dir: Path, seed: int = 0) -> Path:
@@ -32,21 +34,37 @@ def _word_tokenizer():
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.WordPiece(prefix="##")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
 
 
 def tiny_ved_captioner(out_dir: Path, seed: int = 0) -> Path:
     """A tiny ViT + GPT-2 VisionEncoderDecoderModel captioner that always emits words (specials suppressed)."""
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, \
-        VisionEncoderDecoderModel
+    from transformers import (
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     tok = _word_tokenizer()
-    enc = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                    intermediate_size=64)
-    dec = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2, add_cross_attention=True,
-                     is_decoder=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id)
+    enc = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    dec = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        add_cross_attention=True,
+        is_decoder=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     cfg = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
     ids = (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id)
     cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = ids
@@ -64,18 +82,41 @@ def tiny_ved_captioner(out_dir: Path, seed: int = 0) -> Path:
 
 def tiny_blip(out_dir: Path, seed: int = 0) -> Path:
     """A tiny BLIP image captioner with a processor (BLIP image processor + BERT tokenizer)."""
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, \
-        BlipProcessor
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     (out_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tok = BertTokenizerFast(str(out_dir / "vocab.txt"))
-    cfg = BlipConfig(text_config=dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
-                                      num_attention_heads=2, intermediate_size=64, encoder_hidden_size=32,
-                                      max_position_embeddings=64, bos_token_id=2, sep_token_id=3, pad_token_id=0),
-                     vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                        intermediate_size=64, image_size=32, patch_size=8), projection_dim=32)
+    cfg = BlipConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            encoder_hidden_size=32,
+            max_position_embeddings=64,
+            bos_token_id=2,
+            sep_token_id=3,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=32,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BlipForConditionalGeneration(cfg)
@@ -91,8 +132,16 @@ def tiny_text_lm(out_dir: Path, seed: int = 0) -> Path:
 
     tok = _word_tokenizer()
     tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=1, n_head=2,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(cfg)

@@ -21,8 +21,16 @@ PATCH = 8
 class TinyImageEncoder(nn.Module):
     """Patch embedding + CLS + positions + a 1-layer ``nn.TransformerEncoder`` + final LayerNorm + projection."""
 
-    def __init__(self, width: int = 32, embed_dim: int = 16, image_size: tuple[int, int] = IMAGE_SIZE,
-                 patch: int = PATCH, layers: int = 1, num_cameras: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        embed_dim: int = 16,
+        image_size: tuple[int, int] = IMAGE_SIZE,
+        patch: int = PATCH,
+        layers: int = 1,
+        num_cameras: int = 0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
@@ -31,8 +39,9 @@ class TinyImageEncoder(nn.Module):
         self.cls = nn.Parameter(torch.randn(width) * 0.02)
         self.pos = nn.Parameter(torch.randn(1 + grid, width) * 0.02)
         self.sie = nn.Parameter(torch.randn(num_cameras, width) * 0.02) if num_cameras else None
-        layer = nn.TransformerEncoderLayer(width, nhead=2, dim_feedforward=2 * width, dropout=0.0,
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            width, nhead=2, dim_feedforward=2 * width, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.proj = nn.Linear(width, embed_dim, bias=False)
@@ -81,8 +90,9 @@ class TinyTextEncoder(nn.Module):
         rows = []
         for text in texts:
             text = f"  {text.lower()}  "
-            idx = [int(hashlib.md5(text[i:i + 3].encode()).hexdigest(), 16) % self.buckets
-                   for i in range(len(text) - 2)]
+            idx = [
+                int(hashlib.md5(text[i : i + 3].encode()).hexdigest(), 16) % self.buckets for i in range(len(text) - 2)
+            ]
             rows.append(self.table[torch.tensor(idx)].sum(0))
         return F.normalize(torch.stack(rows), dim=-1) if rows else torch.zeros(0, self.embed_dim)
 
@@ -90,12 +100,18 @@ class TinyTextEncoder(nn.Module):
 def make_captions(num_classes: int, per_identity: int = 3) -> list[list[str]]:
     """Distinct captions per identity (colours and numbers vary by identity and caption index)."""
     colours = ["red", "blue", "green", "white", "black", "yellow", "pink", "gray"]
-    return [[f"A player in a {colours[(pid + j) % len(colours)]} shirt with number {pid * 7 + j}."
-             for j in range(per_identity)] for pid in range(num_classes)]
+    return [
+        [
+            f"A player in a {colours[(pid + j) % len(colours)]} shirt with number {pid * 7 + j}."
+            for j in range(per_identity)
+        ]
+        for pid in range(num_classes)
+    ]
 
 
-def make_batch(num_ids: int = 3, per_id: int = 2, frames: int = 4, seed: int = 0
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_batch(
+    num_ids: int = 3, per_id: int = 2, frames: int = 4, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fixed tiny batch ``(images [B,T,3,H,W], pids [B], camids [B])`` with identity-dependent colours."""
     gen = torch.Generator().manual_seed(seed)
     b = num_ids * per_id

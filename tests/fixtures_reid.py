@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.io
@@ -41,9 +41,15 @@ MARS_TEST = [(2, 1, 3), (2, 2, 2), (4, 3, 2), (4, 1, 2), (0, 2, 2), (-1, 1, 2), 
 MARS_QUERY = [3, 1]  # 1-based rows of MARS_TEST, deliberately not sorted
 
 
-def write_mars(root: Path, train: Sequence[tuple[int, int, int]] = MARS_TRAIN,
-               test: Sequence[tuple[int, int, int]] = MARS_TEST, query: Sequence[int] = MARS_QUERY,
-               keys: dict[str, str] | None = None, transpose: bool = False, images: bool = True) -> dict:
+def write_mars(
+    root: Path,
+    train: Sequence[tuple[int, int, int]] = MARS_TRAIN,
+    test: Sequence[tuple[int, int, int]] = MARS_TEST,
+    query: Sequence[int] = MARS_QUERY,
+    keys: dict[str, str] | None = None,
+    transpose: bool = False,
+    images: bool = True,
+) -> dict:
     """Write a MARS-format folder under ``root``; returns the names and tables written.
 
     ``keys`` overrides the .mat variable names (keys "train", "test", "query"); ``transpose`` stores 4×N tables.
@@ -68,8 +74,14 @@ def write_mars(root: Path, train: Sequence[tuple[int, int, int]] = MARS_TRAIN,
 ILIDS_PERSONS = [1, 2, 3, 5, 7, 8]
 
 
-def write_ilidsvid(root: Path, persons: Sequence[int] = ILIDS_PERSONS, frames: int = 3, seed: int = 0,
-                   key: str = "ls_set", rows: np.ndarray | None = None) -> np.ndarray:
+def write_ilidsvid(
+    root: Path,
+    persons: Sequence[int] = ILIDS_PERSONS,
+    frames: int = 3,
+    seed: int = 0,
+    key: str = "ls_set",
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
     """Write an iLIDS-VID-format folder; returns the ``ls_set`` table written (10 random permutations by default).
 
     Frame ``f`` of person ``p`` in camera ``c`` is ``cam{c}_person{p:03d}_{frame:05d}.png`` with non-contiguous,
@@ -80,8 +92,10 @@ def write_ilidsvid(root: Path, persons: Sequence[int] = ILIDS_PERSONS, frames: i
         for p in persons:
             for f in reversed(range(frames)):
                 num = 100 * cam + 7 * f + p
-                write_image(seq / f"cam{cam}" / f"person{p:03d}" / f"cam{cam}_person{p:03d}_{num:05d}.png",
-                            (p * 30 % 256, cam * 80, f * 40 % 256))
+                write_image(
+                    seq / f"cam{cam}" / f"person{p:03d}" / f"cam{cam}_person{p:03d}_{num:05d}.png",
+                    (p * 30 % 256, cam * 80, f * 40 % 256),
+                )
     if rows is None:
         rng = np.random.default_rng(seed)
         rows = np.stack([rng.permutation(len(persons)) + 1 for _ in range(10)]).astype(np.float64)

@@ -25,10 +25,25 @@ def write_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     tok = out_dir.parent / f".{out_dir.name}-tokenizer"
     build_clip_tokenizer(tok)
     vocab = tokenizer_vocab(tok)
-    text = dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=77, projection_dim=32, **special_token_ids(vocab))
-    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-                  patch_size=8, projection_dim=32)
+    text = dict(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=32,
+        **special_token_ids(vocab),
+    )
+    vision = dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
+    )
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -41,13 +56,21 @@ def _frame(rng: np.random.Generator, pid: int, cam: int, size: tuple[int, int]) 
     top = np.array([(pid * 67) % 256, (pid * 131) % 256, (pid * 29) % 256], dtype=np.float64)
     bottom = np.array([(pid * 43) % 256, (pid * 17 + 80) % 256, (pid * 97) % 256], dtype=np.float64)
     img = np.empty((h, w, 3))
-    img[: h // 2], img[h // 2:] = top, bottom
+    img[: h // 2], img[h // 2 :] = top, bottom
     img += cam * 12 + rng.normal(0, 18, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_tracklets(root: Path, pids: list[int], cams: int, tracklets_per_cam: int, frames: int, seed: int,
-                    size: tuple[int, int] = (32, 16), offset: int = 0) -> list[Tracklet]:
+def write_tracklets(
+    root: Path,
+    pids: list[int],
+    cams: int,
+    tracklets_per_cam: int,
+    frames: int,
+    seed: int,
+    size: tuple[int, int] = (32, 16),
+    offset: int = 0,
+) -> list[Tracklet]:
     """Write frames for every (pid, camera, tracklet) and return the tracklets (original pids, absolute paths)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -65,8 +88,15 @@ def write_tracklets(root: Path, pids: list[int], cams: int, tracklets_per_cam: i
     return out
 
 
-def tiny_dataset(root: Path, num_train: int = 10, num_test: int = 4, cams: int = 2, tracklets_per_cam: int = 2,
-                 frames: int = 5, seed: int = 0) -> TrackletDataset:
+def tiny_dataset(
+    root: Path,
+    num_train: int = 10,
+    num_test: int = 4,
+    cams: int = 2,
+    tracklets_per_cam: int = 2,
+    frames: int = 5,
+    seed: int = 0,
+) -> TrackletDataset:
     """Train identities 1..num_train (relabelled), test identities after them: query = camera 0, gallery = others."""
     train = write_tracklets(root / "train", list(range(1, num_train + 1)), cams, tracklets_per_cam, frames, seed)
     test_ids = list(range(num_train + 1, num_train + num_test + 1))
@@ -91,7 +121,9 @@ def write_identity_table(path: Path, names: list[str]) -> Path:
     """An identities.csv giving every identity in ``names`` a few attributes (for caption generation)."""
     rows = [IDENTITY_HEADER]
     for i, name in enumerate(names):
-        rows.append(f"{name},train,football,male,{COLOURS[i % 12]} kit,{i + 1},short {COLOURS[(i + 3) % 12]} hair,"
-                    f"{COLOURS[(i + 5) % 12]} shoes,white socks,slim,,\n")
+        rows.append(
+            f"{name},train,football,male,{COLOURS[i % 12]} kit,{i + 1},short {COLOURS[(i + 3) % 12]} hair,"
+            f"{COLOURS[(i + 5) % 12]} shoes,white socks,slim,,\n"
+        )
     path.write_text("".join(rows), encoding="utf-8")
     return path

@@ -1,4 +1,4 @@
-"""The registry example of docs/DEVELOPING.md: a model file and a dataset loader, registered by tests/test_registry.py."""
+"""The registry example of docs/DEVELOPING.md: a model file and a dataset loader (registered by test_registry.py)."""
 
 from __future__ import annotations
 

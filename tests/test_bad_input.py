@@ -10,7 +10,7 @@ import pytest
 
 from cgclip.cli import main
 from cgclip.errors import DataError
-from fixtures_mot import BUILD, write_mot_world
+from fixtures_mot import write_mot_world
 
 
 def _gt(root: Path) -> Path:
@@ -71,8 +71,17 @@ def test_build_mot_cli_bad_gt_is_one_line_and_writes_nothing(tmp_path, capsys):
     gt = _gt(root)
     gt.write_text(gt.read_text() + "1, 77, nan, 12, 16, 40, 1, 1, 1\n")
     out = tmp_path / "out"
-    args = ["build-mot", "--mot", str(root), "--out", str(out), "--identities", str(root / "identities.csv"),
-            "--mapping", str(root / "track_mapping.csv")]
+    args = [
+        "build-mot",
+        "--mot",
+        str(root),
+        "--out",
+        str(out),
+        "--identities",
+        str(root / "identities.csv"),
+        "--mapping",
+        str(root / "track_mapping.csv"),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "gt.txt:" in err and "column 'left'" in err
@@ -95,6 +104,7 @@ def test_unreadable_table_is_one_line(tmp_path):
 
 # --- outputs: every command that writes checks where it writes before any work, and never replaces a user file ---
 
+
 def _user_files(tmp_path: Path) -> dict[str, bytes]:
     """A user's file and a user's folder (with one file) to aim outputs at; returns what they hold."""
     (tmp_path / "notes.txt").write_text("my notes\n")
@@ -110,24 +120,40 @@ def _store(tmp_path: Path) -> Path:
 
 
 OUTPUT_CASES = {
-    "from-annotations under a file": (["caption", "from-annotations", "{t}/missing", "--out", "{t}/notes.txt/c.jsonl"],
-                                      "is a file, so nothing can be written under it"),
-    "from-annotations into a folder": (["caption", "from-annotations", "{t}/missing", "--out", "{t}/mine"],
-                                       "names a folder"),
-    "from-annotations over a foreign file": (["caption", "from-annotations", "{t}/missing", "--out", "{t}/notes.txt"],
-                                             "not a caption store"),
-    "caption report over a foreign file": (["caption", "report", "--captions", "{store}", "--out", "{t}/notes.txt"],
-                                           "cgclip did not write"),
-    "caption report under a file": (["caption", "report", "--captions", "{store}", "--out", "{t}/notes.txt/r.json"],
-                                    "is a file"),
-    "search over a foreign file": (["search", "--gallery", "{t}/none", "--query", "0", "--out", "{t}/notes.txt"],
-                                   "cgclip did not write"),
-    "search grid into a folder": (["search", "--gallery", "{t}/none", "--query", "0", "--grid", "{t}/mine"],
-                                  "names a folder"),
+    "from-annotations under a file": (
+        ["caption", "from-annotations", "{t}/missing", "--out", "{t}/notes.txt/c.jsonl"],
+        "is a file, so nothing can be written under it",
+    ),
+    "from-annotations into a folder": (
+        ["caption", "from-annotations", "{t}/missing", "--out", "{t}/mine"],
+        "names a folder",
+    ),
+    "from-annotations over a foreign file": (
+        ["caption", "from-annotations", "{t}/missing", "--out", "{t}/notes.txt"],
+        "not a caption store",
+    ),
+    "caption report over a foreign file": (
+        ["caption", "report", "--captions", "{store}", "--out", "{t}/notes.txt"],
+        "cgclip did not write",
+    ),
+    "caption report under a file": (
+        ["caption", "report", "--captions", "{store}", "--out", "{t}/notes.txt/r.json"],
+        "is a file",
+    ),
+    "search over a foreign file": (
+        ["search", "--gallery", "{t}/none", "--query", "0", "--out", "{t}/notes.txt"],
+        "cgclip did not write",
+    ),
+    "search grid into a folder": (
+        ["search", "--gallery", "{t}/none", "--query", "0", "--grid", "{t}/mine"],
+        "names a folder",
+    ),
     "synth under a file": (["synth", "sports", "--size", "tiny", "--out", "{t}/notes.txt/world"], "is a file"),
     "pretrain-clip onto a file": (["pretrain-clip", "--out", "{t}/notes.txt", "--steps", "1"], "names a file"),
-    "pretrain-clip into a foreign folder": (["pretrain-clip", "--out", "{t}/mine", "--steps", "1"],
-                                            "cgclip did not write"),
+    "pretrain-clip into a foreign folder": (
+        ["pretrain-clip", "--out", "{t}/mine", "--steps", "1"],
+        "cgclip did not write",
+    ),
     "import-clip onto a file": (["import-clip", "{t}/notes.txt", "--out", "{t}/notes.txt"], "names a file"),
     "demo onto a file": (["demo", "--quick", "--out", "{t}/notes.txt"], "names a file"),
     "demo into a foreign folder": (["demo", "--quick", "--out", "{t}/mine"], "cgclip did not write"),
@@ -179,9 +205,9 @@ def test_clip_folder_without_config_is_refused_before_work(tmp_path):
 def test_config_that_does_not_match_the_weights_is_one_line_without_a_load_report(tmp_path, capfd):
     import json
 
-    from cgclip.errors import CheckpointError
     from cgclip.clip.files import load_clip_model
     from cgclip.clip.random_clip import save_random_clip
+    from cgclip.errors import CheckpointError
 
     path = save_random_clip(tmp_path / "clip", size="tiny-vit")
     config = json.loads((path / "config.json").read_text())
@@ -189,6 +215,10 @@ def test_config_that_does_not_match_the_weights_is_one_line_without_a_load_repor
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError) as err:
         load_clip_model(path)
-    assert "weights do not match config.json" in str(err.value) and "checkpoint [" in str(err.value) and "config.json [" in str(err.value)
+    assert (
+        "weights do not match config.json" in str(err.value)
+        and "checkpoint [" in str(err.value)
+        and "config.json [" in str(err.value)
+    )
     printed = capfd.readouterr()
     assert "LOAD REPORT" not in printed.err + printed.out and "MISMATCH" not in printed.err + printed.out

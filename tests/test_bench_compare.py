@@ -23,8 +23,15 @@ def _rows(gap: float) -> dict:
     for seed in range(4):
         for model, base in (("tap", 50.0), ("tfclip", 48.0), ("cgclip", 50.0 + gap)):
             m = base + seed + (0.3 if seed % 2 and model == "cgclip" else 0.0)
-            rows[(seed, "sports", model)] = {"seed": seed, "world": "sports", "model": model, "mAP": m,
-                                             "rank1": m - 5, "mINP": m - 10, "val_mAP": m + 20}
+            rows[(seed, "sports", model)] = {
+                "seed": seed,
+                "world": "sports",
+                "model": model,
+                "mAP": m,
+                "rank1": m - 5,
+                "mINP": m - 10,
+                "val_mAP": m + 20,
+            }
     return rows
 
 
@@ -54,13 +61,16 @@ def test_results_key_changes_with_what_changes_a_result(monkeypatch):
 
     base = load_config("tiny", ["model.name=tfclip", "data.root=/a"])
     key = rk.results_key(base, world="sports", seed=0)
-    assert key == rk.results_key(load_config("tiny", ["model.name=tfclip", "data.root=/elsewhere"]),
-                                 world="sports", seed=0)  # folders do not enter the key
+    assert key == rk.results_key(
+        load_config("tiny", ["model.name=tfclip", "data.root=/elsewhere"]), world="sports", seed=0
+    )  # folders do not enter the key
     assert key != rk.results_key(base, world="sports", seed=1)
-    assert key != rk.results_key(load_config("tiny", ["model.name=tfclip", "model.neck_feat=after"]),
-                                 world="sports", seed=0)
+    assert key != rk.results_key(
+        load_config("tiny", ["model.name=tfclip", "model.neck_feat=after"]), world="sports", seed=0
+    )
     # a model-dependent default is part of the key: TF-CLIP's per-frame erasing spelled out gives the same key
-    assert key == rk.results_key(load_config("tiny", ["model.name=tfclip", "data.erase_mode=frame"]),
-                                 world="sports", seed=0)
+    assert key == rk.results_key(
+        load_config("tiny", ["model.name=tfclip", "data.erase_mode=frame"]), world="sports", seed=0
+    )
     monkeypatch.setattr(rk, "RESULTS_VERSION", rk.RESULTS_VERSION + 1)
     assert key != rk.results_key(base, world="sports", seed=0)

@@ -17,8 +17,7 @@ from fixtures_clip import WORDS, tiny_blip, tiny_text_lm, tiny_ved_captioner
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {"ved": tiny_ved_captioner(root / "ved"), "blip": tiny_blip(root / "blip"),
-            "lm": tiny_text_lm(root / "lm")}
+    return {"ved": tiny_ved_captioner(root / "ved"), "blip": tiny_blip(root / "blip"), "lm": tiny_text_lm(root / "lm")}
 
 
 def test_vision_encoder_decoder_captions_frames_and_resumes(models, tmp_path):
@@ -73,8 +72,20 @@ def test_text_lm_augments_and_captioners_refuse_wrong_inputs(models, tmp_path):
 def test_cli_mllm_with_local_model(models, tmp_path, capsys):
     img = make_image_folder(tmp_path / "img", identities=2, tracklets=1, frames=3)
     out = tmp_path / "caps.jsonl"
-    args = ["caption", "mllm", "--images", str(img), "--out", str(out), "--model-dir", str(models["ved"]),
-            "--max-tokens", "4", "--device", "cpu"]
+    args = [
+        "caption",
+        "mllm",
+        "--images",
+        str(img),
+        "--out",
+        str(out),
+        "--model-dir",
+        str(models["ved"]),
+        "--max-tokens",
+        "4",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     assert "6 captioned, 0 failed" in capsys.readouterr().out
     assert main(args) == 0 and "6 already done" in capsys.readouterr().out

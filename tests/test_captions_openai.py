@@ -121,12 +121,18 @@ def test_url_and_retry_after_parsing():
 
 def test_augment_paraphrase_and_translate_through_endpoint(tmp_path):
     store = CaptionStore(tmp_path / "c.jsonl")
-    store.add([CaptionRecord("a", "A man in red.", "mllm", frame="a/1.jpg", item="a/1.jpg"),
-               CaptionRecord("b", "A woman in blue.", "mllm", frame="b/1.jpg", item="b/1.jpg"),
-               CaptionRecord("b", "Note.", "manual")])
+    store.add(
+        [
+            CaptionRecord("a", "A man in red.", "mllm", frame="a/1.jpg", item="a/1.jpg"),
+            CaptionRecord("b", "A woman in blue.", "mllm", frame="b/1.jpg", item="b/1.jpg"),
+            CaptionRecord("b", "Note.", "manual"),
+        ]
+    )
+
     def reword(prompt: str) -> str:
         variant = "v2" if "variant number 2" in prompt else "v1"
         return f"Reworded {variant}: {prompt.splitlines()[-1]}"
+
     with CaptionServer(script=["500"], text_fn=reword) as server:
         s = augment_captions(store, backend(server.url, concurrency=1), per_caption=2)
         assert (s.captioned, s.failed) == (3, 1)
@@ -145,9 +151,11 @@ def test_augment_paraphrase_and_translate_through_endpoint(tmp_path):
 
     def echo_or_drop(prompt: str) -> str:
         return "Someone anonymous." if "variant number 2" in prompt else "Seen: red jersey, number 23."
+
     with CaptionServer(text_fn=echo_or_drop) as server:
-        s = llm_paraphrase(store, backend(server.url), {"p1": ("A man in a red jersey, number 23.",
-                                                               ["red jersey", "23"])}, n=3)
+        s = llm_paraphrase(
+            store, backend(server.url), {"p1": ("A man in a red jersey, number 23.", ["red jersey", "23"])}, n=3
+        )
     assert (s.captioned, s.failed) == (1, 2)  # one kept; one dropped values; one duplicate text
 
     rows = [IdentityRecord("p1", "train", {"gender": "男性", "uniform": "赤いジャージ", "number": "23"})]
@@ -161,8 +169,26 @@ def test_cli_mllm_and_report_against_failing_server(tmp_path, capsys):
     img = make_image_folder(tmp_path / "img", identities=12, tracklets=2, frames=3, seed=1)
     out = tmp_path / "caps.jsonl"
     with CaptionServer(failure_rate=0.2, seed=0, retry_after=0.05, timeout_sleep=0.6) as server:
-        args = ["caption", "mllm", "--images", str(img), "--frames", "2", "--out", str(out), "--endpoint",
-                server.url, "--model", "m", "--retries", "1", "--timeout", "0.3", "--backoff", "0.01"]
+        args = [
+            "caption",
+            "mllm",
+            "--images",
+            str(img),
+            "--frames",
+            "2",
+            "--out",
+            str(out),
+            "--endpoint",
+            server.url,
+            "--model",
+            "m",
+            "--retries",
+            "1",
+            "--timeout",
+            "0.3",
+            "--backoff",
+            "0.01",
+        ]
         first = main(args)
         second = main(args)
     text = capsys.readouterr().out

@@ -33,8 +33,13 @@ def make_store(tmp_path) -> CaptionStore:
         "E": ["A woman with long blond hair in a green dress carrying a bag."],
     }
     store = CaptionStore(tmp_path / "caps.jsonl")
-    store.add([CaptionRecord(i, t, "mllm", frame=f"{i}/{k}.jpg", item=f"{i}/{k}.jpg")
-               for i, texts in caps.items() for k, t in enumerate(texts)])
+    store.add(
+        [
+            CaptionRecord(i, t, "mllm", frame=f"{i}/{k}.jpg", item=f"{i}/{k}.jpg")
+            for i, texts in caps.items()
+            for k, t in enumerate(texts)
+        ]
+    )
     return store
 
 
@@ -43,8 +48,9 @@ def test_normalise_keeps_numbers():
 
 
 def test_report_finds_identical_and_near_identical(tmp_path):
-    report = caption_report(make_store(tmp_path), expected=["A", "B", "C", "D", "E", "F"], known=list("ABCDEF"),
-                            jaccard_threshold=0.85)
+    report = caption_report(
+        make_store(tmp_path), expected=["A", "B", "C", "D", "E", "F"], known=list("ABCDEF"), jaccard_threshold=0.85
+    )
     assert report["identical_groups"] == [["A", "B"]]
     assert [(p["a"], p["b"]) for p in report["near_identical_pairs"]["pairs"]] == [("C", "D")]
     assert report["collision_groups"] == [["A", "B"], ["C", "D"]]
@@ -63,8 +69,11 @@ def test_jaccard_pairs_match_brute_force():
     sets = [set(rng.sample(range(30), rng.randint(1, 8))) for _ in range(60)]
     sets = [{str(x) for x in s} for s in sets] + [{"1", "2"}, {"1", "2"}]
     fast = {(i, j) for i, j, _ in jaccard_pairs(sets, 0.5, chunk=7)}
-    slow = {(i, j) for i, j in itertools.combinations(range(len(sets)), 2)
-            if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.5}
+    slow = {
+        (i, j)
+        for i, j in itertools.combinations(range(len(sets)), 2)
+        if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.5
+    }
     assert fast == slow and (60, 61) in fast
 
 
@@ -80,11 +89,27 @@ def test_report_with_clip_and_cli(tmp_path, clip_dir, capsys):
     none = caption_report(store, text_encoder=encoder, cosine_threshold=1.01)
     assert none["clip"]["num_pairs"] == 0
     (tmp_path / "ds").mkdir()
-    (tmp_path / "ds" / "identities.csv").write_text("identity_id,split,gender\nA,train,man\nB,train,man\n"
-                                                    "Z,train,woman\nC,val,man\n")
+    (tmp_path / "ds" / "identities.csv").write_text(
+        "identity_id,split,gender\nA,train,man\nB,train,man\nZ,train,woman\nC,val,man\n"
+    )
     out = tmp_path / "report.json"
-    assert main(["caption", "report", "--captions", str(store.path), "--dataset", str(tmp_path / "ds"),
-                 "--clip", str(clip_dir), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "caption",
+                "report",
+                "--captions",
+                str(store.path),
+                "--dataset",
+                str(tmp_path / "ds"),
+                "--clip",
+                str(clip_dir),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "colliding: A, B" in printed and "recommendation:" in printed
     data = json.loads(out.read_text())
@@ -104,23 +129,32 @@ class ColourEncoder:
         return torch.nn.functional.normalize(v, dim=0)
 
     def encode_texts(self, texts):
-        return torch.stack([self._onehot(next((i for i, n in enumerate(self.names) if n in t), len(self.names)))
-                            for t in texts])
+        return torch.stack(
+            [self._onehot(next((i for i, n in enumerate(self.names) if n in t), len(self.names))) for t in texts]
+        )
 
     def encode_images(self, images):
         out = []
         for im in images:
             rgb = im.convert("RGB").getpixel((0, 0))
-            out.append(self._onehot(min(range(len(self.names)), key=lambda i: sum(
-                (a - b) ** 2 for a, b in zip(COLOURS[self.names[i]], rgb)))))
+            out.append(
+                self._onehot(
+                    min(
+                        range(len(self.names)),
+                        key=lambda i: sum((a - b) ** 2 for a, b in zip(COLOURS[self.names[i]], rgb)),
+                    )
+                )
+            )
         return torch.stack(out)
 
 
 def test_attribute_captioner_picks_most_likely_values(tmp_path):
     img = make_image_folder(tmp_path / "img", identities=4, tracklets=2, frames=3, seed=2)
     colours = list(COLOURS)
-    attrs = [AttributeSet("upper", tuple(colours), ("a person wearing a {v} shirt.",)),
-             AttributeSet("shoes", tuple(colours), ("{v} shoes",))]
+    attrs = [
+        AttributeSet("upper", tuple(colours), ("a person wearing a {v} shirt.",)),
+        AttributeSet("shoes", tuple(colours), ("{v} shoes",)),
+    ]
     captioner = AttributeCaptioner(ColourEncoder(), attrs)
     store = CaptionStore(tmp_path / "caps.jsonl")
     items = frames_from_folder(img, 2)
@@ -137,18 +171,63 @@ def test_attribute_captioner_picks_most_likely_values(tmp_path):
 
 
 def test_compose_caption_and_cli_attributes(tmp_path, clip_dir):
-    assert compose_caption({"gender": "man", "hair": "short black hair", "upper": "red", "lower": "white",
-                            "shoes": "black", "number": "23"}) == (
+    assert compose_caption(
+        {
+            "gender": "man",
+            "hair": "short black hair",
+            "upper": "red",
+            "lower": "white",
+            "shoes": "black",
+            "number": "23",
+        }
+    ) == (
         "A man with short black hair is wearing a red top and white shorts or pants, with black shoes. "
-        "The jersey number is 23.")
+        "The jersey number is 23."
+    )
     assert compose_caption({}) == "A person."
     img = make_image_folder(tmp_path / "img", identities=2, tracklets=1, frames=2)
     out = tmp_path / "caps.jsonl"
-    assert main(["caption", "attributes", "--images", str(img), "--clip", str(clip_dir), "--out", str(out),
-                 "--scores-out", str(tmp_path / "s.json")]) == 0
+    assert (
+        main(
+            [
+                "caption",
+                "attributes",
+                "--images",
+                str(img),
+                "--clip",
+                str(clip_dir),
+                "--out",
+                str(out),
+                "--scores-out",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 0
+    )
     texts = CaptionStore(out).by_identity()
     assert sorted(texts) == ["id0000", "id0001"] and all(t[0].startswith("A ") for t in texts.values())
     assert set(json.loads((tmp_path / "s.json").read_text())["id0000"]) == {
-        "gender", "hair", "upper", "lower", "shoes", "number"}
-    assert main(["caption", "attributes", "--images", str(img), "--clip", str(clip_dir), "--out", str(out),
-                 "--attributes", "hats"]) == 2
+        "gender",
+        "hair",
+        "upper",
+        "lower",
+        "shoes",
+        "number",
+    }
+    assert (
+        main(
+            [
+                "caption",
+                "attributes",
+                "--images",
+                str(img),
+                "--clip",
+                str(clip_dir),
+                "--out",
+                str(out),
+                "--attributes",
+                "hats",
+            ]
+        )
+        == 2
+    )

@@ -41,8 +41,9 @@ def test_journal_replay_after_crash_and_truncated_line(tmp_path):
     store = CaptionStore(path)
     store.open_journal()
     for i in range(3):
-        store.journal_caption(rec("b", f"frame caption {i}", source="mllm", frame=f"b/{i}.jpg", item=f"b/{i}.jpg",
-                                  prompt_id="p"))
+        store.journal_caption(
+            rec("b", f"frame caption {i}", source="mllm", frame=f"b/{i}.jpg", item=f"b/{i}.jpg", prompt_id="p")
+        )
     store.journal_failure(FailureRecord(task="mllm", item="b/9.jpg", identity="b", error="HTTP 500", prompt_id="p"))
     store._journal.flush()
     with open(store.journal_path, "a") as fh:  # a write cut short by a kill
@@ -69,18 +70,21 @@ def test_caption_clears_failure_of_same_item(tmp_path):
     assert fresh.failures == []  # an item that has a caption cannot fail again
 
 
-@pytest.mark.parametrize("line,needle", [
-    ('{"identity": "a", "text": "", "source": "manual"}', "empty 'text'"),
-    ('{"identity": "a", "text": "x", "source": "gpt"}', "source 'gpt'"),
-    ('{"text": "x", "source": "manual"}', "no 'identity'"),
-    ("not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ('{"identity": "a", "text": "", "source": "manual"}', "empty 'text'"),
+        ('{"identity": "a", "text": "x", "source": "gpt"}', "source 'gpt'"),
+        ('{"text": "x", "source": "manual"}', "no 'identity'"),
+        ("not json", "not valid JSON"),
+    ],
+)
 def test_malformed_store_names_file_and_line(tmp_path, line, needle):
     path = tmp_path / "caps.jsonl"
     path.write_text('{"identity": "a", "text": "ok", "source": "manual"}\n' + line + "\n")
     with pytest.raises(CgclipError) as err:
         CaptionStore(path)
-    assert f"caps.jsonl:2:" in str(err.value) and needle in str(err.value)
+    assert "caps.jsonl:2:" in str(err.value) and needle in str(err.value)
 
 
 def test_validate_against_dataset(tmp_path):
@@ -91,8 +95,14 @@ def test_validate_against_dataset(tmp_path):
 
 def test_load_identity_captions_from_store(tmp_path):
     path = tmp_path / "caps.jsonl"
-    CaptionStore(path).add([rec("a", "one"), rec("b", "two", frame="b/1.jpg", tracklet="b/0.jpg", source="mllm"),
-                            rec("b", "two", frame="b/2.jpg", tracklet="b/0.jpg", source="mllm"), rec("b", "three")])
+    CaptionStore(path).add(
+        [
+            rec("a", "one"),
+            rec("b", "two", frame="b/1.jpg", tracklet="b/0.jpg", source="mllm"),
+            rec("b", "two", frame="b/2.jpg", tracklet="b/0.jpg", source="mllm"),
+            rec("b", "three"),
+        ]
+    )
     assert load_identity_captions(path, ["b", "a"]) == [["two", "three"], ["one"]]
     with pytest.raises(CgclipError, match=r"2 of 3 identities have no captions \(e\.g\. c, d\)"):
         load_identity_captions(path, ["a", "c", "d"])
@@ -114,7 +124,9 @@ def test_load_identity_captions_from_table_and_folder(tmp_path):
 
 def test_apply_id_text():
     assert apply_id_text(["A man in red", "A tall man."], "0042") == [
-        "A man in red. The person's ID is 0042.", "A tall man. The person's ID is 0042."]
+        "A man in red. The person's ID is 0042.",
+        "A tall man. The person's ID is 0042.",
+    ]
     assert apply_id_text([], "p1") == ["The person's ID is p1."]
     once = apply_id_text(["A man."], "p1")
     assert apply_id_text(once, "p1") == once
@@ -131,8 +143,13 @@ def test_select_frames_every_or_k_per_tracklet_and_prompt_ids(tmp_path, monkeypa
     assert len(every) == 12 and every[0].frame == "crops/a/000.jpg" and every[0].path == t1.frames[0]
     assert every[-1].path == str(root / "crops/b/001.jpg") and every[-1].tracklet == "crops/b/000.jpg"
     three = select_frames([t1, t2], 3, root)
-    assert [it.frame for it in three] == ["crops/a/000.jpg", "crops/a/004.jpg", "crops/a/009.jpg",
-                                          "crops/b/000.jpg", "crops/b/001.jpg"]
+    assert [it.frame for it in three] == [
+        "crops/a/000.jpg",
+        "crops/a/004.jpg",
+        "crops/a/009.jpg",
+        "crops/b/000.jpg",
+        "crops/b/001.jpg",
+    ]
     assert {it.identity for it in three} == {"a", "b"}
     monkeypatch.chdir(tmp_path)  # a dataset root spelled relative to the working directory gives the same keys
     relative = Tracklet(tuple(f"ds/crops/a/{i:03d}.jpg" for i in range(10)), 0, 0, identity="a")

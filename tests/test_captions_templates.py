@@ -7,28 +7,77 @@ import re
 import pytest
 
 from cgclip.captions.paraphrase import paraphrase
-from cgclip.captions.templates import describe, with_article
 from cgclip.captions.store import CaptionStore
+from cgclip.captions.templates import describe, with_article
 from cgclip.cli import main
 
 ROWS = {
-    "s01": dict(scene="soccer", gender="man", uniform="red jersey with white shorts", number="23",
-                hair="short black hair", shoes="white sneakers", socks="long red socks", build="tall and slim",
-                accessories="a black headband", others=""),
-    "b07": dict(scene="basketball", gender="woman", uniform="blue jersey with blue shorts", number="7",
-                hair="long brown ponytail", shoes="black shoes", socks="", build="stocky", accessories="",
-                others="white wristband on the left arm"),
-    "d03": dict(scene="hip-hop", gender="man", uniform="black hoodie with grey pants", number="", hair="bald",
-                shoes="red sneakers", socks="white socks", build="", accessories="a gold chain", others="",
-                tattoo="dragon on the neck"),
-    "x00": dict(scene="", gender="", uniform="green vest", number="", hair="curly blond hair", shoes="", socks="",
-                build="", accessories="", others=""),
+    "s01": dict(
+        scene="soccer",
+        gender="man",
+        uniform="red jersey with white shorts",
+        number="23",
+        hair="short black hair",
+        shoes="white sneakers",
+        socks="long red socks",
+        build="tall and slim",
+        accessories="a black headband",
+        others="",
+    ),
+    "b07": dict(
+        scene="basketball",
+        gender="woman",
+        uniform="blue jersey with blue shorts",
+        number="7",
+        hair="long brown ponytail",
+        shoes="black shoes",
+        socks="",
+        build="stocky",
+        accessories="",
+        others="white wristband on the left arm",
+    ),
+    "d03": dict(
+        scene="hip-hop",
+        gender="man",
+        uniform="black hoodie with grey pants",
+        number="",
+        hair="bald",
+        shoes="red sneakers",
+        socks="white socks",
+        build="",
+        accessories="a gold chain",
+        others="",
+        tattoo="dragon on the neck",
+    ),
+    "x00": dict(
+        scene="",
+        gender="",
+        uniform="green vest",
+        number="",
+        hair="curly blond hair",
+        shoes="",
+        socks="",
+        build="",
+        accessories="",
+        others="",
+    ),
 }
 
 
 def header_and_rows() -> str:
-    cols = ["scene", "gender", "uniform", "number", "hair", "shoes", "socks", "build", "accessories", "others",
-            "tattoo"]
+    cols = [
+        "scene",
+        "gender",
+        "uniform",
+        "number",
+        "hair",
+        "shoes",
+        "socks",
+        "build",
+        "accessories",
+        "others",
+        "tattoo",
+    ]
     lines = ["identity_id,split," + ",".join(cols)]
     for ident, attrs in ROWS.items():
         lines.append(f"{ident},train," + ",".join(attrs.get(c, "") for c in cols))
@@ -76,11 +125,19 @@ def test_sparse_annotation_returns_what_it_can(caplog):
     assert "only" in caplog.text
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("red jersey", "a red jersey"), ("white sneakers", "white sneakers"), ("a black headband", "a black headband"),
-    ("orange vest", "an orange vest"), ("uniform with stripes", "a uniform with stripes"),
-    ("short black hair", "short black hair"), ("dress", "a dress"), ("赤いシャツ", "赤いシャツ"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("red jersey", "a red jersey"),
+        ("white sneakers", "white sneakers"),
+        ("a black headband", "a black headband"),
+        ("orange vest", "an orange vest"),
+        ("uniform with stripes", "a uniform with stripes"),
+        ("short black hair", "short black hair"),
+        ("dress", "a dress"),
+        ("赤いシャツ", "赤いシャツ"),
+    ],
+)
 def test_with_article(value, expected):
     assert with_article(value) == expected
 

@@ -59,6 +59,7 @@ def test_unexpected_error_is_one_line_with_the_traceback_saved(tmp_path, monkeyp
     monkeypatch.setattr(info_cmd, "run", broken)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
+
     monkeypatch.setattr(tempfile, "tempdir", None)
     assert main(["info", str(tmp_path)]) == 3
     err = capsys.readouterr().err.strip()

@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cgclip.errors import CheckpointError
 from cgclip.clip.backbone import ClipImageEncoder, check_clip_dir, load_clip
 from cgclip.clip.pos_embed import interpolate_pos_embed
 from cgclip.clip.random_clip import save_random_clip
 from cgclip.clip.tokenizer import BOS_TOKEN, EOS_TOKEN, build_clip_tokenizer
+from cgclip.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,16 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- tokenizer ---------------------------------------------------------------------------------------------------
 
+
 def test_tokenizer_round_trip(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, CLIPTokenizer, CLIPTokenizerFast
 
-    corpus = [f"a player in a {c} jersey with number {n} and {h} hair." for c in ("red", "blue", "green")
-              for n in range(30) for h in ("short", "long")]
+    corpus = [
+        f"a player in a {c} jersey with number {n} and {h} hair."
+        for c in ("red", "blue", "green")
+        for n in range(30)
+        for h in ("short", "long")
+    ]
     vocab = build_clip_tokenizer(tmp_path, corpus, num_merges=300)
     assert max(vocab.values()) == vocab[EOS_TOKEN] == len(vocab) - 1 and vocab[BOS_TOKEN] == len(vocab) - 2
     for cls in (CLIPTokenizer, CLIPTokenizerFast, AutoTokenizer):
@@ -47,6 +52,7 @@ def test_tokenizer_round_trip(tmp_path: Path) -> None:
 
 
 # --- positional embeddings -----------------------------------------------------------------------------------------
+
 
 def test_pos_embed_identity_and_shapes() -> None:
     table = torch.randn(1 + 14 * 14, 32)
@@ -70,6 +76,7 @@ def test_pos_embed_identity_and_shapes() -> None:
 
 
 # --- loading and encoders --------------------------------------------------------------------------------------------
+
 
 def test_load_tiny_shapes_text_and_freezing(tiny_dir: Path) -> None:
     clip = load_clip(tiny_dir, image_size=(128, 64))
@@ -132,7 +139,9 @@ def test_sie_on_off(tiny_dir: Path) -> None:
         assert torch.equal(plain.image(x, torch.tensor([0, 1])), base)  # camids ignored without SIE
         sie = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=2.0)
         table = sie.image.sie_embed
-        assert table.shape == (4, 192) and 0.01 < float(table.std()) < 0.03 and float(table.abs().max()) > 0.04  # not cut at 2σ
+        assert (
+            table.shape == (4, 192) and 0.01 < float(table.std()) < 0.03 and float(table.abs().max()) > 0.04
+        )  # not cut at 2σ
         assert torch.equal(sie.image(x), base)  # no camids: no SIE
         a, b = sie.image(x, torch.tensor([0, 0])), sie.image(x, torch.tensor([3, 3]))
         assert not torch.allclose(a, b)
@@ -152,8 +161,9 @@ def test_unseen_cameras_get_the_mean_of_the_trained_rows(tiny_dir: Path) -> None
     gets the mean of the trained rows, so two unseen cameras give the same feature."""
     x = torch.randn(1, 3, 128, 64).expand(3, -1, -1, -1)
     for tokens in ("cls", "all"):
-        sie = load_clip(tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=1.0, sie_tokens=tokens,
-                        trained_cameras=[0, 1, 3]).image
+        sie = load_clip(
+            tiny_dir, image_size=(128, 64), num_cameras=4, sie_coef=1.0, sie_tokens=tokens, trained_cameras=[0, 1, 3]
+        ).image
         with torch.no_grad():
             table = sie.sie_embed
             rows = sie.camera_embedding(torch.tensor([2, 7, 1]))
@@ -178,12 +188,14 @@ def test_vit_b16_layout_at_256x128(tmp_path: Path) -> None:
         assert tokens.shape == (1, 129, 768)
         hf = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
         ref = hf.vision_model.post_layernorm(
-            hf.vision_model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state)
+            hf.vision_model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state
+        )
     assert torch.allclose(tokens, ref, atol=1e-4)
     assert clip.text.encode(["a man in a white shirt"]).shape == (1, 512)
 
 
-# --- random checkpoints and directory checks ---------------------------------------------------------------------------
+# --- random checkpoints and directory checks ---
+
 
 def test_save_random_clip_is_deterministic(tiny_dir: Path, tmp_path: Path) -> None:
     again = save_random_clip(tmp_path / "again", size="tiny-vit", seed=0)
@@ -237,6 +249,7 @@ def test_bad_directories(tiny_dir: Path, tmp_path: Path) -> None:
 
 
 # --- the conv-stem tower of the embedded tiny CLIP -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def stem_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -303,6 +316,7 @@ def test_global_pool_stem_round_trip_and_reaches_the_cls_token(tmp_path: Path) -
 def test_frozen_stem_keeps_weights_and_statistics_while_the_transformer_trains(stem_dir: Path) -> None:
     """``freeze_stem``: a training step leaves the conv stem's weights and BatchNorm statistics as loaded (eval mode
     whatever the parent asks) and still updates the transformer; without it the stem trains."""
+
     def step(freeze: bool) -> tuple[ClipImageEncoder, dict[str, torch.Tensor]]:
         image = load_clip(stem_dir, image_size=(128, 64), freeze_stem=freeze).image
         before = {k: v.clone() for k, v in image.state_dict().items()}

@@ -12,15 +12,18 @@ import torch
 from torch import nn
 
 from cgclip.cli import main as cli_main
-from cgclip.errors import CheckpointError
 from cgclip.clip.backbone import load_clip
 from cgclip.clip.openai_import import import_openai_clip, read_openai_checkpoint
 from cgclip.clip.random_clip import save_random_clip
 from cgclip.clip.torchscript_reader import read_torchscript_state_dict
+from cgclip.errors import CheckpointError
 
 _LAYER_PARTS = {
-    "self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
-    "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+    "self_attn.out_proj": "attn.out_proj",
+    "layer_norm1": "ln_1",
+    "layer_norm2": "ln_2",
+    "mlp.fc1": "mlp.c_fc",
+    "mlp.fc2": "mlp.c_proj",
 }
 
 
@@ -31,12 +34,15 @@ def hf_to_openai(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "visual.conv1.weight": hf[v + "embeddings.patch_embedding.weight"],
         "visual.class_embedding": hf[v + "embeddings.class_embedding"],
         "visual.positional_embedding": hf[v + "embeddings.position_embedding.weight"],
-        "visual.ln_pre.weight": hf[v + "pre_layrnorm.weight"], "visual.ln_pre.bias": hf[v + "pre_layrnorm.bias"],
-        "visual.ln_post.weight": hf[v + "post_layernorm.weight"], "visual.ln_post.bias": hf[v + "post_layernorm.bias"],
+        "visual.ln_pre.weight": hf[v + "pre_layrnorm.weight"],
+        "visual.ln_pre.bias": hf[v + "pre_layrnorm.bias"],
+        "visual.ln_post.weight": hf[v + "post_layernorm.weight"],
+        "visual.ln_post.bias": hf[v + "post_layernorm.bias"],
         "visual.proj": hf["visual_projection.weight"].t().contiguous(),
         "token_embedding.weight": hf[t + "embeddings.token_embedding.weight"],
         "positional_embedding": hf[t + "embeddings.position_embedding.weight"],
-        "ln_final.weight": hf[t + "final_layer_norm.weight"], "ln_final.bias": hf[t + "final_layer_norm.bias"],
+        "ln_final.weight": hf[t + "final_layer_norm.weight"],
+        "ln_final.bias": hf[t + "final_layer_norm.bias"],
         "text_projection": hf["text_projection.weight"].t().contiguous(),
         "logit_scale": hf["logit_scale"],
     }
@@ -46,7 +52,8 @@ def hf_to_openai(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             src, dst = f"{tower}encoder.layers.{layer}.", f"{prefix}.resblocks.{layer}."
             for kind in ("weight", "bias"):
                 out[dst + f"attn.in_proj_{kind}"] = torch.cat(
-                    [hf[src + f"self_attn.{n}_proj.{kind}"] for n in ("q", "k", "v")], dim=0)
+                    [hf[src + f"self_attn.{n}_proj.{kind}"] for n in ("q", "k", "v")], dim=0
+                )
                 for hf_part, oa_part in _LAYER_PARTS.items():
                     out[dst + f"{oa_part}.{kind}"] = hf[src + f"{hf_part}.{kind}"]
             layer += 1
@@ -124,8 +131,12 @@ def test_torchscript_archive_round_trip(source: tuple[Path, dict[str, torch.Tens
         torch.jit.save(traced, str(pt))
     read = read_torchscript_state_dict(pt)
     assert set(read) == set(openai_state)
-    assert all(torch.equal(read[k].float(), openai_state[k].half().float()) if openai_state[k].is_floating_point()
-               else torch.equal(read[k], openai_state[k]) for k in read)
+    assert all(
+        torch.equal(read[k].float(), openai_state[k].half().float())
+        if openai_state[k].is_floating_point()
+        else torch.equal(read[k], openai_state[k])
+        for k in read
+    )
     out = tmp_path / "hf"
     assert cli_main(["import-clip", str(pt), "--out", str(out), "--tokenizer", str(src_dir), "--dtype", "float16"]) == 0
     from safetensors.torch import load_file
@@ -136,8 +147,9 @@ def test_torchscript_archive_round_trip(source: tuple[Path, dict[str, torch.Tens
     assert clip.text.encode(["white shoes"]).shape == (1, 256)
 
 
-def test_import_errors(source: tuple[Path, dict[str, torch.Tensor]], tmp_path: Path,
-                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_errors(
+    source: tuple[Path, dict[str, torch.Tensor]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src_dir, openai_state = source
     pt = tmp_path / "model.pt"
     torch.save(openai_state, pt)

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from cgclip.config import (Config, config_from_dict, config_to_dict, config_to_yaml, diff_configs, load_config,
-                           parse_override, preset_names)
+from cgclip.config import (
+    Config,
+    config_from_dict,
+    config_to_dict,
+    config_to_yaml,
+    diff_configs,
+    load_config,
+    parse_override,
+    preset_names,
+)
 from cgclip.errors import ConfigError
 from cgclip.train.optim import WarmupStepSchedule, lr_factor
 
@@ -21,12 +29,15 @@ def test_presets_exist_and_validate():
         assert isinstance(cfg, Config)
 
 
-@pytest.mark.parametrize("name,nq,epochs,wd,milestones", [
-    ("mars", 50, 80, 1e-4, [30, 50, 70]),
-    ("ilidsvid", 15, 60, 1e-4, [30, 50]),
-    ("sports", 15, 60, 2.5e-4, [30, 50]),
-    ("dance", 15, 60, 2.5e-4, [30, 50]),
-])
+@pytest.mark.parametrize(
+    "name,nq,epochs,wd,milestones",
+    [
+        ("mars", 50, 80, 1e-4, [30, 50, 70]),
+        ("ilidsvid", 15, 60, 1e-4, [30, 50]),
+        ("sports", 15, 60, 2.5e-4, [30, 50]),
+        ("dance", 15, 60, 2.5e-4, [30, 50]),
+    ],
+)
 def test_paper_presets_follow_table_s7(name, nq, epochs, wd, milestones):
     cfg = load_config(name)
     assert (cfg.data.p, cfg.data.k, cfg.data.seq_len) == (8, 4, 8)
@@ -53,8 +64,17 @@ def test_tiny_preset_is_small():
 
 
 def test_overrides_are_typed_and_win():
-    cfg = load_config("sports", ["optim.lr=1e-4", "optim.milestones=[5, 8]", "eval.rerank=true",
-                                 "model.cmr_fusion=b", "data.image_size=[64, 32]", "model.clip_path=/x/clip"])
+    cfg = load_config(
+        "sports",
+        [
+            "optim.lr=1e-4",
+            "optim.milestones=[5, 8]",
+            "eval.rerank=true",
+            "model.cmr_fusion=b",
+            "data.image_size=[64, 32]",
+            "model.clip_path=/x/clip",
+        ],
+    )
     assert cfg.optim.lr == 1e-4 and cfg.optim.milestones == [5, 8]
     assert cfg.eval.rerank is True and cfg.model.cmr_fusion == "b"
     assert cfg.data.image_size == [64, 32] and cfg.model.clip_path == "/x/clip"
@@ -62,17 +82,20 @@ def test_overrides_are_typed_and_win():
     assert load_config(None, ["optim.lr=5e-6"]).optim.lr == pytest.approx(5e-6)  # int/str coercion to float
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("optim.lrr=1", "optim.lr"),                  # unknown key, with a suggestion
-    ("model.cmr_fusion=d", "model.cmr_fusion"),   # not a choice
-    ("data.p=0", "data.p"),                       # out of range
-    ("train.epochs=abc", "train.epochs"),         # wrong type
-    ("train.seed=true", "train.seed"),            # bool is not an int
-    ("optim.milestones=[50, 30]", "optim.milestones"),
-    ("data.image_size=[256]", "data.image_size"),
-    ("nosection.key=1", "nosection"),
-    ("train.device=tpu", "train.device"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("optim.lrr=1", "optim.lr"),  # unknown key, with a suggestion
+        ("model.cmr_fusion=d", "model.cmr_fusion"),  # not a choice
+        ("data.p=0", "data.p"),  # out of range
+        ("train.epochs=abc", "train.epochs"),  # wrong type
+        ("train.seed=true", "train.seed"),  # bool is not an int
+        ("optim.milestones=[50, 30]", "optim.milestones"),
+        ("data.image_size=[256]", "data.image_size"),
+        ("nosection.key=1", "nosection"),
+        ("train.device=tpu", "train.device"),
+    ],
+)
 def test_invalid_values_name_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         load_config("tiny", [override])
@@ -92,8 +115,8 @@ def test_yaml_base_chain(tmp_path):
     leaf.parent.mkdir()
     leaf.write_text("_base_: ../base.yaml\nmodel:\n  cmr_fusion: a\ntrain:\n  epochs: 9\n")
     cfg = load_config(yaml_path=leaf)
-    assert cfg.optim.weight_decay == pytest.approx(2.5e-4)      # from the sports preset
-    assert cfg.optim.lr == pytest.approx(1e-5)                  # from base.yaml
+    assert cfg.optim.weight_decay == pytest.approx(2.5e-4)  # from the sports preset
+    assert cfg.optim.lr == pytest.approx(1e-5)  # from base.yaml
     assert cfg.train.epochs == 9 and cfg.model.cmr_fusion == "a"  # leaf wins
     assert load_config(yaml_path=leaf, overrides=["train.epochs=2"]).train.epochs == 2
 
@@ -147,7 +170,7 @@ def test_lr_schedule_warmup_and_steps():
 
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     per_epoch = WarmupStepSchedule(opt, 2, 0.1, [3], 0.1, unit="epoch")
-    assert per_epoch.step(0, 5, 10) == pytest.approx(0.1)      # constant within an epoch
+    assert per_epoch.step(0, 5, 10) == pytest.approx(0.1)  # constant within an epoch
     assert per_epoch.step(1, 0, 10) == pytest.approx(0.55)
     per_iter = WarmupStepSchedule(opt, 2, 0.1, [3], 0.1, unit="iteration")
     assert per_iter.step(0, 5, 10) == pytest.approx(0.1 + 0.9 * 0.25)

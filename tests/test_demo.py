@@ -3,20 +3,31 @@
 import json
 from pathlib import Path
 
-from cgclip.demo import DemoSettings, run_demo
 from cgclip.clip.random_clip import save_random_clip
+from cgclip.demo import DemoSettings, run_demo
 
 
 def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     clip = tmp_path / "clip"
     save_random_clip(clip, size="tiny-vit", seed=0)
-    settings = DemoSettings(world_preset="tiny", min_height=16,
-                            train_overrides=["train.epochs=1", "train.eval_every=1", "data.val_identities=0",
-                                             "data.p=4", "data.k=2", "data.seq_len=2", "data.image_size=[64,32]"])
+    settings = DemoSettings(
+        world_preset="tiny",
+        min_height=16,
+        train_overrides=[
+            "train.epochs=1",
+            "train.eval_every=1",
+            "data.val_identities=0",
+            "data.p=4",
+            "data.k=2",
+            "data.seq_len=2",
+            "data.image_size=[64,32]",
+        ],
+    )
     lines: list[str] = []
     out = tmp_path / "demo"
-    summary = run_demo(out, worlds=["sports"], models=["tap", "cgclip"], clip_dir=clip, settings=settings,
-                       say=lines.append)
+    summary = run_demo(
+        out, worlds=["sports"], models=["tap", "cgclip"], clip_dir=clip, settings=settings, say=lines.append
+    )
     saved = json.loads((out / "results.json").read_text())
     for model in ("tap", "cgclip"):
         res = saved["results"]["sports"][model]
@@ -27,8 +38,15 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     assert all(Path(p).is_file() for p in summary["pictures"].values())
     # a rerun resumes: nothing is trained again and the numbers are the same
     lines.clear()
-    again = run_demo(out, worlds=["sports"], models=["tap", "cgclip"], clip_dir=clip, settings=settings,
-                     pictures=False, say=lines.append)
+    again = run_demo(
+        out,
+        worlds=["sports"],
+        models=["tap", "cgclip"],
+        clip_dir=clip,
+        settings=settings,
+        pictures=False,
+        say=lines.append,
+    )
     assert any("already trained and evaluated" in line for line in lines)
     assert again["results"] == summary["results"]
 

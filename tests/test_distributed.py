@@ -27,10 +27,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, clip: str, dataset, captions, out: str, record_dir: str,
-            model: str = "cgclip") -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), CGCLIP_PROGRESS="0")
+def _worker(
+    rank: int,
+    world_size: int,
+    port: int,
+    clip: str,
+    dataset,
+    captions,
+    out: str,
+    record_dir: str,
+    model: str = "cgclip",
+) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        CGCLIP_PROGRESS="0",
+    )
     torch.set_num_threads(1)
     import cgclip.train.setup as setup
     import cgclip.train.trainer as trainer
@@ -44,9 +59,22 @@ def _worker(rank: int, world_size: int, port: int, clip: str, dataset, captions,
         return collate(items)
 
     setup.collate_clips = recording_collate  # the train loader's collate function, looked up at loader creation
-    cfg = load_config("tiny", [f"model.clip_path={clip}", f"model.name={model}", "data.image_size=[32,16]",
-                               "data.seq_len=4", f"data.p={P}", f"data.k={K}", "train.num_workers=0",
-                               "train.epochs=2", "train.precision=fp32", "data.val_identities=3", "train.eval_every=1"])
+    cfg = load_config(
+        "tiny",
+        [
+            f"model.clip_path={clip}",
+            f"model.name={model}",
+            "data.image_size=[32,16]",
+            "data.seq_len=4",
+            f"data.p={P}",
+            f"data.k={K}",
+            "train.num_workers=0",
+            "train.epochs=2",
+            "train.precision=fp32",
+            "data.val_identities=3",
+            "train.eval_every=1",
+        ],
+    )
     result = trainer.train(cfg, out, dataset=dataset, captions=captions)
     Path(record_dir, f"rank{rank}.json").write_text(json.dumps({"batches": batches, "epochs": result.epochs}))
 
@@ -57,8 +85,12 @@ def test_two_process_gloo_ddp_run(tmp_path):
     out = tmp_path / "run"
     records = tmp_path / "records"
     records.mkdir()
-    mp.spawn(_worker, args=(WORLD, _free_port(), str(clip), dataset, tiny_captions(dataset), str(out), str(records)),
-             nprocs=WORLD, join=True)
+    mp.spawn(
+        _worker,
+        args=(WORLD, _free_port(), str(clip), dataset, tiny_captions(dataset), str(out), str(records)),
+        nprocs=WORLD,
+        join=True,
+    )
 
     ranks = [json.loads((records / f"rank{r}.json").read_text()) for r in range(WORLD)]
     b0, b1 = ranks[0]["batches"], ranks[1]["batches"]
@@ -69,7 +101,7 @@ def test_two_process_gloo_ddp_run(tmp_path):
             assert len(batch) == P // WORLD * K
             assert len(counts) == P // WORLD and set(counts.values()) == {K}
         assert not ({pid for pid, _ in x} & {pid for pid, _ in y})  # ranks hold different identities
-        assert len({pid for pid, _ in x + y}) == P                  # together: one P×K global batch
+        assert len({pid for pid, _ in x + y}) == P  # together: one P×K global batch
 
     # the run completed and only rank 0 wrote it (one metrics line per epoch, global throughput)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -20,7 +20,7 @@ def test_shipped_clip_is_verified_and_the_default() -> None:
     manifest = read_json(path / embedded.MANIFEST_NAME)
     assert manifest["command"].startswith("cgclip pretrain-clip --out ") and manifest["seed"] == 0
     assert f"--steps {read_json(path / 'pretrain_report.json')['steps']} " in manifest["command"]
-    assert sum((path / n).stat().st_size for n in manifest["sha256"]) < 25 * 2 ** 20
+    assert sum((path / n).stat().st_size for n in manifest["sha256"]) < 25 * 2**20
     assert resolve_clip_path(None) == resolve_clip_path("default") == path
 
 

@@ -45,8 +45,9 @@ def test_distances_match_definitions():
 def test_query_plus_gallery_mode():
     qf, gf, qp, gp, qc, gc = make_split(seed=2)
     res = evaluate_features(qf, gf, qp, gp, qc, gc, gallery_mode="query+gallery")
-    ref = evaluate_rank(pairwise_distance(qf, np.concatenate([qf, gf])), qp, np.concatenate([qp, gp]), qc,
-                        np.concatenate([qc, gc]))
+    ref = evaluate_rank(
+        pairwise_distance(qf, np.concatenate([qf, gf])), qp, np.concatenate([qp, gp]), qc, np.concatenate([qc, gc])
+    )
     assert res.mAP == pytest.approx(ref.mAP) and res.protocol["num_gallery"] == len(qf) + len(gf)
     assert res.protocol["gallery_mode"] == "query+gallery" and res.protocol["num_query"] == len(qf)
 
@@ -62,8 +63,17 @@ def test_query_is_not_its_own_match_in_query_plus_gallery_mode():
 def test_protocol_and_rerank_path():
     qf, gf, qp, gp, qc, gc = make_split(seed=3)
     res = evaluate_features(qf, gf, qp, gp, qc, gc, rerank=True, k1=8, k2=3, lambda_value=0.4)
-    assert res.protocol == {"metric": "cosine", "gallery_mode": "gallery", "rerank": True, "num_query": 40,
-                            "num_gallery": 150, "zero_features": 0, "k1": 8, "k2": 3, "lambda_value": 0.4}
+    assert res.protocol == {
+        "metric": "cosine",
+        "gallery_mode": "gallery",
+        "rerank": True,
+        "num_query": 40,
+        "num_gallery": 150,
+        "zero_features": 0,
+        "k1": 8,
+        "k2": 3,
+        "lambda_value": 0.4,
+    }
     ref = evaluate_rank(rerank_features(qf, gf, "cosine", 8, 3, 0.4), qp, gp, qc, gc)
     assert res.mAP == pytest.approx(ref.mAP)
     assert "protocol" in res.as_dict()
@@ -92,9 +102,12 @@ def test_torch_features_accepted():
 
 # ---- feature files ----
 
+
 def tracklets(n):
-    return [Tracklet(tuple(f"s{i % 2}/t{i}/{f:03d}.jpg" for f in range(3)), i % 4, i % 2, f"seq{i % 2}", f"id{i % 4}")
-            for i in range(n)]
+    return [
+        Tracklet(tuple(f"s{i % 2}/t{i}/{f:03d}.jpg" for f in range(3)), i % 4, i % 2, f"seq{i % 2}", f"id{i % 4}")
+        for i in range(n)
+    ]
 
 
 def test_feature_file_round_trip(tmp_path):

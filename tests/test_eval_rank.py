@@ -98,8 +98,9 @@ def test_matches_reference_on_random_tie_free_inputs(seed, prefix_fraction, monk
     monkeypatch.setattr(rank_mod, "PREFIX_MAX_FRACTION", prefix_fraction)
     rng = np.random.default_rng(seed)
     nq, ng = int(rng.integers(5, 60)), int(rng.integers(20, 300))
-    dist, qp, gp, qc, gc = random_case(rng, nq, ng, int(rng.integers(2, 15)), int(rng.integers(2, 5)),
-                                       dtype=np.float32 if seed % 2 else np.float64)
+    dist, qp, gp, qc, gc = random_case(
+        rng, nq, ng, int(rng.integers(2, 15)), int(rng.integers(2, 5)), dtype=np.float32 if seed % 2 else np.float64
+    )
     if seed >= 4:  # a useful model: same-pid items mostly near the top
         dist = dist + (qp[:, None] != gp[None, :]) * rng.random(dist.shape) * 0.5
     cmc, m_ap, m_inp, n_valid = reference_eval(dist, qp, gp, qc, gc, max_rank=20)
@@ -168,8 +169,14 @@ def test_bad_inputs():
 
 
 def test_result_helpers():
-    res = RankResult(cmc=np.linspace(0.5, 1.0, 50), mAP=0.4, mINP=0.2, num_valid_queries=3, num_queries=4,
-                     protocol={"metric": "cosine"})
+    res = RankResult(
+        cmc=np.linspace(0.5, 1.0, 50),
+        mAP=0.4,
+        mINP=0.2,
+        num_valid_queries=3,
+        num_queries=4,
+        protocol={"metric": "cosine"},
+    )
     d = res.as_dict()
     assert set(d) == {"mAP", "rank1", "rank5", "rank10", "rank20", "mINP", "num_valid_queries", "protocol"}
     assert d["rank1"] == pytest.approx(0.5) and d["rank20"] == pytest.approx(res.cmc[19])

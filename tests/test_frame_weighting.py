@@ -27,10 +27,13 @@ A = np.array
 
 # --- summarise ------------------------------------------------------------------------------------------------------
 
+
 def test_occluded_frames_with_less_weight() -> None:
-    pairs = [(A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0])),    # occluded ×T 0.4, clear 1.2, corr 1, max/min 3
-             (A([0.2, 0.2, 0.3, 0.3]), A([0.6, 0.6, 1.0, 1.0])),    # occluded ×T 0.8, clear 1.2, corr 1, max/min 1.5
-             (A([0.25, 0.25, 0.25, 0.25]), A([1.0, 1.0, 0.9, 1.0]))]  # not mixed (0.9 ≥ 0.8), flat: no corr; 1
+    pairs = [
+        (A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0])),  # occluded ×T 0.4, clear 1.2, corr 1, max/min 3
+        (A([0.2, 0.2, 0.3, 0.3]), A([0.6, 0.6, 1.0, 1.0])),  # occluded ×T 0.8, clear 1.2, corr 1, max/min 1.5
+        (A([0.25, 0.25, 0.25, 0.25]), A([1.0, 1.0, 0.9, 1.0])),
+    ]  # not mixed (0.9 ≥ 0.8), flat: no corr; 1
     s = summarise(pairs, occluded=0.8)
     assert list(s) == list(SUMMARY_KEYS)
     assert (s["tracklets"], s["mixed"]) == (3, 2)
@@ -42,8 +45,10 @@ def test_occluded_frames_with_less_weight() -> None:
 
 
 def test_occluded_frames_with_more_weight() -> None:
-    s = summarise([(A([0.4, 0.2, 0.2, 0.2]), A([0.5, 1.0, 1.0, 1.0])),
-                   (A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0]))], occluded=0.8)
+    s = summarise(
+        [(A([0.4, 0.2, 0.2, 0.2]), A([0.5, 1.0, 1.0, 1.0])), (A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0]))],
+        occluded=0.8,
+    )
     assert s["occluded_weight"] == pytest.approx((1.6 + 0.4) / 2)
     assert s["clear_weight"] == pytest.approx((0.8 + 1.2) / 2)
     assert s["occluded_less"] == 50
@@ -79,17 +84,23 @@ def test_no_pairs_and_bad_pairs() -> None:
 
 # --- visibility table and crop paths --------------------------------------------------------------------------------
 
+
 def _write_gt(seq: Path, rows: list[str]) -> None:
     (seq / "gt").mkdir(parents=True)
     (seq / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
 
 
 def test_frame_visibility_reads_val_gt(tmp_path: Path) -> None:
-    _write_gt(tmp_path / "val" / "s1", ["1,3,10,20,30,60,1,1,0.625,-1",      # 10 columns: the tenth is ignored
-                                        "2,3,12,20,30,60,1,1,1",
-                                        "1,4,50,20,30,60,1,1,0.25",
-                                        "1,5,90,20,30,60,0,1,0.5"])          # conf 0: not a box to use
-    _write_gt(tmp_path / "val" / "s2", ["7, 0, 1, 2, 3, 4, 1, 1, 0.9"])     # SportsMOT ", " separator, id 0
+    _write_gt(
+        tmp_path / "val" / "s1",
+        [
+            "1,3,10,20,30,60,1,1,0.625,-1",  # 10 columns: the tenth is ignored
+            "2,3,12,20,30,60,1,1,1",
+            "1,4,50,20,30,60,1,1,0.25",
+            "1,5,90,20,30,60,0,1,0.5",
+        ],
+    )  # conf 0: not a box to use
+    _write_gt(tmp_path / "val" / "s2", ["7, 0, 1, 2, 3, 4, 1, 1, 0.9"])  # SportsMOT ", " separator, id 0
     _write_gt(tmp_path / "train" / "t1", ["1,1,10,20,30,60,1,1,0.5"])
     table = frame_visibility(tmp_path)
     assert table == {("s1", 3, 1): 0.625, ("s1", 3, 2): 1.0, ("s1", 4, 1): 0.25, ("s2", 0, 7): 0.9}
@@ -100,8 +111,12 @@ def test_frame_visibility_reads_val_gt(tmp_path: Path) -> None:
 def test_crop_key() -> None:
     assert crop_key("/data/ds/crops/val/v_seq-01/12_3/000045.jpg") == ("v_seq-01", 12, 45)
     assert crop_key(Path("crops/val/VB/0_1/00000004.jpg")) == ("VB", 0, 4)
-    for bad in ("crops/val/seq/3/000001.jpg", "crops/val/seq/a_0/000001.jpg", "crops/val/seq/3_0/first.jpg",
-                "3_0/000001.jpg"):
+    for bad in (
+        "crops/val/seq/3/000001.jpg",
+        "crops/val/seq/a_0/000001.jpg",
+        "crops/val/seq/3_0/first.jpg",
+        "3_0/000001.jpg",
+    ):
         with pytest.raises(ValueError, match="crop path"):
             crop_key(bad)
 
@@ -124,6 +139,7 @@ def test_every_built_test_crop_has_its_visibility(tmp_path: Path) -> None:
 
 
 # --- the tracklet the attention picture shows -----------------------------------------------------------------------
+
 
 def test_pick_prefers_the_widest_mixed_range() -> None:
     vis = [None, [1.0, 1.0, 1.0], [0.5, 1.0, 1.0], [0.2, 1.0, 0.9], [0.1, 0.6, 0.7]]
@@ -183,6 +199,7 @@ def test_attention_picture_shows_the_mixed_tracklet(tmp_path: Path, monkeypatch:
 
 # --- the benchmark script -------------------------------------------------------------------------------------------
 
+
 def _load_bench():
     spec = importlib.util.spec_from_file_location("tfe_bench", ROOT / "benchmarks" / "tfe_attention_vs_visibility.py")
     bench = importlib.util.module_from_spec(spec)
@@ -190,13 +207,19 @@ def _load_bench():
     return bench
 
 
-def test_benchmark_prints_the_table_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture) -> None:
+def test_benchmark_prints_the_table_and_writes_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     bench = _load_bench()
-    pairs = {"sports": [(A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0]))],
-             "dance": [(np.full(4, 0.25), A([1.0, 1.0, 1.0, 1.0]))]}
-    monkeypatch.setattr(bench, "attention_and_visibility", lambda demo, kind, checkpoint="best",
-                        tokens=None, run_name="cgclip": pairs[kind])
+    pairs = {
+        "sports": [(A([0.1, 0.3, 0.3, 0.3]), A([0.5, 1.0, 1.0, 1.0]))],
+        "dance": [(np.full(4, 0.25), A([1.0, 1.0, 1.0, 1.0]))],
+    }
+    monkeypatch.setattr(
+        bench,
+        "attention_and_visibility",
+        lambda demo, kind, checkpoint="best", tokens=None, run_name="cgclip": pairs[kind],
+    )
     out = tmp_path / "sub" / "figures.json"
     monkeypatch.setattr(sys, "argv", ["tfe", str(tmp_path / "demo"), "--json", str(out)])
     bench.main()

@@ -16,8 +16,13 @@ def tokenizer():
     return CLIPTokenizer.from_pretrained(str(embedded_clip_dir()), local_files_only=True)
 
 
-LONG = " ".join(["The player wears a red and maroon striped jersey with navy shorts, long pink socks and yellow "
-                 "football boots, and has long red hair tied back."] * 10)  # about 200 words
+LONG = " ".join(
+    [
+        "The player wears a red and maroon striped jersey with navy shorts, long pink socks and yellow "
+        "football boots, and has long red hair tied back."
+    ]
+    * 10
+)  # about 200 words
 
 
 def test_long_caption_keeps_its_id_sentence(tokenizer):
@@ -27,7 +32,7 @@ def test_long_caption_keeps_its_id_sentence(tokenizer):
     assert token_count(tokenizer, text) <= 77
     ids = tokenizer(text, add_special_tokens=True)["input_ids"]
     tail = tokenizer(" " + sentence, add_special_tokens=False)["input_ids"]
-    assert ids[-1 - len(tail):-1] == tail  # the sentence's tokens are the last before the end token
+    assert ids[-1 - len(tail) : -1] == tail  # the sentence's tokens are the last before the end token
     # without fitting, truncation at 77 tokens removes the sentence, so two identities would read the same text
     plain = [tokenizer(f"{LONG} {id_text(i)}", truncation=True, max_length=77)["input_ids"] for i in ("0007", "0008")]
     assert plain[0] == plain[1]
@@ -76,8 +81,13 @@ def test_caption_report_counts_captions_over_the_context(tmp_path, tokenizer):
     near = "red"
     while token_count(tokenizer, near + " red") <= 76:  # fits alone, not with the ID sentence
         near += " red"
-    store.add([CaptionRecord("A", "A man in red.", "mllm"), CaptionRecord("B", LONG, "mllm"),
-               CaptionRecord("C", near, "mllm")])
+    store.add(
+        [
+            CaptionRecord("A", "A man in red.", "mllm"),
+            CaptionRecord("B", LONG, "mllm"),
+            CaptionRecord("C", near, "mllm"),
+        ]
+    )
     clip = caption_report(store, text_encoder=Encoder(tokenizer))["clip"]
     assert clip["context_tokens"] == 77
     assert clip["captions_over_context"] == 1 and clip["captions_over_context_with_id_text"] == 2

@@ -20,12 +20,20 @@ def test_first_half_is_test_by_default(tmp_path):
     ds = load_ilidsvid(tmp_path)
     # sorted person folders: person001 002 003 005 007 008; row 0 = [4, 1, 6 | 2, 3, 5]
     # first half (test) -> persons 5, 1, 8; second half (train) -> persons 2, 3, 7
-    assert [(t.pid, t.camid, t.identity) for t in ds.query] == [(1, 0, "person001"), (5, 0, "person005"),
-                                                                  (8, 0, "person008")]
+    assert [(t.pid, t.camid, t.identity) for t in ds.query] == [
+        (1, 0, "person001"),
+        (5, 0, "person005"),
+        (8, 0, "person008"),
+    ]
     assert [(t.pid, t.camid) for t in ds.gallery] == [(1, 1), (5, 1), (8, 1)]
     assert [(t.pid, t.camid, t.identity) for t in ds.train] == [
-        (0, 0, "person002"), (0, 1, "person002"), (1, 0, "person003"), (1, 1, "person003"),
-        (2, 0, "person007"), (2, 1, "person007")]
+        (0, 0, "person002"),
+        (0, 1, "person002"),
+        (1, 0, "person003"),
+        (1, 1, "person003"),
+        (2, 0, "person007"),
+        (2, 1, "person007"),
+    ]
     assert ds.info["test_half"] == "first" and "torchreid" in ds.info["test_half_convention"]
     assert ds.info["split"] == 0
 

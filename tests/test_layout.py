@@ -47,8 +47,7 @@ def test_old_module_path_is_the_moved_module_with_a_deprecation_warning():
         old = importlib.import_module("cgclip.models.pretrain_state")
     new = importlib.import_module("cgclip.pretrain.state")
     assert old is new and old.__spec__.name == "cgclip.pretrain.state"
-    assert any(issubclass(w.category, DeprecationWarning) and "cgclip.pretrain.state" in str(w.message)
-               for w in caught)
+    assert any(issubclass(w.category, DeprecationWarning) and "cgclip.pretrain.state" in str(w.message) for w in caught)
 
 
 def test_unknown_old_path_still_fails():

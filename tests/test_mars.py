@@ -24,8 +24,12 @@ def test_train_split_relabelled_junk_dropped(tmp_path):
     ds = load_mars(tmp_path)
     names, _ = mars_names(MARS_TRAIN)
     # rows: (1,c1,3) (1,c2,2) (3,c6,2) (-1 junk) (5,c1,4) -> pids relabelled 1->0, 3->1, 5->2
-    assert [(t.pid, t.camid, t.identity) for t in ds.train] == [(0, 0, "0001"), (0, 1, "0001"), (1, 5, "0003"),
-                                                                  (2, 0, "0005")]
+    assert [(t.pid, t.camid, t.identity) for t in ds.train] == [
+        (0, 0, "0001"),
+        (0, 1, "0001"),
+        (1, 5, "0003"),
+        (2, 0, "0005"),
+    ]
     assert ds.train[0].frames == _frames(tmp_path, "bbox_train", names[0:3])
     assert ds.train[3].frames == _frames(tmp_path, "bbox_train", names[9:13])
     assert all(os.path.isfile(f) for t in ds.train for f in t.frames)
@@ -42,8 +46,12 @@ def test_query_gallery_split(tmp_path):
     assert [(t.pid, t.camid) for t in ds.query] == [(4, 2), (2, 0)]
     assert ds.query[1].frames == _frames(tmp_path, "bbox_test", names[0:3])
     # gallery = rows 2, 4, 5 (distractor pid 0 kept), 7; junk row 6 dropped
-    assert [(t.pid, t.camid, t.identity) for t in ds.gallery] == [(2, 1, "0002"), (4, 0, "0004"), (0, 1, "0000"),
-                                                                    (4, 4, "0004")]
+    assert [(t.pid, t.camid, t.identity) for t in ds.gallery] == [
+        (2, 1, "0002"),
+        (4, 0, "0004"),
+        (0, 1, "0000"),
+        (4, 4, "0004"),
+    ]
     assert ds.gallery[3].frames == _frames(tmp_path, "bbox_test", names[-1:])
     assert ds.info["gallery_convention"] == "gallery = test tracks not in query_IDX (torchreid)"
     assert ds.info["distractor_tracklets"] == 1

@@ -31,16 +31,40 @@ def test_unknown_model_and_option_are_config_errors():
         build_model("clipreid", image_encoder=enc, num_classes=3, num_cameras=1)
     with pytest.raises(ConfigError, match="unknown model option 'tfe_querys'"):
         build_model("tap", image_encoder=enc, num_classes=3, num_cameras=1, tfe_querys=5)
-    for bad in (dict(cmr_fusion="d"), dict(tfe_output="max"), dict(identity_mode="id"), dict(cmr_blocks=0),
-                dict(memory_momentum=1.5), dict(tfe_queries=2.5), dict(label_smoothing=1.0), dict(tmd="yes")):
+    for bad in (
+        dict(cmr_fusion="d"),
+        dict(tfe_output="max"),
+        dict(identity_mode="id"),
+        dict(cmr_blocks=0),
+        dict(memory_momentum=1.5),
+        dict(tfe_queries=2.5),
+        dict(label_smoothing=1.0),
+        dict(tmd="yes"),
+    ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             build_model("tap", image_encoder=enc, num_classes=3, num_cameras=1, **bad)
 
 
 def test_all_modelconfig_fields_accepted_by_every_model():
-    options = dict(tfe_queries=3, tfe_blocks=1, tfe_output="tfe", cmr_fusion="b", cmr_blocks=1, memory_momentum=0.5,
-                   static_memory=True, identity_mode="caption", ssp_blocks=1, tmd=False, w_v2m=0.5, w_tri=1.0,
-                   w_ce=0.25, triplet_margin=0.2, label_smoothing=0.0, sie=True, sie_coef=2.0)
+    options = dict(
+        tfe_queries=3,
+        tfe_blocks=1,
+        tfe_output="tfe",
+        cmr_fusion="b",
+        cmr_blocks=1,
+        memory_momentum=0.5,
+        static_memory=True,
+        identity_mode="caption",
+        ssp_blocks=1,
+        tmd=False,
+        w_v2m=0.5,
+        w_tri=1.0,
+        w_ce=0.25,
+        triplet_margin=0.2,
+        label_smoothing=0.0,
+        sie=True,
+        sie_coef=2.0,
+    )
     for name in MODEL_NAMES:
         model, _, _ = tiny_models(name, **options)
         assert model.name == name
@@ -53,11 +77,24 @@ def test_cgclip_needs_captions_for_training_but_not_for_inference():
     with pytest.raises(ConfigError, match="text encoder"):
         build_model("cgclip", image_encoder=enc, num_classes=3, num_cameras=1, captions=make_captions(3))
     with pytest.raises(ConfigError, match="captions for 2 identities"):
-        build_model("cgclip", image_encoder=enc, num_classes=3, num_cameras=1, captions=make_captions(2),
-                    text_encoder=TinyTextEncoder())
+        build_model(
+            "cgclip",
+            image_encoder=enc,
+            num_classes=3,
+            num_cameras=1,
+            captions=make_captions(2),
+            text_encoder=TinyTextEncoder(),
+        )
     with pytest.raises(ConfigError, match="pid 1"):
-        build_model("cgclip", image_encoder=enc, num_classes=2, num_cameras=1, captions=[["a"], []],
-                    text_encoder=TinyTextEncoder(), identity_mode="caption")
+        build_model(
+            "cgclip",
+            image_encoder=enc,
+            num_classes=2,
+            num_cameras=1,
+            captions=[["a"], []],
+            text_encoder=TinyTextEncoder(),
+            identity_mode="caption",
+        )
 
 
 def test_extract_never_touches_captions_and_inference_only_model_loads_trained_weights():
@@ -74,8 +111,9 @@ def test_extract_never_touches_captions_and_inference_only_model_loads_trained_w
     assert text.calls == calls  # no caption encoded after build
     assert model.training  # mode restored
     # an inference-only cgclip (no captions, no text encoder) loads the checkpoint and extracts the same features
-    fresh = build_model("cgclip", image_encoder=TinyImageEncoder(seed=5), num_classes=4, num_cameras=2,
-                        inference_only=True)
+    fresh = build_model(
+        "cgclip", image_encoder=TinyImageEncoder(seed=5), num_classes=4, num_cameras=2, inference_only=True
+    )
     fresh.load_state_dict(model.state_dict())
     assert torch.allclose(fresh.extract(images, camids), feats, atol=1e-6)
     assert torch.equal(fresh.text_memory.memory, model.text_memory.memory)
@@ -84,8 +122,14 @@ def test_extract_never_touches_captions_and_inference_only_model_loads_trained_w
     blank.train()
     with pytest.raises(ConfigError, match="no captions"):
         blank(images, camids, pids)
-    static = build_model("cgclip", image_encoder=TinyImageEncoder(), num_classes=4, num_cameras=2,
-                         inference_only=True, static_memory=True)
+    static = build_model(
+        "cgclip",
+        image_encoder=TinyImageEncoder(),
+        num_classes=4,
+        num_cameras=2,
+        inference_only=True,
+        static_memory=True,
+    )
     static.train()
     with pytest.raises(ConfigError, match="inference_only"):
         static(images, camids, pids)
@@ -135,9 +179,16 @@ def test_loss_finite_and_decreasing_on_a_fixed_batch(name):
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
 
 
-@pytest.mark.parametrize("name,options", [("cgclip", {}), ("cgclip", dict(identity_mode="caption_idemb",
-                                                                           cmr_fusion="a")),
-                                          ("tfclip", {}), ("tfclip", dict(tmd=False)), ("tap", {})])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("cgclip", {}),
+        ("cgclip", dict(identity_mode="caption_idemb", cmr_fusion="a")),
+        ("tfclip", {}),
+        ("tfclip", dict(tmd=False)),
+        ("tap", {}),
+    ],
+)
 def test_state_dict_round_trip_reproduces_outputs_and_training(name, options, tmp_path):
     torch.manual_seed(0)
     model, _, _ = _prepared(name, **options)
@@ -171,8 +222,7 @@ def test_tfclip_prepare_memory():
         model(images, camids, pids)
     with pytest.raises(ConfigError, match=r"identities \[2\]"):
         model.prepare([{"images": images[:4], "pid": pids[:4], "camid": camids[:4]}])
-    loader = [{"images": images[:3], "pid": pids[:3], "camid": camids[:3]},
-              (images[3:], pids[3:], camids[3:])]
+    loader = [{"images": images[:3], "pid": pids[:3], "camid": camids[:3]}, (images[3:], pids[3:], camids[3:])]
     model.prepare(loader)
     assert model.training
     with torch.no_grad():
@@ -193,7 +243,7 @@ def test_losses_on_known_examples():
     y = torch.tensor([0, 0, 1, 1])
     # hardest positive / negative: anchor 0: 1 / 3; anchor 1: 1 / √10; anchor 2: 1 / 3; anchor 3: 1 / 4
     assert float(batch_hard_triplet(x, y, 0.3)) == pytest.approx(0.0, abs=1e-6)
-    want = (max(0.0, 1 - 3 + 2.5) + max(0.0, 1 - 10 ** 0.5 + 2.5) + max(0.0, 1 - 3 + 2.5) + max(0.0, 1 - 4 + 2.5)) / 4
+    want = (max(0.0, 1 - 3 + 2.5) + max(0.0, 1 - 10**0.5 + 2.5) + max(0.0, 1 - 3 + 2.5) + max(0.0, 1 - 4 + 2.5)) / 4
     assert float(batch_hard_triplet(x, y, 2.5)) == pytest.approx(want, rel=1e-5)
     # anchors without a negative are ignored; a batch of one identity gives 0
     assert float(batch_hard_triplet(x, torch.zeros(4, dtype=torch.long))) == 0.0
@@ -218,8 +268,14 @@ def test_real_clip_backbone_through_build_model(tmp_path):
     clip = load_clip(tmp_path / "clip", image_size=(64, 32), num_cameras=2)
     images = torch.randn(4, 2, 3, 64, 32)
     pids, camids = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
-    model = build_model("cgclip", image_encoder=clip.image, num_classes=2, num_cameras=2,
-                        captions=make_captions(2, 2), text_encoder=clip.text)
+    model = build_model(
+        "cgclip",
+        image_encoder=clip.image,
+        num_classes=2,
+        num_cameras=2,
+        captions=make_captions(2, 2),
+        text_encoder=clip.text,
+    )
     assert model.text_memory.memory.shape == (2, clip.embed_dim)
     model.train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)

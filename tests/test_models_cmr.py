@@ -11,17 +11,24 @@ from fixtures_models import TinyTextEncoder, make_batch, make_captions, tiny_mod
 
 
 def _memory(**kwargs) -> TextMemory:
-    feats = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0],   # identity 0: two captions
-                          [0.0, 0.0, 1.0],                     # identity 1: one caption
-                          [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])  # identity 2: three captions
+    feats = torch.tensor(
+        [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],  # identity 0: two captions
+            [0.0, 0.0, 1.0],  # identity 1: one caption
+            [1.0, 1.0, 0.0],
+            [0.0, 1.0, 1.0],
+            [1.0, 0.0, 1.0],
+        ]
+    )  # identity 2: three captions
     owner = torch.tensor([0, 0, 1, 2, 2, 2])
     return TextMemory(feats, owner, 3, **kwargs)
 
 
 def test_memory_init_is_normalised_mean_of_caption_features():
     mem = _memory()
-    s = 2 ** -0.5
-    expected = torch.tensor([[s, s, 0.0], [0.0, 0.0, 1.0], [1 / 3 ** 0.5] * 3])
+    s = 2**-0.5
+    expected = torch.tensor([[s, s, 0.0], [0.0, 0.0, 1.0], [1 / 3**0.5] * 3])
     assert torch.allclose(mem.memory, expected, atol=1e-6)
     assert mem.caption_offsets.tolist() == [0, 2, 3, 6]
     assert torch.allclose(mem.caption_feats.norm(dim=1), torch.ones(6))
@@ -33,9 +40,9 @@ def test_momentum_update_math_on_a_known_example():
     before = mem.memory.clone()
     e = torch.tensor([[0.0, 0.0, 1.0]])
     mem.apply_update(torch.tensor([0]), e)
-    raw = 0.2 * before[0] + 0.8 * e[0]                  # 0.2·[s, s, 0] + 0.8·[0, 0, 1]
+    raw = 0.2 * before[0] + 0.8 * e[0]  # 0.2·[s, s, 0] + 0.8·[0, 0, 1]
     assert torch.allclose(mem.memory[0], raw / raw.norm(), atol=1e-6)
-    assert torch.allclose(mem.memory[1:], before[1:])   # other rows untouched
+    assert torch.allclose(mem.memory[1:], before[1:])  # other rows untouched
     # momentum 1 keeps the memory; momentum 0 replaces it by the caption
     for m, want in ((1.0, before[2]), (0.0, F.normalize(torch.tensor([1.0, 2.0, 3.0]), dim=0))):
         mem = _memory(momentum=m)
@@ -128,8 +135,9 @@ def test_identity_modes():
     names = ["P07", "P11", "P42"]
     text = TinyTextEncoder(16)
     plain, _, _ = tiny_models("cgclip", num_classes=3, captions_per_id=2, identity_mode="caption")
-    idtext, _, _ = tiny_models("cgclip", num_classes=3, captions_per_id=2, identity_mode="caption_idtext",
-                               identity_names=names)
+    idtext, _, _ = tiny_models(
+        "cgclip", num_classes=3, captions_per_id=2, identity_mode="caption_idtext", identity_names=names
+    )
     idemb, _, _ = tiny_models("cgclip", num_classes=3, captions_per_id=2, identity_mode="caption_idemb")
     # caption only: features of the captions themselves
     assert torch.allclose(plain.text_memory.caption_feats, text.encode([c for cs in captions for c in cs]), atol=1e-6)
@@ -156,8 +164,9 @@ def test_id_text_defaults_to_pid_and_accepts_identities_without_captions():
     from cgclip.models import build_model
     from fixtures_models import TinyImageEncoder
 
-    model = build_model("cgclip", image_encoder=TinyImageEncoder(), num_classes=2, num_cameras=1,
-                        captions=captions, text_encoder=text)
+    model = build_model(
+        "cgclip", image_encoder=TinyImageEncoder(), num_classes=2, num_cameras=1, captions=captions, text_encoder=text
+    )
     want = text.encode(["A man in red. The person's ID is 0.", "The person's ID is 1."])
     assert torch.allclose(model.text_memory.caption_feats, want, atol=1e-6)
 
@@ -168,7 +177,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(100 + rank)  # ranks sample with different RNG streams
     mem = _memory(momentum=0.2)
-    for step in range(4):
+    for _step in range(4):
         mem.update(torch.tensor([0, 0]) if rank == 0 else torch.tensor([2, 1]))
     torch.save(mem.memory, f"{out}.{rank}")
     dist.destroy_process_group()

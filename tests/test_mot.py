@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cgclip.data.identity_table import (read_identity_table, read_track_mapping, resolve_identities,
-                                        write_identity_table)
+from cgclip.data.identity_table import read_identity_table, read_track_mapping, resolve_identities, write_identity_table
 from cgclip.data.mot import group_tracks, list_sequences, parse_gt_line, read_gt, read_sequence
 from cgclip.errors import DataError
 from fixtures_mot import IMAGE_SIZE, WORLD, write_sequence
@@ -15,8 +14,15 @@ from fixtures_mot import IMAGE_SIZE, WORLD, write_sequence
 P = Path("gt.txt")
 
 
-@pytest.mark.parametrize("line", ["3,5,10.5,20,30,40,1,1,0.75", "3, 5, 10.5, 20, 30, 40, 1, 1, 0.75",
-                                  "3 5 10.5 20 30 40 1 1 0.75", "3.0,5,10.5,20,30,40,1,1,0.75,-1"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "3,5,10.5,20,30,40,1,1,0.75",
+        "3, 5, 10.5, 20, 30, 40, 1, 1, 0.75",
+        "3 5 10.5 20 30 40 1 1 0.75",
+        "3.0,5,10.5,20,30,40,1,1,0.75,-1",
+    ],
+)
 def test_parse_separators(line: str) -> None:
     box = parse_gt_line(line, P, 1)
     assert (box.frame, box.track_id, box.left, box.top, box.width, box.height) == (3, 5, 10.5, 20, 30, 40)
@@ -35,9 +41,16 @@ def test_parse_column_variants() -> None:
     assert parse_gt_line("   ", P, 1) is None and parse_gt_line("# comment", P, 1) is None
 
 
-@pytest.mark.parametrize("line,needle", [("1,2,abc,2,3,4,1,1,1", "'left'"), ("1,2,3,4,5", "5 fields"),
-                                         ("1,2,,4,5,6,1,1,1", "fields"), ("1.5,2,3,4,5,6", "'frame'"),
-                                         ("1,x,3,4,5,6", "'id'")])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ("1,2,abc,2,3,4,1,1,1", "'left'"),
+        ("1,2,3,4,5", "5 fields"),
+        ("1,2,,4,5,6,1,1,1", "fields"),
+        ("1.5,2,3,4,5,6", "'frame'"),
+        ("1,x,3,4,5,6", "'id'"),
+    ],
+)
 def test_malformed_row_names_path_line(tmp_path: Path, line: str, needle: str) -> None:
     gt = tmp_path / "gt.txt"
     gt.write_text("1,1,1,2,3,4,1,1,1\n\n" + line + "\n")
@@ -99,14 +112,15 @@ def test_read_sequence_errors(tmp_path: Path) -> None:
 
 def test_identity_table_and_mapping(tmp_path: Path) -> None:
     table = tmp_path / "identities.csv"
-    table.write_text("identity_id,split,scene,number,extra\nA,train,soccer,7,x\n\"B\",val,,\"1,2\",\n")
+    table.write_text('identity_id,split,scene,number,extra\nA,train,soccer,7,x\n"B",val,,"1,2",\n')
     records = read_identity_table(table)
     assert [(r.identity_id, r.split, r.line) for r in records] == [("A", "train", 2), ("B", "val", 3)]
     assert records[1].attributes == {"scene": "", "number": "1,2", "extra": ""}
     assert list(records[0].attributes) == ["scene", "number", "extra"]
     write_identity_table(tmp_path / "copy.csv", records)
-    assert read_identity_table(tmp_path / "copy.csv") == [r.__class__(r.identity_id, r.split, r.attributes, r.line)
-                                                          for r in records]
+    assert read_identity_table(tmp_path / "copy.csv") == [
+        r.__class__(r.identity_id, r.split, r.attributes, r.line) for r in records
+    ]
     table.write_text("identity_id,split\nA,train\nA,val\n")
     with pytest.raises(DataError, match=f"{table}:3: .*repeats line 2"):
         read_identity_table(table)
@@ -128,19 +142,22 @@ def test_resolve_identities_order_and_leak(tmp_path: Path) -> None:
     mapping = tmp_path / "track_mapping.csv"
     mapping.write_text("split,sequence,track_id,identity_id\ntrain,S,1,A\nval,V,0,B\nval,W,4,B\ntest,T,1,A\n")
     tracks = [("val", "V", 0), ("train", "S", 2), ("train", "S", 1), ("val", "W", 4), ("train", "S", 10)]
-    res = resolve_identities(tracks, read_track_mapping(mapping), read_identity_table(table), ("train", "val"),
-                             mapping, table)
+    res = resolve_identities(
+        tracks, read_track_mapping(mapping), read_identity_table(table), ("train", "val"), mapping, table
+    )
     assert res.order == ["B", "A", "U", "train/S/2", "train/S/10"]
     assert res.track_identity[("val", "W", 4)] == "B" and res.track_identity[("train", "S", 10)] == "train/S/10"
     assert res.unused_identities == ["U"] and res.unused_mapping_rows == 0
     assert res.records[-1].split == "train" and res.records[-1].attributes == {}
     mapping.write_text("split,sequence,track_id,identity_id\ntrain,S,1,A\nval,V,0,A\n")
     with pytest.raises(DataError, match=f"{mapping}:3: .*'A'.*'train' \\(line 2\\).*'val'"):
-        resolve_identities(tracks, read_track_mapping(mapping), read_identity_table(table), ("train", "val"),
-                           mapping, table)
+        resolve_identities(
+            tracks, read_track_mapping(mapping), read_identity_table(table), ("train", "val"), mapping, table
+        )
     mapping.write_text("split,sequence,track_id,identity_id\nval,V,0,ZZ\n")
     with pytest.raises(DataError, match=f"{mapping}:2: identity 'ZZ' is not in the identity table"):
-        resolve_identities(tracks, read_track_mapping(mapping), read_identity_table(table), ("train", "val"),
-                           mapping, table)
+        resolve_identities(
+            tracks, read_track_mapping(mapping), read_identity_table(table), ("train", "val"), mapping, table
+        )
     res = resolve_identities(tracks, read_track_mapping(mapping), None, ("train", "val"))
     assert res.order[0] == "ZZ" and res.records[0].split == "val"

@@ -83,7 +83,8 @@ def test_to_dict_and_frozen():
 def test_verdict_supported_exact_format():
     d = PairedDifference(n=8, mean=2.3, std=1.8, ci_low=0.8, ci_high=3.8, wins=7, losses=1, ties=0)
     assert verdict("CG-CLIP > TF-CLIP (sports)", d) == (
-        "CG-CLIP > TF-CLIP (sports): supported — +2.3 mAP [+0.8, +3.8], 7 of 8 seeds")
+        "CG-CLIP > TF-CLIP (sports): supported — +2.3 mAP [+0.8, +3.8], 7 of 8 seeds"
+    )
 
 
 def test_verdict_three_outcomes_from_data():

@@ -22,13 +22,19 @@ def frames(tmp_path):
 
 def test_ranking_grid_has_coloured_borders(frames, tmp_path):
     root, paths = frames
-    out = save_ranking_grid(tmp_path / "out" / "grid.png", [paths[0], paths[1]], [paths[1:4], [paths[0], None, "x.jpg"]],
-                            [[True, False, True], [False, False, True]], [[0.1, 0.2, 0.3], [0.2, 0.4, 0.5]],
-                            query_labels=["a", "b"], root=root)
+    out = save_ranking_grid(
+        tmp_path / "out" / "grid.png",
+        [paths[0], paths[1]],
+        [paths[1:4], [paths[0], None, "x.jpg"]],
+        [[True, False, True], [False, False, True]],
+        [[0.1, 0.2, 0.3], [0.2, 0.4, 0.5]],
+        query_labels=["a", "b"],
+        root=root,
+    )
     img = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert img.shape[0] > 100 and img.shape[1] > 200
-    green = (np.abs(img - [0x1a, 0x98, 0x50]).sum(axis=2) < 40).sum()
-    red = (np.abs(img - [0xd7, 0x30, 0x27]).sum(axis=2) < 40).sum()
+    green = (np.abs(img - [0x1A, 0x98, 0x50]).sum(axis=2) < 40).sum()
+    red = (np.abs(img - [0xD7, 0x30, 0x27]).sum(axis=2) < 40).sum()
     assert green > 100 and red > 100
 
 

@@ -19,12 +19,15 @@ def _fresh_detection(monkeypatch):
     precision.cpu_has_fast_bf16.cache_clear()
 
 
-@pytest.mark.parametrize("line, fast", [
-    ("flags\t\t: fpu sse2 avx avx2 fma", False),                      # AVX2 only (AMD EPYC Milan)
-    ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile", True),       # Sapphire Rapids / Zen 4
-    ("Features\t: fp asimd sve bf16 i8mm", True),                     # Arm with BF16
-    ("Features\t: fp asimd", False),
-])
+@pytest.mark.parametrize(
+    "line, fast",
+    [
+        ("flags\t\t: fpu sse2 avx avx2 fma", False),  # AVX2 only (AMD EPYC Milan)
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile", True),  # Sapphire Rapids / Zen 4
+        ("Features\t: fp asimd sve bf16 i8mm", True),  # Arm with BF16
+        ("Features\t: fp asimd", False),
+    ],
+)
 def test_cpu_flags_decide_auto(tmp_path, monkeypatch, line, fast):
     info = tmp_path / "cpuinfo"
     info.write_text(f"processor\t: 0\n{line}\n\nprocessor\t: 1\n{line}\n")

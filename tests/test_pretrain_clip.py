@@ -12,15 +12,21 @@ import pytest
 import torch
 
 from cgclip.cli import main as cli_main
-from cgclip.errors import CheckpointError
 from cgclip.clip.backbone import load_clip
-from cgclip.pretrain.run import PretrainConfig, build_optimizer, clip_train_step, contrastive_loss
-from cgclip.pretrain.targets import digit_targets
 from cgclip.clip.random_clip import save_random_clip
 from cgclip.clip.tokenizer import build_clip_tokenizer
+from cgclip.errors import CheckpointError
+from cgclip.pretrain.run import PretrainConfig, build_optimizer, clip_train_step, contrastive_loss
+from cgclip.pretrain.targets import digit_targets
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (235, 220, 30),
-           "white": (245, 245, 245), "black": (15, 15, 15)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 220, 30),
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+}
 
 
 def test_contrastive_loss_targets() -> None:
@@ -38,7 +44,9 @@ def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
     """Coloured squares with colour-word captions: a few steps make colour retrieval near perfect with the trained
     wording and far above chance with another."""
     tok_dir = tmp_path / "tok"
-    build_clip_tokenizer(tok_dir, [f"a {c} square" for c in COLOURS] * 3 + [f"a photo of something {c}" for c in COLOURS])
+    build_clip_tokenizer(
+        tok_dir, [f"a {c} square" for c in COLOURS] * 3 + [f"a photo of something {c}" for c in COLOURS]
+    )
     path = save_random_clip(tmp_path / "clip", size="tiny-vit", seed=0, tokenizer_dir=tok_dir)
     clip = load_clip(path, image_size=(32, 32), train_text=True)
     torch.manual_seed(0)
@@ -77,8 +85,20 @@ def test_text_tower_learns_colour_words(tmp_path: Path) -> None:
     assert accuracy >= 0.5, accuracy
 
 
-SMALL = ["--batch-size", "8", "--number-batch", "4", "--identities", "8", "--crops", "2", "--heldout", "8",
-         "--number-crops", "16"]
+SMALL = [
+    "--batch-size",
+    "8",
+    "--number-batch",
+    "4",
+    "--identities",
+    "8",
+    "--crops",
+    "2",
+    "--heldout",
+    "8",
+    "--number-crops",
+    "16",
+]
 
 
 def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,8 +120,9 @@ def test_pretrain_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert np.isfinite(report["loss_last10"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["name"] == "tiny-clip" and manifest["seed"] == 3 and "model.safetensors" in manifest["sha256"]
-    assert manifest["command"].startswith(f"cgclip pretrain-clip --out {out} --arch tiny-cnn --steps 3 --seed 3 "
-                                          "--batch-size 8")
+    assert manifest["command"].startswith(
+        f"cgclip pretrain-clip --out {out} --arch tiny-cnn --steps 3 --seed 3 --batch-size 8"
+    )
     clip = load_clip(out, image_size=(128, 64))
     assert clip.image(torch.zeros(1, 3, 128, 64)).shape == (1, 33, 192)  # stride-16 stem: 8x4 tokens + CLS
     assert "--joint-digit-weight 1 " in manifest["command"]
@@ -116,9 +137,19 @@ def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.Mon
     as an uninterrupted run of the same recipe would in steps and curve; the work folder is gone afterwards."""
     import cgclip.pretrain.run as pc
 
-    cfg = PretrainConfig(architecture="tiny", steps=3, stem_steps=1, batch_size=8, number_batch=4, number_crops=8,
-                         train_identities_per_kind=8, crops_per_identity=2, heldout_identities_per_kind=4,
-                         checkpoint_every=2, joint_digit_weight=1.0)
+    cfg = PretrainConfig(
+        architecture="tiny",
+        steps=3,
+        stem_steps=1,
+        batch_size=8,
+        number_batch=4,
+        number_crops=8,
+        train_identities_per_kind=8,
+        crops_per_identity=2,
+        heldout_identities_per_kind=4,
+        checkpoint_every=2,
+        joint_digit_weight=1.0,
+    )
     real, calls = pc.supervised_step, []
 
     def stop_at_third(*args, **kwargs):
@@ -157,9 +188,18 @@ def test_time_budget_stops_training(tmp_path: Path, monkeypatch) -> None:
             return getattr(time, name)
 
     monkeypatch.setattr(pc, "time", FakeClock())
-    cfg = PretrainConfig(minutes=0.01, steps=None, stem_steps=0, batch_size=8, number_batch=4, number_crops=8,
-                         train_identities_per_kind=8, crops_per_identity=1, heldout_identities_per_kind=4,
-                         heldout_crops_per_identity=1)
+    cfg = PretrainConfig(
+        minutes=0.01,
+        steps=None,
+        stem_steps=0,
+        batch_size=8,
+        number_batch=4,
+        number_crops=8,
+        train_identities_per_kind=8,
+        crops_per_identity=1,
+        heldout_identities_per_kind=4,
+        heldout_crops_per_identity=1,
+    )
     report = pc.pretrain_clip(tmp_path / "budget", cfg)
     assert 1 <= report["steps"] <= 4
 
@@ -181,8 +221,13 @@ def test_sample_batch_takes_whole_groups() -> None:
 def test_pool_views_and_number_phrases() -> None:
     """Crops cycle through the four views (back views count as showing the number); numbers are trained on a pool of
     back views wearing random numbers, not through identity phrases."""
-    from cgclip.pretrain.data import (identity_captions, number_phrases, pretrain_identities,
-                                             render_number_pool, render_pool)
+    from cgclip.pretrain.data import (
+        identity_captions,
+        number_phrases,
+        pretrain_identities,
+        render_number_pool,
+        render_pool,
+    )
 
     idents = pretrain_identities(3, 0, "heldout")
     crops, owner, legible = render_pool(idents, 4, 0)
@@ -228,8 +273,13 @@ def test_step_batch_value_digits_name_the_number_texts() -> None:
     from types import SimpleNamespace
 
     from cgclip.pretrain.batches import BatchMaker
-    from cgclip.pretrain.data import (group_index, identity_captions, pretrain_identities, render_number_pool,
-                                             render_pool)
+    from cgclip.pretrain.data import (
+        group_index,
+        identity_captions,
+        pretrain_identities,
+        render_number_pool,
+        render_pool,
+    )
     from cgclip.pretrain.targets import JointDigitHead
 
     idents = pretrain_identities(4, 0, "train")
@@ -243,8 +293,9 @@ def test_step_batch_value_digits_name_the_number_texts() -> None:
         return [texts.setdefault(t, len(texts))]
 
     cfg = SimpleNamespace(batch_size=4, number_batch=6, group_fraction=0.5, max_values=3, caption_mix=(1, 1, 1))
-    maker = BatchMaker(np.random.default_rng(0), idents, pool, owner, legible, numbers, captions, tokenize, 0, cfg,
-                       group_index(idents))
+    maker = BatchMaker(
+        np.random.default_rng(0), idents, pool, owner, legible, numbers, captions, tokenize, 0, cfg, group_index(idents)
+    )
     batch = maker.next()
     by_id = {v: t for t, v in texts.items()}
     named = [by_id[int(i)] for i in batch.value_ids[batch.value_slices["number"], 0]]

@@ -52,8 +52,11 @@ def test_a_registered_dataset_is_detected_and_loaded(tmp_path):
     (tmp_path / "tracklets.txt").write_text("train 0 0 a.jpg b.jpg\nquery 5 0 c.jpg\ngallery 5 1 d.jpg\n")
     with pytest.raises(DataError, match="cannot tell the dataset format"):
         detect_dataset(tmp_path)
-    DATASET_REGISTRY.register("lines", {"loader": "registry_example:load_lines", "detector": "registry_example:detect"},
-                              description="a tracklets.txt")
+    DATASET_REGISTRY.register(
+        "lines",
+        {"loader": "registry_example:load_lines", "detector": "registry_example:detect"},
+        description="a tracklets.txt",
+    )
     try:
         assert detect_dataset(tmp_path) == "lines"
         ds = load_dataset("lines", tmp_path)

@@ -46,13 +46,24 @@ def test_new_file_round_trip(tmp_path: Path) -> None:
 
 def test_old_percent_demo_and_old_fraction_evaluate_read_to_the_same_numbers(tmp_path: Path) -> None:
     percent_row = {k: 100 * v for k, v in FRACTIONS.items()}
-    old_demo = _write(tmp_path / "demo.json", {  # cgclip demo before the schema
-        "results": {"sports": {"cgclip": {**percent_row, "seed": 0, "protocol": PROTOCOL, "train_s": 40.0}}},
-        "seed": 0, "settings": {"world_preset": "default"}, "protocol": PROTOCOL,
-        "note": "metrics in percent; synthetic worlds, embedded tiny CLIP, CPU — not comparable with the paper's"})
+    old_demo = _write(
+        tmp_path / "demo.json",
+        {  # cgclip demo before the schema
+            "results": {"sports": {"cgclip": {**percent_row, "seed": 0, "protocol": PROTOCOL, "train_s": 40.0}}},
+            "seed": 0,
+            "settings": {"world_preset": "default"},
+            "protocol": PROTOCOL,
+            "note": "metrics in percent; synthetic worlds, embedded tiny CLIP, CPU — not comparable with the paper's",
+        },
+    )
     old_eval = _write(tmp_path / "eval.json", {**FRACTIONS, "num_valid_queries": 79, "protocol": PROTOCOL})
-    old_protocol = _write(tmp_path / "protocol.json", {  # cgclip train --splits before the schema
-        "metrics": {k: {"mean": v, "std": 0.01} for k, v in FRACTIONS.items()}, "splits": {"0": FRACTIONS}})
+    old_protocol = _write(
+        tmp_path / "protocol.json",
+        {  # cgclip train --splits before the schema
+            "metrics": {k: {"mean": v, "std": 0.01} for k, v in FRACTIONS.items()},
+            "splits": {"0": FRACTIONS},
+        },
+    )
     demo = read_results(old_demo)["results"]["sports"]["cgclip"]
     evaluated = read_results(old_eval)
     proto = read_results(old_protocol)
@@ -90,9 +101,14 @@ def test_percent_is_for_display(tmp_path: Path) -> None:
     assert shown["unit"] == "percent" and read_results(shown)["mAP"] == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize("fields", [{"schema": "cgclip.results/2", "unit": "fraction"},
-                                    {"schema": "someone.else/1", "unit": "fraction"},
-                                    {"schema": RESULTS_SCHEMA, "unit": "permille"}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"schema": "cgclip.results/2", "unit": "fraction"},
+        {"schema": "someone.else/1", "unit": "fraction"},
+        {"schema": RESULTS_SCHEMA, "unit": "permille"},
+    ],
+)
 def test_an_unknown_schema_or_unit_is_one_line_naming_the_file(tmp_path: Path, fields: dict) -> None:
     path = _write(tmp_path / "results.json", {**fields, "mAP": 0.5})
     with pytest.raises(CgclipError) as err:
@@ -107,8 +123,15 @@ def test_the_demo_report_writes_the_schema_in_fractions(tmp_path: Path) -> None:
     from cgclip.demo.report import write_report
 
     run = {**FRACTIONS, "seed": 0, "protocol": PROTOCOL, "timing": {"train_s": 12.0}, "dataset": {"query": {}}}
-    summary = write_report(tmp_path, {"sports": {"cgclip": run}}, settings=DemoSettings(), seed=0, quick=True,
-                           clip=tmp_path / "clip", elapsed_s=1.0)
+    summary = write_report(
+        tmp_path,
+        {"sports": {"cgclip": run}},
+        settings=DemoSettings(),
+        seed=0,
+        quick=True,
+        clip=tmp_path / "clip",
+        elapsed_s=1.0,
+    )
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == summary and (saved["schema"], saved["unit"]) == (RESULTS_SCHEMA, UNIT)
     assert saved["results"]["sports"]["cgclip"]["mAP"] == 0.5334
@@ -123,11 +146,41 @@ def test_cgclip_evaluate_and_the_split_protocol_write_the_schema(tmp_path: Path,
     data = tmp_path / "ilids"
     write_ilidsvid(data, persons=list(range(1, 13)), frames=5)
     proto = tmp_path / "proto"
-    assert main(["train", "--preset", "tiny", "--dataset", str(data), "--clip", str(write_tiny_clip(tmp_path / "c")),
-                 "--model", "tap", "--out", str(proto), "--splits", "0", "--epochs", "1",
-                 *[arg for kv in ("data.image_size=[32,16]", "data.p=4", "data.k=2", "data.seq_len=4",
-                                  "train.num_workers=0", "train.precision=fp32", "data.val_identities=0")
-                   for arg in ("--set", kv)]]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "tiny",
+                "--dataset",
+                str(data),
+                "--clip",
+                str(write_tiny_clip(tmp_path / "c")),
+                "--model",
+                "tap",
+                "--out",
+                str(proto),
+                "--splits",
+                "0",
+                "--epochs",
+                "1",
+                *[
+                    arg
+                    for kv in (
+                        "data.image_size=[32,16]",
+                        "data.p=4",
+                        "data.k=2",
+                        "data.seq_len=4",
+                        "train.num_workers=0",
+                        "train.precision=fp32",
+                        "data.val_identities=0",
+                    )
+                    for arg in ("--set", kv)
+                ],
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", "--run", str(proto / "split-0"), "--output", str(tmp_path / "one.json")]) == 0
     assert main(["evaluate", "--run", str(proto)]) == 0  # every split of the protocol folder, and the summary
     printed = capsys.readouterr().out

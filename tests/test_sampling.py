@@ -67,7 +67,7 @@ def _batches(sampler):
     items = list(sampler)
     assert len(items) == len(sampler)
     bs = sampler.batch_size
-    return [items[i:i + bs] for i in range(0, len(items), bs)]
+    return [items[i : i + bs] for i in range(0, len(items), bs)]
 
 
 def test_single_rank_batch_composition():
@@ -171,8 +171,9 @@ def test_spread_cameras_puts_positives_in_different_cameras(mode):
         flat = spread.global_batches(0).reshape(-1).tolist()
         assert len(flat) == len(set(flat)) >= len(pids) - 4 * 4  # each tracklet at most once; leftovers < p groups
     assert np.array_equal(plain.global_batches(0), PKSampler(pids, 4, 4, seed=3, epoch_mode=mode).global_batches(0))
-    assert np.array_equal(plain.global_batches(0), PKSampler(pids, 4, 4, seed=3, epoch_mode=mode,
-                                                             cameras=cams).global_batches(0))  # cameras alone: no-op
+    assert np.array_equal(
+        plain.global_batches(0), PKSampler(pids, 4, 4, seed=3, epoch_mode=mode, cameras=cams).global_batches(0)
+    )  # cameras alone: no-op
     with pytest.raises(ConfigError):
         PKSampler(pids, 4, 4, cameras=cams[:-1], spread_cameras=True)
 
@@ -187,8 +188,10 @@ def test_same_camera_identities_share_a_scene():
     shared = [max(np.bincount([cams[g[0]] for g in batch])) for batch in batches]
     assert shared[0] >= 4 and sum(n >= 4 for n in shared) >= len(shared) - 2
     assert all(len({pids[g[0]] for g in batch}) == 8 for batch in batches)
-    rand = [max(np.bincount([cams[g[0]] for g in batch])) for batch in
-            PKSampler(pids, 8, 4, seed=1, epoch_mode="tracklet").global_batches(0)]
+    rand = [
+        max(np.bincount([cams[g[0]] for g in batch]))
+        for batch in PKSampler(pids, 8, 4, seed=1, epoch_mode="tracklet").global_batches(0)
+    ]
     assert np.mean(shared) > np.mean(rand)
     with pytest.raises(ConfigError):
         PKSampler(pids, 8, 4, cameras=cams, same_camera_ids=4)  # identity mode

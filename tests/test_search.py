@@ -113,8 +113,23 @@ def feature_files(tmp_path):
 
 def test_cli_search_end_to_end(feature_files, capsys):
     d = feature_files
-    rc = main(["search", "--gallery", str(d / "gallery"), "--query", str(d / "query.safetensors"), "--topk", "3",
-               "--out", str(d / "res.json"), "--grid", str(d / "grid.png"), "--save-index", str(d / "g.faiss")])
+    rc = main(
+        [
+            "search",
+            "--gallery",
+            str(d / "gallery"),
+            "--query",
+            str(d / "query.safetensors"),
+            "--topk",
+            "3",
+            "--out",
+            str(d / "res.json"),
+            "--grid",
+            str(d / "grid.png"),
+            "--save-index",
+            str(d / "g.faiss"),
+        ]
+    )
     assert rc == 0
     res = json.loads((d / "res.json").read_text())
     assert res["topk"] == 3 and len(res["queries"]) == 6
@@ -125,8 +140,9 @@ def test_cli_search_end_to_end(feature_files, capsys):
         assert scores == sorted(scores, reverse=True)
     assert (d / "grid.png").stat().st_size > 1000 and (d / "g.faiss.json").is_file()
     # query by example against the saved index: the item itself is left out
-    rc = main(["search", "--gallery", str(d / "g.faiss"), "--query", "0,5", "--topk", "4", "--out",
-               str(d / "res2.json")])
+    rc = main(
+        ["search", "--gallery", str(d / "g.faiss"), "--query", "0,5", "--topk", "4", "--out", str(d / "res2.json")]
+    )
     assert rc == 0
     res2 = json.loads((d / "res2.json").read_text())
     assert [q["query"] for q in res2["queries"]] == [0, 5]

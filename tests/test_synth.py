@@ -15,8 +15,14 @@ from PIL import Image
 
 from cgclip.cli import main
 from cgclip.errors import CgclipError
-from cgclip.synth import (TABLE_COLUMNS, generate_world, plan_world, render_identity_crops, resolve_sizes,
-                          sample_identities)
+from cgclip.synth import (
+    TABLE_COLUMNS,
+    generate_world,
+    plan_world,
+    render_identity_crops,
+    resolve_sizes,
+    sample_identities,
+)
 from cgclip.synth.person import render_person
 from cgclip.synth.poses import walk_pose
 from cgclip.synth.sequence import visibilities
@@ -133,8 +139,9 @@ def test_attributes_are_plain_words_and_tell_teammates_apart(world):
     cues = ["gender", "hair", "shoes", "socks", "build", "accessories", "others"]
     by_uniform = defaultdict(list)
     for row in table:
-        assert row["scene"] in (("soccer", "basketball", "volleyball") if kind == "sports"
-                                else ("hip-hop", "ballet", "jazz"))
+        assert row["scene"] in (
+            ("soccer", "basketball", "volleyball") if kind == "sports" else ("hip-hop", "ballet", "jazz")
+        )
         assert row["gender"] in ("man", "woman")
         assert row["uniform"] and row["hair"] and row["shoes"] and row["socks"] and row["build"]
         assert (row["number"].isdigit() and 1 <= int(row["number"]) <= 99) if kind == "sports" else row["number"] == ""
@@ -197,8 +204,10 @@ def test_default_plan_has_many_sequences_per_identity():
 
 def test_cli_tiny(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["synth", "sports", "--out", str(out), "--seed", "3", "--size", "tiny", "--frames", "4",
-                 "--workers", "1"]) == 0
+    assert (
+        main(["synth", "sports", "--out", str(out), "--seed", "3", "--size", "tiny", "--frames", "4", "--workers", "1"])
+        == 0
+    )
     assert "sports world" in capsys.readouterr().out
     assert (out / "contact_sheet.png").is_file() and (out / "train").is_dir() and (out / "val").is_dir()
     assert main(["synth", "sports", "--out", str(out), "--seed", "4", "--size", "tiny", "--frames", "4"]) == 2
@@ -245,7 +254,11 @@ def test_interrupted_run_resumes_to_the_same_world(tmp_path, monkeypatch):
     generate_world("sports", out, seed=2, preset="tiny", frames=3, contact_sheet=False)
     fresh = tmp_path / "fresh"
     generate_world("sports", fresh, seed=2, preset="tiny", frames=3, contact_sheet=False)
-    for rel in ("identities.csv", "track_mapping.csv", "train/sports-train-0001/gt/gt.txt",
-                "val/sports-val-0002/img1/000003.jpg"):
+    for rel in (
+        "identities.csv",
+        "track_mapping.csv",
+        "train/sports-train-0001/gt/gt.txt",
+        "val/sports-val-0002/img1/000003.jpg",
+    ):
         assert (out / rel).read_bytes() == (fresh / rel).read_bytes()
     assert not (tmp_path / ".w.partial").exists()

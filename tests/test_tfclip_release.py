@@ -48,11 +48,11 @@ def released_tmd(tmd: TemporalMemoryDiffusion, tokens: torch.Tensor, heads: int)
     ln = lambda norm, x: F.layer_norm(x, (d,), norm.weight, norm.bias)  # noqa: E731
     message_attn, attn = _torch_mha(tmd.message_attn, d, heads), _torch_mha(tmd.attn, d, heads)
     x = tokens.reshape(b * t, l, d).permute(1, 0, 2).reshape(l, b, t, d)
-    msg = tmd.message(x.mean(0))                                     # [b, T, d]
+    msg = tmd.message(x.mean(0))  # [b, T, d]
     msg = msg.view(b, t, 1, d).permute(1, 2, 0, 3).reshape(t, b, d)  # [T, b, d]
     h = ln(tmd.message_norm, msg)
     msg = msg + message_attn(h, h, h, need_weights=False)[0]
-    msg = msg.view(t, 1, b, d).permute(1, 2, 0, 3)                   # [1, b, T, d]
+    msg = msg.view(t, 1, b, d).permute(1, 2, 0, 3)  # [1, b, T, d]
     x = torch.cat([x, msg], dim=0).reshape(l + 1, b * t, d)
     h = ln(tmd.norm1, x)
     x = x + attn(h, h, h, need_weights=False)[0]
@@ -108,12 +108,18 @@ def test_tmd_equals_the_released_equations():
 def test_ssp_equals_the_released_equations_and_is_not_zero_at_init():
     torch.manual_seed(0)
     ssp = SequenceSpecificPrompt(16, layers=2, heads=2)
-    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in ssp.modules() if isinstance(m, nn.Linear) and
-               m.bias is not None)
+    assert all(
+        float(m.bias.detach().abs().max()) == 0.0
+        for m in ssp.modules()
+        if isinstance(m, nn.Linear) and m.bias is not None
+    )
     weights = torch.cat([m.weight.detach().reshape(-1) for m in ssp.modules() if isinstance(m, nn.Linear)])
     assert 0.015 < float(weights.std()) < 0.025
-    assert all(not (m.q.bias is not None or m.kv.bias is not None)
-               for layer in ssp.layers for m in (layer.self_attn, layer.cross_attn))
+    assert all(
+        not (m.q.bias is not None or m.kv.bias is not None)
+        for layer in ssp.layers
+        for m in (layer.self_attn, layer.cross_attn)
+    )
     memory, visual = torch.randn(7, 16), torch.randn(3, 9, 16)
     ssp.eval()
     with torch.no_grad():
@@ -168,9 +174,11 @@ def test_loss_is_the_released_sum():
         frames = released_tmd(model.tmd, tokens, heads=1)
         video = frames.mean(1)
         bn = lambda x, norm: F.batch_norm(x, None, None, norm.weight, norm.bias, training=True)  # noqa: E731
-        scores = [model.neck.classifier(bn(img, model.neck.bn)),
-                  model.neck_proj.classifier(bn(proj, model.neck_proj.bn)),
-                  model.neck_tmd.classifier(bn(video, model.neck_tmd.bn))]
+        scores = [
+            model.neck.classifier(bn(img, model.neck.bn)),
+            model.neck_proj.classifier(bn(proj, model.neck_proj.bn)),
+            model.neck_tmd.classifier(bn(video, model.neck_tmd.bn)),
+        ]
         frame_score = model.neck_tmd.classifier(bn(frames.reshape(b * t, -1), model.frame_norm))
         memory = model.clip_memory
         refined = memory + model.ssp(memory, enc.project(tokens).mean(1))
@@ -266,8 +274,10 @@ def test_memory_averages_every_clip_of_each_tracklet_without_sie():
     assert model.prepare_sampling == "dense"
     gen = torch.Generator().manual_seed(3)
     clips = [torch.randn(c, 4, 3, 32, 16, generator=gen) for c in (3, 1, 2, 2)]  # four tracklets
-    loader = [{"images": [clips[0], clips[1]], "pid": torch.tensor([0, 1]), "camid": torch.tensor([1, 1])},
-              {"images": torch.stack(clips[2:]), "pid": torch.tensor([0, 1]), "camid": torch.tensor([0, 1])}]
+    loader = [
+        {"images": [clips[0], clips[1]], "pid": torch.tensor([0, 1]), "camid": torch.tensor([1, 1])},
+        {"images": torch.stack(clips[2:]), "pid": torch.tensor([0, 1]), "camid": torch.tensor([0, 1])},
+    ]
     model.prepare(loader, max_clips=2)
     with torch.no_grad():
         per_track = [enc.proj(enc(c.flatten(0, 1))[:, 0]).reshape(c.shape[0], 4, -1).mean(1).mean(0) for c in clips]

@@ -14,15 +14,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixtures_train import tiny_captions, tiny_dataset, write_identity_table, write_tiny_clip  # noqa: E402
-
 from cgclip.config import load_config  # noqa: E402
 from cgclip.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from cgclip.train import checkpoint as ckpt  # noqa: E402
 from cgclip.train.trainer import train  # noqa: E402
+from fixtures_train import tiny_captions, tiny_dataset, write_identity_table, write_tiny_clip  # noqa: E402
 
-SMALL = ["data.image_size=[32,16]", "data.seq_len=4", "data.p=4", "data.k=2", "train.num_workers=0",
-         "data.val_identities=3", "data.cache_images=true"]
+SMALL = [
+    "data.image_size=[32,16]",
+    "data.seq_len=4",
+    "data.p=4",
+    "data.k=2",
+    "train.num_workers=0",
+    "data.val_identities=3",
+    "data.cache_images=true",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +67,18 @@ def test_model_trains_on_cpu_and_evaluates(world, tmp_path, model):
         assert json.loads((run / "model.json").read_text())["model"]["sie"] is False
 
     # the run folder
-    for name in ("config.yaml", "run.json", "dataset.json", "environment.json", "metrics.jsonl", "model.safetensors",
-                 "model.json", "clip/config.json", "checkpoints/last.json", "checkpoints/best.json"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "dataset.json",
+        "environment.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "model.json",
+        "clip/config.json",
+        "checkpoints/last.json",
+        "checkpoints/best.json",
+    ):
         assert (run / name).is_file(), name
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
@@ -130,10 +146,22 @@ def test_checkpoint_files_are_checked(tmp_path):
     opt = torch.optim.Adam(model.parameters())
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    ckpt.save_checkpoint(tmp_path, "last", epoch=1, model_state=model.state_dict(), optimizer_state=opt.state_dict(),
-                         state={"rng": ckpt.rng_state()})
-    ckpt.save_checkpoint(tmp_path, "last", epoch=2, model_state=model.state_dict(), optimizer_state=opt.state_dict(),
-                         state={"rng": ckpt.rng_state()})
+    ckpt.save_checkpoint(
+        tmp_path,
+        "last",
+        epoch=1,
+        model_state=model.state_dict(),
+        optimizer_state=opt.state_dict(),
+        state={"rng": ckpt.rng_state()},
+    )
+    ckpt.save_checkpoint(
+        tmp_path,
+        "last",
+        epoch=2,
+        model_state=model.state_dict(),
+        optimizer_state=opt.state_dict(),
+        state={"rng": ckpt.rng_state()},
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last-e0002.safetensors", "last.json"]
     state, side = ckpt.load_checkpoint(tmp_path, "last")
     assert torch.equal(state["weight"], model.weight.detach())
@@ -197,40 +225,90 @@ def test_dense_extraction_averages_clip_features_and_resumes(world, tmp_path):
 
     _, dataset, _ = world
     tracklets = dataset.train[:5]
-    dense = extract_features(_MeanModel(), tracklets, image_size=[32, 16], seq_len=2, sampling="dense",
-                             batch_size=3, precision="fp32")
+    dense = extract_features(
+        _MeanModel(), tracklets, image_size=[32, 16], seq_len=2, sampling="dense", batch_size=3, precision="fp32"
+    )
     ds = VideoClipDataset(tracklets, 2, "dense", build_transform(size=(32, 16), train=False))
     for i, t in enumerate(tracklets):
         clips = ds[i]["images"]
         assert clips.shape[0] == len(dense_clips(len(t.frames), 2))
         assert dense[i, 0].item() == pytest.approx(clips.mean(dim=(1, 2, 3, 4)).mean().item(), abs=1e-5)
-    first = extract_features(_MeanModel(), tracklets, image_size=[32, 16], seq_len=2, precision="fp32",
-                             cache_dir=tmp_path / "cache", fingerprint="x", chunk_size=2)
+    first = extract_features(
+        _MeanModel(),
+        tracklets,
+        image_size=[32, 16],
+        seq_len=2,
+        precision="fp32",
+        cache_dir=tmp_path / "cache",
+        fingerprint="x",
+        chunk_size=2,
+    )
     assert len(list((tmp_path / "cache").glob("chunk-*.safetensors"))) == 3
-    again = extract_features(_MeanModel(), tracklets, image_size=[32, 16], seq_len=2, precision="fp32",
-                             cache_dir=tmp_path / "cache", fingerprint="x", chunk_size=2)
+    again = extract_features(
+        _MeanModel(),
+        tracklets,
+        image_size=[32, 16],
+        seq_len=2,
+        precision="fp32",
+        cache_dir=tmp_path / "cache",
+        fingerprint="x",
+        chunk_size=2,
+    )
     assert torch.equal(first, again)
 
 
 def test_cli_train_evaluate_extract_on_ilidsvid(world, tmp_path, capsys):
     """`cgclip train` (cgclip with captions from an identity table) → `cgclip evaluate` → `cgclip extract`, and the
     iLIDS-VID split protocol with mean ± std."""
-    from fixtures_reid import write_ilidsvid
-
     from cgclip.cli import main
     from cgclip.eval.features_io import load_features
+    from fixtures_reid import write_ilidsvid
 
     clip, _, _ = world
     persons = list(range(1, 13))
     data = tmp_path / "ilids"
     write_ilidsvid(data, persons=persons, frames=5)
     table = write_identity_table(tmp_path / "identities.csv", [f"person{p:03d}" for p in persons])
-    common = ["--preset", "tiny", "--dataset", str(data), "--clip", str(clip), "--set", "data.image_size=[32,16]",
-              "--set", "data.p=4", "--set", "data.k=2", "--set", "data.seq_len=4", "--set", "train.num_workers=0",
-              "--set", "train.precision=fp32", "--epochs", "2"]
+    common = [
+        "--preset",
+        "tiny",
+        "--dataset",
+        str(data),
+        "--clip",
+        str(clip),
+        "--set",
+        "data.image_size=[32,16]",
+        "--set",
+        "data.p=4",
+        "--set",
+        "data.k=2",
+        "--set",
+        "data.seq_len=4",
+        "--set",
+        "train.num_workers=0",
+        "--set",
+        "train.precision=fp32",
+        "--epochs",
+        "2",
+    ]
     run = tmp_path / "run"
-    assert main(["train", *common, "--model", "cgclip", "--captions", str(table), "--out", str(run),
-                 "--set", "data.val_identities=2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--model",
+                "cgclip",
+                "--captions",
+                str(table),
+                "--out",
+                str(run),
+                "--set",
+                "data.val_identities=2",
+            ]
+        )
+        == 0
+    )
     assert "epoch   2" in capsys.readouterr().out
     assert main(["evaluate", "--run", str(run), "--test-sampling", "dense", "--gallery-mode", "query+gallery"]) == 0
     res = json.loads((run / "results.json").read_text())
@@ -265,8 +343,25 @@ def test_cli_train_evaluate_extract_on_ilidsvid(world, tmp_path, capsys):
     assert "model.cmr_fusion" in capsys.readouterr().err
 
     proto = tmp_path / "proto"
-    assert main(["train", *common, "--model", "tap", "--out", str(proto), "--splits", "0-1",
-                 "--set", "data.val_identities=0", "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--model",
+                "tap",
+                "--out",
+                str(proto),
+                "--splits",
+                "0-1",
+                "--set",
+                "data.val_identities=0",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((proto / "results.json").read_text())
     assert summary["protocol"]["splits"] == [0, 1] and set(summary["splits"]) == {"0", "1"}
     values = [summary["splits"][s]["rank1"] for s in ("0", "1")]
@@ -285,7 +380,9 @@ def test_train_refuses_an_out_folder_it_did_not_write(world, tmp_path):
     with pytest.raises(ConfigError, match="folder of files cgclip did not write"):
         train(cfg, user, dataset=dataset, captions=captions)
     assert (user / "config.yaml").read_text() == "my own settings\n" and sorted(p.name for p in user.iterdir()) == [
-        "config.yaml", "metrics.jsonl"]
+        "config.yaml",
+        "metrics.jsonl",
+    ]
     afile = tmp_path / "a-file"
     afile.write_text("x")
     with pytest.raises(ConfigError, match="names a file"):
@@ -302,16 +399,19 @@ def test_camera_wise_validation_holds_out_people_who_share_scenes():
     from cgclip.train.validation import carve_validation
 
     # 6 scenes (cameras) of 4 people each; every person also appears in the next scene, so all are eligible
-    train = [Tracklet((f"f{s}{p}",), pid=4 * s + p, camid=c, identity=f"id{4 * s + p}")
-             for s in range(6) for p in range(4) for c in (s, (s + 1) % 6)]
+    train = [
+        Tracklet((f"f{s}{p}",), pid=4 * s + p, camid=c, identity=f"id{4 * s + p}")
+        for s in range(6)
+        for p in range(4)
+        for c in (s, (s + 1) % 6)
+    ]
     for seed in range(5):
         split = carve_validation(train, 4, seed=seed, selection="cameras")
         held = {t.pid for t in split.query}
         scenes = {pid // 4 for pid in held}
         assert len(held) == 4 and len(scenes) <= 2  # one scene's people (or its neighbour's, who also appear there)
         assert any(all(cam in {t.camid for t in train if t.pid == p} for p in held) for cam in range(6))
-    spread = [len({t.pid // 4 for t in carve_validation(train, 4, seed=s, selection="random").query})
-              for s in range(5)]
+    spread = [len({t.pid // 4 for t in carve_validation(train, 4, seed=s, selection="random").query}) for s in range(5)]
     assert max(spread) >= 3  # random draws come from many scenes
     with pytest.raises(DataError, match="val_selection"):
         carve_validation(train, 4, selection="teams")

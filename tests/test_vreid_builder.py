@@ -62,8 +62,14 @@ def _positives_ok(items: list[Tracklet], q: list[int], g: list[int]) -> bool:
 
 def test_select_queries_rule() -> None:
     cases = {  # sequences and tracklet counts of one identity → number of queries
-        (("A", 3), ("B", 1)): 1, (("A", 1), ("B", 1)): 1, (("A", 2), ("B", 2)): 2, (("A", 1), ("B", 1), ("C", 1)): 2,
-        (("A", 3), ("B", 1), ("C", 1)): 2, (("A", 2), ("B", 2), ("C", 1)): 3, (("A", 5),): 0}
+        (("A", 3), ("B", 1)): 1,
+        (("A", 1), ("B", 1)): 1,
+        (("A", 2), ("B", 2)): 2,
+        (("A", 1), ("B", 1), ("C", 1)): 2,
+        (("A", 3), ("B", 1), ("C", 1)): 2,
+        (("A", 2), ("B", 2), ("C", 1)): 3,
+        (("A", 5),): 0,
+    }
     for seqs, n_queries in cases.items():
         items = [_t("x", s, k) for s, n in seqs for k in range(n)]
         q, g = select_queries(items, seed=3)
@@ -79,27 +85,52 @@ def test_world_counts_and_rule(built: tuple[Path, Path, object]) -> None:
     assert s.sequences == {"train": 2, "val": 3} and s.cameras == 5
     assert s.tracklets == {"train": 8, "query": 4, "gallery": 7}
     assert s.identities == {"train": 4, "val": 5, "query": 3, "distractor": 2}
-    assert s.dropped == {"outside_image": 1, "too_small": 1, "low_visibility": 1, "missing_image": 0,
-                         "corrupt_image": 0, "short_tracklet": 3}
+    assert s.dropped == {
+        "outside_image": 1,
+        "too_small": 1,
+        "low_visibility": 1,
+        "missing_image": 0,
+        "corrupt_image": 0,
+        "short_tracklet": 3,
+    }
     assert (s.ignored_rows, s.crops_written, s.crops_reused, s.unused_identities) == (5, 54, 0, 1)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["identities"] == ORDER and [c["sequence"] for c in manifest["cameras"]] == list(CAMS)
-    cuts = {(t["seqid"], t["track_id"], t["segment"]): tuple(t["source_frames"])
-            for part in manifest["splits"].values() for t in part}
-    assert cuts == {("TA", 0, 0): (1, 4), ("TA", 0, 1): (5, 8), ("TA", 0, 2): (9, 10), ("TA", 1, 0): (1, 2),
-                    ("TA", 1, 1): (4, 6), ("TA", 2, 0): (1, 3), ("TB", 1, 0): (1, 4), ("TB", 2, 0): (3, 4),
-                    ("VA", 1, 0): (1, 4), ("VA", 1, 1): (5, 6), ("VA", 2, 0): (1, 3), ("VA", 3, 0): (1, 4),
-                    ("VA", 4, 0): (1, 2), ("VA", 4, 1): (4, 5), ("VB", 0, 0): (1, 4), ("VB", 1, 0): (1, 2),
-                    ("VB", 2, 0): (1, 2), ("VB", 2, 1): (4, 5), ("VC", 5, 0): (1, 3)}
+    cuts = {
+        (t["seqid"], t["track_id"], t["segment"]): tuple(t["source_frames"])
+        for part in manifest["splits"].values()
+        for t in part
+    }
+    assert cuts == {
+        ("TA", 0, 0): (1, 4),
+        ("TA", 0, 1): (5, 8),
+        ("TA", 0, 2): (9, 10),
+        ("TA", 1, 0): (1, 2),
+        ("TA", 1, 1): (4, 6),
+        ("TA", 2, 0): (1, 3),
+        ("TB", 1, 0): (1, 4),
+        ("TB", 2, 0): (3, 4),
+        ("VA", 1, 0): (1, 4),
+        ("VA", 1, 1): (5, 6),
+        ("VA", 2, 0): (1, 3),
+        ("VA", 3, 0): (1, 4),
+        ("VA", 4, 0): (1, 2),
+        ("VA", 4, 1): (4, 5),
+        ("VB", 0, 0): (1, 4),
+        ("VB", 1, 0): (1, 2),
+        ("VB", 2, 0): (1, 2),
+        ("VB", 2, 1): (4, 5),
+        ("VC", 5, 0): (1, 3),
+    }
     ds = load_vreid(out, verify_frames=True)
     for t in (*ds.train, *ds.query, *ds.gallery):
         assert t.camid == CAMS[t.seqid] and all(Path(f).is_file() for f in t.frames)
     assert ds.train[0].frames[0].endswith("crops/train/TA/0_0/00000001.jpg")
     assert ds.train_identities() == ["ath_a", "ath_b", "ath_c", "train/TA/2"]
-    assert {(t.identity, t.pid) for t in (*ds.query, *ds.gallery)} == {(i, ORDER.index(i)) for i in
-                                                                       ("P1", "P2", "P3", "P4", "val/VA/3")}
-    assert sorted((t.identity, t.seqid) for t in ds.query) == [("P1", "VA"), ("P2", "VA"), ("P4", "VA"),
-                                                               ("P4", "VB")]
+    assert {(t.identity, t.pid) for t in (*ds.query, *ds.gallery)} == {
+        (i, ORDER.index(i)) for i in ("P1", "P2", "P3", "P4", "val/VA/3")
+    }
+    assert sorted((t.identity, t.seqid) for t in ds.query) == [("P1", "VA"), ("P2", "VA"), ("P4", "VA"), ("P4", "VB")]
     assert not {t.frames for t in ds.query} & {t.frames for t in ds.gallery}
     for q in ds.query:  # every query has a positive in another camera
         assert any(g.pid == q.pid and g.camid != q.camid for g in ds.gallery)
@@ -121,8 +152,12 @@ def test_rerun_is_idempotent_and_params_change_prunes(built: tuple[Path, Path, o
     crops = {k: v for k, v in files.items() if k.endswith(".jpg")}
     assert {k: v for k, v in _files(out).items() if k.endswith(".jpg")} == crops  # not re-encoded
     third = _build(root, out, max_len=3)
-    listed = {f for part in json.loads((out / "manifest.json").read_text())["splits"].values() for t in part
-              for f in t["frames"]}
+    listed = {
+        f
+        for part in json.loads((out / "manifest.json").read_text())["splits"].values()
+        for t in part
+        for f in t["frames"]
+    }
     assert {f for f in _files(out) if f.startswith("crops/") and not f.endswith(CropStore.KEYS)} == listed
     assert third.crops_written == 1  # crops of changed segments were moved; only VB track 0 frame 5 is new
     fresh = tmp_path / "fresh"
@@ -132,8 +167,9 @@ def test_rerun_is_idempotent_and_params_change_prunes(built: tuple[Path, Path, o
     assert (out / "manifest.json").read_text() == manifest and set(_files(out)) == set(files)
 
 
-def test_interrupted_build_resumes(built: tuple[Path, Path, object], tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_resumes(
+    built: tuple[Path, Path, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, ref, _ = built
     out = tmp_path / "ds"
     _build(root, out)
@@ -178,8 +214,11 @@ def test_corrupt_and_missing_frames_are_counted(tmp_path: Path, caplog: pytest.L
 
 def test_bad_input_messages(tmp_path: Path) -> None:
     root = write_mot_world(tmp_path / "leak", mapping_extra=["val,VC,99,ath_a"])
-    with pytest.raises(DataError, match=r"track_mapping.csv:\d+: identity 'ath_a' is mapped in split 'train' "
-                                        r"\(line 2\) and in split 'val'"):
+    with pytest.raises(
+        DataError,
+        match=r"track_mapping.csv:\d+: identity 'ath_a' is mapped in split 'train' "
+        r"\(line 2\) and in split 'val'",
+    ):
         _build(root, tmp_path / "o1")
     (root / "track_mapping.csv").write_text("split,sequence,track_id,identity_id\nval,VC,5,NOPE\n")
     with pytest.raises(DataError, match="track_mapping.csv:2: identity 'NOPE' is not in the identity table"):
@@ -245,8 +284,9 @@ def test_build_refuses_an_out_it_did_not_write(tmp_path: Path) -> None:
     (user / "identities.csv").write_text("my table\n")
     with pytest.raises(ConfigError, match="folder of files cgclip did not write"):
         _build(root, user)
-    assert [p.name for p in user.iterdir()] == ["identities.csv"] and (user / "identities.csv").read_text() == \
-        "my table\n"
+    assert [p.name for p in user.iterdir()] == ["identities.csv"] and (
+        user / "identities.csv"
+    ).read_text() == "my table\n"
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(ConfigError, match="names a file"):
         _build(root, tmp_path / "a-file")

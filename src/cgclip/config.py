@@ -22,23 +22,63 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
-from cgclip.config_sections import (CHOICES, DATASET_KINDS, MODEL_DATA_DEFAULTS, MODEL_DEFAULTS, MODEL_NAMES, RANGES,
-                                    SECTIONS, Config, DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig,
-                                    resolve_defaults, resolve_model_defaults)
+from cgclip.config_sections import (
+    CHOICES,
+    DATASET_KINDS,
+    MODEL_DATA_DEFAULTS,
+    MODEL_DEFAULTS,
+    MODEL_NAMES,
+    RANGES,
+    SECTIONS,
+    Config,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    resolve_defaults,
+    resolve_model_defaults,
+)
 from cgclip.errors import ConfigError, DataError
 from cgclip.io_utils import read_text
 
-__all__ = ["CHOICES", "DATASET_KINDS", "MODEL_DATA_DEFAULTS", "MODEL_DEFAULTS", "MODEL_NAMES", "PRESET_DIR", "RANGES",
-           "SECTIONS", "Config",
-           "ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "OptimConfig", "TrainConfig", "apply_overrides",
-           "check_allowed", "check_field",
-           "config_from_dict", "config_to_dict", "config_to_yaml", "diff_configs", "load_config", "parse_override",
-           "preset_names", "preset_path", "resolve_defaults", "resolve_model_defaults", "validate"]
+__all__ = [
+    "CHOICES",
+    "DATASET_KINDS",
+    "MODEL_DATA_DEFAULTS",
+    "MODEL_DEFAULTS",
+    "MODEL_NAMES",
+    "PRESET_DIR",
+    "RANGES",
+    "SECTIONS",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "check_allowed",
+    "check_field",
+    "config_from_dict",
+    "config_to_dict",
+    "config_to_yaml",
+    "diff_configs",
+    "load_config",
+    "parse_override",
+    "preset_names",
+    "preset_path",
+    "resolve_defaults",
+    "resolve_model_defaults",
+    "validate",
+]
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -109,8 +149,9 @@ def _unknown(key: str, known: Sequence[str], source: str | None) -> ConfigError:
 def _apply(cfg: Config, tree: dict[str, Any], source: str | None) -> None:
     """Set every ``section.key`` of a nested mapping onto ``cfg`` with type coercion."""
     if not isinstance(tree, dict):
-        raise ConfigError("a configuration file must be a mapping of sections (data, model, optim, train, eval)",
-                          path=source)
+        raise ConfigError(
+            "a configuration file must be a mapping of sections (data, model, optim, train, eval)", path=source
+        )
     for section, values in tree.items():
         if section not in SECTIONS:
             raise _unknown(str(section), list(SECTIONS), source)
@@ -134,13 +175,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(read_text(path, "configuration file"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML ({getattr(exc, 'problem', exc)})", path=path,
-                          line=mark.line + 1 if mark is not None else None) from exc
+        raise ConfigError(
+            f"not valid YAML ({getattr(exc, 'problem', exc)})",
+            path=path,
+            line=mark.line + 1 if mark is not None else None,
+        ) from exc
     except DataError as exc:
         raise ConfigError(str(exc)) from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"expected sections (model:, data:, train: ...) at the top level, got a YAML "
-                          f"{type(data).__name__}; see configs/README.md", path=path)
+        raise ConfigError(
+            f"expected sections (model:, data:, train: ...) at the top level, got a YAML "
+            f"{type(data).__name__}; see configs/README.md",
+            path=path,
+        )
     return data or {}
 
 
@@ -165,10 +212,10 @@ def _resolve_file(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[dict[s
     data = dict(_read_yaml(path))
     bases = data.pop("_base_", None)
     layers: list[tuple[dict[str, Any], str]] = []
-    for base in ([bases] if isinstance(bases, str) else list(bases or [])):
+    for base in [bases] if isinstance(bases, str) else list(bases or []):
         if not isinstance(base, str):
             raise ConfigError(f"_base_: expected a preset name or a file path (got {base!r})", path=path)
-        candidate = (path.parent / base)
+        candidate = path.parent / base
         if base.endswith((".yaml", ".yml")) or candidate.is_file():
             layers += _resolve_file(candidate, chain + (path,))
         else:
@@ -203,8 +250,11 @@ def check_allowed(key: str, value: Any, meta: Mapping[str, Any], source: str | N
         return
     lo, hi = bounds
     open_max = bool(meta.get("open_max"))
-    inside = math.isfinite(value) and (lo is None or value >= lo) and (
-        hi is None or (value < hi if open_max else value <= hi))
+    inside = (
+        math.isfinite(value)
+        and (lo is None or value >= lo)
+        and (hi is None or (value < hi if open_max else value <= hi))
+    )
     if not inside:
         span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{')' if open_max else ']'}"
         raise ConfigError(f"{key}: {value!r} is outside {span}", path=source)
@@ -230,8 +280,9 @@ def validate(cfg: Config, source: str | None = None) -> Config:
         raise ConfigError(f"data.image_size: expected [H, W] of two positive integers (got {size!r})", path=source)
     ms = cfg.optim.milestones
     if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in ms) or list(ms) != sorted(set(ms)):
-        raise ConfigError(f"optim.milestones: expected increasing positive epochs like [30, 50] (got {ms!r})",
-                          path=source)
+        raise ConfigError(
+            f"optim.milestones: expected increasing positive epochs like [30, 50] (got {ms!r})", path=source
+        )
     betas = cfg.optim.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise ConfigError(f"optim.betas: expected two numbers in [0, 1) (got {betas!r})", path=source)
@@ -242,7 +293,9 @@ def validate(cfg: Config, source: str | None = None) -> Config:
     return cfg
 
 
-def load_config(preset: str | None = None, overrides: Sequence[str] = (), yaml_path: str | Path | None = None) -> Config:
+def load_config(
+    preset: str | None = None, overrides: Sequence[str] = (), yaml_path: str | Path | None = None
+) -> Config:
     """Resolve a configuration: defaults ← preset ← YAML file (with its ``_base_`` chain) ← ``key=value`` overrides.
 
     Raises :class:`ConfigError` naming the key (and file) of an unknown key, a value of the wrong type or outside its
@@ -288,4 +341,3 @@ def diff_configs(a: Config, b: Config) -> list[str]:
     """The ``section.key`` names whose values differ between two configurations."""
     da, db = config_to_dict(a), config_to_dict(b)
     return [f"{s}.{k}" for s in da for k in da[s] if da[s][k] != db[s][k]]
-

@@ -8,8 +8,9 @@ allowed values (``choices``) or its range (``bounds``) as field metadata (:func:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from cgclip.registry import DATASETS, MODELS
 from cgclip.runtime import PRECISIONS
@@ -18,14 +19,26 @@ MODEL_NAMES = MODELS.names()
 DATASET_KINDS = ("auto", *DATASETS.names())
 
 
-def option(default: Any = dataclasses.MISSING, *, choices: Sequence[Any] | None = None,
-           bounds: tuple[float | None, float | None] | None = None, open_max: bool = False,
-           default_factory: Any = dataclasses.MISSING) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    choices: Sequence[Any] | None = None,
+    bounds: tuple[float | None, float | None] | None = None,
+    open_max: bool = False,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
     """A configuration field with its allowed values: ``choices`` (a sequence) or inclusive ``bounds`` ``(lo, hi)``
     (None = unbounded on that side; ``open_max`` excludes ``hi``), read by :func:`cgclip.config.check_allowed` for
     YAML, ``--set`` and ``build_model`` alike."""
-    metadata = {k: v for k, v in (("choices", tuple(choices) if choices is not None else None), ("bounds", bounds),
-                                  ("open_max", open_max or None)) if v is not None}
+    metadata = {
+        k: v
+        for k, v in (
+            ("choices", tuple(choices) if choices is not None else None),
+            ("bounds", bounds),
+            ("open_max", open_max or None),
+        )
+        if v is not None
+    }
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -69,16 +82,16 @@ class DataConfig:
     seq_len: int = option(8, bounds=(1, None))
     p: int = option(8, bounds=(1, None))
     k: int = option(4, bounds=(1, None))
-    epoch_mode: str = option("tracklet", choices=('tracklet', 'identity'))
+    epoch_mode: str = option("tracklet", choices=("tracklet", "identity"))
     spread_cameras: bool = False
     same_camera_identities: int = option(0, bounds=(0, None))
     flip_p: float = option(0.5, bounds=(0, 1))
     erase_p: float = option(0.5, bounds=(0, 1))
     # one rectangle (2-40 %) for the whole clip, or "frame": each frame its own (2-20 %, TF-CLIP's release);
     # None = the model's default (MODEL_DATA_DEFAULTS: frame for tfclip, clip for the others)
-    erase_mode: str | None = option(None, choices=('clip', 'frame', None))
+    erase_mode: str | None = option(None, choices=("clip", "frame", None))
     val_identities: int = option(0, bounds=(0, None))
-    val_selection: str = option("cameras", choices=('cameras', 'random'))
+    val_selection: str = option("cameras", choices=("cameras", "random"))
     cache_images: bool = False
 
 
@@ -96,14 +109,14 @@ class ModelConfig:
     clip_path: str | None = None
     tfe_queries: int = option(15, bounds=(1, None))
     tfe_blocks: int = option(1, bounds=(1, None))
-    tfe_output: str = option("concat", choices=('concat', 'tfe', 'cls_mean'))
+    tfe_output: str = option("concat", choices=("concat", "tfe", "cls_mean"))
     tfe_norm: bool = True  # LayerNorm on the TFE output: balances it against the CLS mean (chosen on validation)
     part_norm: bool = False  # cgclip retrieval feature: each part (CLS mean, TFE) L2-normalised before the concat
-    cmr_fusion: str = option("c", choices=('a', 'b', 'c'))
+    cmr_fusion: str = option("c", choices=("a", "b", "c"))
     cmr_blocks: int = option(2, bounds=(1, None))
     memory_momentum: float = option(0.2, bounds=(0, 1))
     static_memory: bool = False
-    identity_mode: str = option("caption_idtext", choices=('caption', 'caption_idtext', 'caption_idemb'))
+    identity_mode: str = option("caption_idtext", choices=("caption", "caption_idtext", "caption_idemb"))
     ssp_blocks: int = option(2, bounds=(1, None))
     tmd: bool = True
     w_v2m: float = option(1.0, bounds=(0, None))
@@ -115,13 +128,13 @@ class ModelConfig:
     sie_coef: float = option(1.0, bounds=(0, None))
     freeze_stem: bool = False  # keep the patch embedding (a ViT's patch conv, the tiny CLIP's conv stem) as loaded
     # SIE added to the CLS token ("cls", TF-CLIP) or every token ("all"); None = model's
-    sie_tokens: str | None = option(None, choices=('cls', 'all', None))
+    sie_tokens: str | None = option(None, choices=("cls", "all", None))
     # tfclip: raw inner products as released, or "cosine" x a learnable scale
-    v2m_logits: str = option("raw", choices=('raw', 'cosine'))
+    v2m_logits: str = option("raw", choices=("raw", "cosine"))
     # tfclip CLIP-Memory over every consecutive T-frame clip ("all") or the first RRS clip
-    memory_clips: str = option("all", choices=('all', 'first'))
+    memory_clips: str = option("all", choices=("all", "first"))
     # retrieval feature: before the BNNeck (TF-CLIP, CLIP-ReID TEST.NECK_FEAT) or after
-    neck_feat: str = option("before", choices=('before', 'after'))
+    neck_feat: str = option("before", choices=("before", "after"))
     # scale s of L_v2m / L_v2rm at the start; None = the loaded CLIP's own
     logit_scale_init: float | None = option(None, bounds=(1, 100))
 
@@ -143,7 +156,7 @@ class OptimConfig:
     warmup_factor: float = option(0.1, bounds=(0, 1))
     milestones: list = field(default_factory=lambda: [30, 50])
     gamma: float = option(0.1, bounds=(0, None))
-    schedule_unit: str = option("epoch", choices=('epoch', 'iteration'))
+    schedule_unit: str = option("epoch", choices=("epoch", "iteration"))
     grad_clip: float = option(0.0, bounds=(0, None))
     # lr of the v2m / v2rm logit scale = lr x this, no weight decay; 0 = fixed
     logit_scale_lr_mult: float = option(10.0, bounds=(0, None))
@@ -204,10 +217,10 @@ class EvalConfig:
         batch_size: clips per forward pass during feature extraction.
     """
 
-    sampling: str = option("rrs_first", choices=('rrs_first', 'dense'))
+    sampling: str = option("rrs_first", choices=("rrs_first", "dense"))
     seq_len: int | None = option(None, bounds=(1, None))
-    gallery_mode: str = option("gallery", choices=('gallery', 'query+gallery'))
-    metric: str = option("cosine", choices=('cosine', 'euclidean'))
+    gallery_mode: str = option("gallery", choices=("gallery", "query+gallery"))
+    metric: str = option("cosine", choices=("cosine", "euclidean"))
     rerank: bool = False
     batch_size: int = option(32, bounds=(1, None))
 
@@ -248,10 +261,13 @@ def resolve_defaults(cfg: Config) -> Config:
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
 
-
 def _metadata(key: str) -> dict[str, Any]:
-    return {f"{section}.{f.name}": f.metadata[key] for section, cls in SECTIONS.items()
-            for f in dataclasses.fields(cls) if key in f.metadata}
+    return {
+        f"{section}.{f.name}": f.metadata[key]
+        for section, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if key in f.metadata
+    }
 
 
 def choices_of(cls: type, name: str) -> tuple[Any, ...]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
-                fsync: bool = True) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | Path, mode: str = "w", encoding: str | None = "utf-8", fsync: bool = True
+) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` and atomically move it onto ``path`` when the block succeeds.
 
     ``mode`` is ``"w"`` (text) or ``"wb"`` (binary). On an exception the temporary file is removed and ``path``
@@ -78,7 +80,9 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise CgclipError(f"not valid JSON ({exc.msg} at line {exc.lineno}); delete or regenerate it", path=path) from exc
+        raise CgclipError(
+            f"not valid JSON ({exc.msg} at line {exc.lineno}); delete or regenerate it", path=path
+        ) from exc
 
 
 def _json_default(obj: Any) -> Any:
@@ -104,8 +108,9 @@ def check_parents(path: str | Path, option: str = "--out") -> None:
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise ConfigError(f"{option}: {parent} is a file, so nothing can be written under it; choose another "
-                                  "path", path=path)
+                raise ConfigError(
+                    f"{option}: {parent} is a file, so nothing can be written under it; choose another path", path=path
+                )
             return
 
 
@@ -124,23 +129,31 @@ def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: s
         raise ConfigError(f"{option} names a file, not a folder: {fix}", path=path)
     if path.is_dir() and not ours and any(path.iterdir()):
         example = sorted(p.name for p in path.iterdir())[0]
-        raise ConfigError(f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: "
-                          f"{fix}", path=path)
+        raise ConfigError(
+            f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: {fix}",
+            path=path,
+        )
 
 
 def _json_with(keys: tuple[str, ...]) -> Callable[[Path], bool]:
     """A test for "a JSON object holding all of ``keys``" (how cgclip recognises a JSON file it wrote)."""
+
     def test(path: Path) -> bool:
         try:
             existing = read_json(path)
         except Exception:  # noqa: BLE001 - unreadable or not JSON: not ours
             return False
         return isinstance(existing, dict) and all(k in existing for k in keys)
+
     return test
 
 
-def check_output_file(path: str | Path, option: str = "--output", ours: Callable[[Path], bool] | tuple[str, ...]
-                      = ("protocol",), example: str = "results.json") -> None:
+def check_output_file(
+    path: str | Path,
+    option: str = "--output",
+    ours: Callable[[Path], bool] | tuple[str, ...] = ("protocol",),
+    example: str = "results.json",
+) -> None:
     """Refuse, before any work starts, an output file that cannot be written or that cgclip did not write.
 
     Fine: a new file in an existing folder (or under folders still to be made), or an existing file cgclip wrote —
@@ -156,8 +169,9 @@ def check_output_file(path: str | Path, option: str = "--output", ours: Callable
         raise ConfigError(f"{option} names a folder; give a file name (e.g. {path / example})", path=path)
     test = _json_with(ours) if isinstance(ours, tuple) else ours
     if path.exists() and not test(path):
-        raise ConfigError(f"{option} names an existing file cgclip did not write; nothing was changed: choose "
-                          "another path", path=path)
+        raise ConfigError(
+            f"{option} names an existing file cgclip did not write; nothing was changed: choose another path", path=path
+        )
 
 
 #: Weight files that are Python pickles: loading one can run code, so cgclip never does.
@@ -173,10 +187,12 @@ def check_safe_weights(model_dir: str | Path) -> None:
         return
     pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
     if pickles:
-        raise CheckpointError(f"weights are in pickle format ({pickles[0]}), which cgclip never loads (it can run "
-                              "code): re-save them as safetensors on a trusted machine, e.g. "
-                              "`Model.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
-                              path=folder)
+        raise CheckpointError(
+            f"weights are in pickle format ({pickles[0]}), which cgclip never loads (it can run "
+            "code): re-save them as safetensors on a trusted machine, e.g. "
+            "`Model.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
+            path=folder,
+        )
 
 
 #: Text files cgclip reads (tables, gt.txt, name lists, caption stores) are UTF-8, with or without a byte-order mark.
@@ -192,8 +208,9 @@ def read_text(path: str | Path, what: str = "text file") -> str:
     try:
         data = path.read_bytes()
     except PermissionError:
-        raise DataError(f"cannot read this {what}: permission denied; make it readable (chmod u+r)",
-                        path=path) from None
+        raise DataError(
+            f"cannot read this {what}: permission denied; make it readable (chmod u+r)", path=path
+        ) from None
     except IsADirectoryError:
         raise DataError(f"expected a {what}, found a folder", path=path) from None
     except OSError as exc:
@@ -201,6 +218,10 @@ def read_text(path: str | Path, what: str = "text file") -> str:
     try:
         return data.decode(TEXT_ENCODING)
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataError(f"byte 0x{data[exc.start]:02x} is not UTF-8: cgclip reads UTF-8 text (with or without BOM); "
-                        "re-save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')", path=path, line=line) from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"byte 0x{data[exc.start]:02x} is not UTF-8: cgclip reads UTF-8 text (with or without BOM); "
+            "re-save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')",
+            path=path,
+            line=line,
+        ) from None

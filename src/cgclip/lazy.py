@@ -8,11 +8,13 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any]
-                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, exports: dict[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Return ``(__getattr__, __dir__)`` for ``package`` resolving each name in ``exports`` (name → module) lazily.
 
     A resolved value is cached in ``namespace`` (the package's ``globals()``).
@@ -40,8 +42,11 @@ class _MovedLoader(importlib.abc.Loader):
         self.spec: Any = None
 
     def create_module(self, spec: Any) -> Any:
-        warnings.warn(f"{self.old} moved to {self.new}; the old path will be removed in the next release",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"{self.old} moved to {self.new}; the old path will be removed in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         module = importlib.import_module(self.new)
         self.spec = module.__spec__
         return module

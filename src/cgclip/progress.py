@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -21,8 +22,17 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-             **kwargs: Any) -> "tqdm[T]":
+def progress(
+    iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it", **kwargs: Any
+) -> tqdm[T]:
     """Wrap ``iterable`` (or a manual counter when ``iterable`` is None) in a tqdm bar with rate and ETA."""
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not progress_enabled(), dynamic_ncols=True,
-                smoothing=0.1, **kwargs)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not progress_enabled(),
+        dynamic_ncols=True,
+        smoothing=0.1,
+        **kwargs,
+    )

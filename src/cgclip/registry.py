@@ -17,8 +17,9 @@ Adding a model or a dataset is one new file (its builder or loader) and one ``re
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from cgclip.errors import ConfigError
 
@@ -75,21 +76,46 @@ class Registry:
 
 
 MODELS = Registry("model")
-MODELS.register("tap", {"builder": "cgclip.models.tap:build"}, label="TAP",
-                long_label="TAP (CLIP + temporal average pooling)",
-                defaults={"sie": False, "sie_tokens": "all"}, data_defaults={"erase_mode": "clip"})
+MODELS.register(
+    "tap",
+    {"builder": "cgclip.models.tap:build"},
+    label="TAP",
+    long_label="TAP (CLIP + temporal average pooling)",
+    defaults={"sie": False, "sie_tokens": "all"},
+    data_defaults={"erase_mode": "clip"},
+)
 # TF-CLIP: SIE on the CLS token (configs/vit_clipreid.yml SIE_CAMERA; model/clip/model.py l. 223) and its released
 # per-frame random erasing (docs/training.md)
-MODELS.register("tfclip", {"builder": "cgclip.models.tfclip:build"}, label="TF-CLIP", long_label="TF-CLIP",
-                defaults={"sie": True, "sie_tokens": "cls"}, data_defaults={"erase_mode": "frame"})
-MODELS.register("cgclip", {"builder": "cgclip.models.cgclip_model:build"}, label="CG-CLIP", long_label="CG-CLIP",
-                defaults={"sie": False, "sie_tokens": "all"}, data_defaults={"erase_mode": "clip"})
+MODELS.register(
+    "tfclip",
+    {"builder": "cgclip.models.tfclip:build"},
+    label="TF-CLIP",
+    long_label="TF-CLIP",
+    defaults={"sie": True, "sie_tokens": "cls"},
+    data_defaults={"erase_mode": "frame"},
+)
+MODELS.register(
+    "cgclip",
+    {"builder": "cgclip.models.cgclip_model:build"},
+    label="CG-CLIP",
+    long_label="CG-CLIP",
+    defaults={"sie": False, "sie_tokens": "all"},
+    data_defaults={"erase_mode": "clip"},
+)
 
 DATASETS = Registry("dataset")
-DATASETS.register("mars", {"loader": "cgclip.data.mars:load_mars", "detector": "cgclip.data.mars:detect"},
-                  description="MARS (bbox_train/, bbox_test/, info/)")
-DATASETS.register("ilidsvid", {"loader": "cgclip.data.ilidsvid:load_ilidsvid",
-                               "detector": "cgclip.data.ilidsvid:detect"},
-                  description="iLIDS-VID (i-LIDS-VID/, train-test people splits/)")
-DATASETS.register("vreid", {"loader": "cgclip.data.vreid:load_vreid", "detector": "cgclip.data.vreid:detect"},
-                  description="a folder written by cgclip build-mot (manifest.json)")
+DATASETS.register(
+    "mars",
+    {"loader": "cgclip.data.mars:load_mars", "detector": "cgclip.data.mars:detect"},
+    description="MARS (bbox_train/, bbox_test/, info/)",
+)
+DATASETS.register(
+    "ilidsvid",
+    {"loader": "cgclip.data.ilidsvid:load_ilidsvid", "detector": "cgclip.data.ilidsvid:detect"},
+    description="iLIDS-VID (i-LIDS-VID/, train-test people splits/)",
+)
+DATASETS.register(
+    "vreid",
+    {"loader": "cgclip.data.vreid:load_vreid", "detector": "cgclip.data.vreid:detect"},
+    description="a folder written by cgclip build-mot (manifest.json)",
+)

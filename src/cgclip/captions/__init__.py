@@ -9,5 +9,14 @@ from cgclip.captions.idtext import ID_TEXT_TEMPLATE, apply_id_text, id_text
 from cgclip.captions.load import annotation_records, load_identity_captions
 from cgclip.captions.store import SOURCES, CaptionRecord, CaptionStore, FailureRecord
 
-__all__ = ["ID_TEXT_TEMPLATE", "SOURCES", "CaptionRecord", "CaptionStore", "FailureRecord", "annotation_records",
-           "apply_id_text", "id_text", "load_identity_captions"]
+__all__ = [
+    "ID_TEXT_TEMPLATE",
+    "SOURCES",
+    "CaptionRecord",
+    "CaptionStore",
+    "FailureRecord",
+    "annotation_records",
+    "apply_id_text",
+    "id_text",
+    "load_identity_captions",
+]

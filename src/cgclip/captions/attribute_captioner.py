@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -39,13 +40,28 @@ class AttributeSet:
 
 DEFAULT_ATTRIBUTES: tuple[AttributeSet, ...] = (
     AttributeSet("gender", ("man", "woman"), ("a photo of a {v}.", "a {v} playing sports.")),
-    AttributeSet("hair", ("short black hair", "long black hair", "short brown hair", "long brown hair", "blond hair",
-                          "red hair", "grey hair", "a bald head"), ("a photo of a person with {v}.",)),
+    AttributeSet(
+        "hair",
+        (
+            "short black hair",
+            "long black hair",
+            "short brown hair",
+            "long brown hair",
+            "blond hair",
+            "red hair",
+            "grey hair",
+            "a bald head",
+        ),
+        ("a photo of a person with {v}.",),
+    ),
     AttributeSet("upper", COLOURS, ("a person wearing a {v} shirt.", "a person in a {v} top.")),
     AttributeSet("lower", COLOURS, ("a person wearing {v} shorts.", "a person wearing {v} pants.")),
     AttributeSet("shoes", COLOURS, ("a person wearing {v} shoes.", "a photo of {v} sneakers.")),
-    AttributeSet("number", tuple(str(n) for n in range(100)),
-                 ("a player wearing jersey number {v}.", "the number {v} printed on a shirt.")),
+    AttributeSet(
+        "number",
+        tuple(str(n) for n in range(100)),
+        ("a player wearing jersey number {v}.", "the number {v} printed on a shirt."),
+    ),
 )
 
 
@@ -82,8 +98,12 @@ def compose_caption(values: Mapping[str, str]) -> str:
 class AttributeCaptioner:
     """Scores attribute prompt sets with a CLIP encoder and composes captions."""
 
-    def __init__(self, encoder: FeatureEncoder, attributes: Sequence[AttributeSet] = DEFAULT_ATTRIBUTES,
-                 min_confidence: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        encoder: FeatureEncoder,
+        attributes: Sequence[AttributeSet] = DEFAULT_ATTRIBUTES,
+        min_confidence: Mapping[str, float] | None = None,
+    ) -> None:
         self.encoder = encoder
         self.attributes = tuple(attributes)
         self.min_confidence = dict(min_confidence or {})
@@ -117,8 +137,14 @@ def _subsample(items: list[FrameItem], max_frames: int) -> list[FrameItem]:
     return [items[i] for i in sorted(set(idx.tolist()))]
 
 
-def caption_attributes(items: Sequence[FrameItem], captioner: AttributeCaptioner, store: CaptionStore, *,
-                       model_name: str, max_frames: int = 16) -> dict[str, Any]:
+def caption_attributes(
+    items: Sequence[FrameItem],
+    captioner: AttributeCaptioner,
+    store: CaptionStore,
+    *,
+    model_name: str,
+    max_frames: int = 16,
+) -> dict[str, Any]:
     """Write one attribute caption per identity of ``items`` (identities already done are skipped).
 
     Returns ``{"captioned": n, "skipped": n, "failed": n, "scores": {identity: scores}}``.
@@ -143,14 +169,29 @@ def caption_attributes(items: Sequence[FrameItem], captioner: AttributeCaptioner
                     errors.append(f"{it.path}: {exc}")
             item = f"attribute:{identity}"
             if not images:
-                store.journal_failure(FailureRecord(task="attribute", item=item, identity=identity,
-                                                    error="no readable frame; " + "; ".join(errors[:2]),
-                                                    model=model_name, prompt_id=PROMPT_ID))
+                store.journal_failure(
+                    FailureRecord(
+                        task="attribute",
+                        item=item,
+                        identity=identity,
+                        error="no readable frame; " + "; ".join(errors[:2]),
+                        model=model_name,
+                        prompt_id=PROMPT_ID,
+                    )
+                )
                 result["failed"] += 1
                 continue
             caption, scores = captioner.caption_identity(images)
-            store.journal_caption(CaptionRecord(identity=identity, text=caption, source="attribute",
-                                                model=model_name, prompt_id=PROMPT_ID, item=item))
+            store.journal_caption(
+                CaptionRecord(
+                    identity=identity,
+                    text=caption,
+                    source="attribute",
+                    model=model_name,
+                    prompt_id=PROMPT_ID,
+                    item=item,
+                )
+            )
             result["scores"][identity] = scores
             result["captioned"] += 1
     finally:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Iterable, Mapping, Sequence
 
 from cgclip.captions.mllm import CaptionBackend, GenerationTask, Job, RunSummary, run_jobs
 from cgclip.captions.store import CaptionStore
@@ -48,8 +48,15 @@ def prompt_id_of(template: str, name: str) -> str:
     return name if builtin.get(name) == template else "custom-" + hashlib.sha1(template.encode()).hexdigest()[:10]
 
 
-def augment_captions(store: CaptionStore, backend: CaptionBackend, *, sources: Iterable[str] = ("mllm",),
-                     per_caption: int = 1, template: str = AUGMENT_PROMPT, limit: int | None = None) -> RunSummary:
+def augment_captions(
+    store: CaptionStore,
+    backend: CaptionBackend,
+    *,
+    sources: Iterable[str] = ("mllm",),
+    per_caption: int = 1,
+    template: str = AUGMENT_PROMPT,
+    limit: int | None = None,
+) -> RunSummary:
     """Add ``per_caption`` paraphrases (source ``"augment"``) of every caption of ``sources`` in ``store``.
 
     The paraphrase keeps the original's identity, tracklet and frame. ``template`` has ``{text}`` and ``{variant}``
@@ -64,16 +71,29 @@ def augment_captions(store: CaptionStore, backend: CaptionBackend, *, sources: I
         base = _digest(rec.identity, rec.tracklet, rec.frame, rec.source, rec.text)
         for k in range(per_caption):
             item = f"augment:{base}:{k}"
-            jobs.append(Job(item=item, identity=rec.identity, tracklet=rec.tracklet, frame=rec.frame,
-                            task=GenerationTask(key=item, prompt=template.format(text=rec.text, variant=_variant(k)))))
+            jobs.append(
+                Job(
+                    item=item,
+                    identity=rec.identity,
+                    tracklet=rec.tracklet,
+                    frame=rec.frame,
+                    task=GenerationTask(key=item, prompt=template.format(text=rec.text, variant=_variant(k))),
+                )
+            )
     if not jobs:
         logger.warning("no captions of source %s in %s to augment", ", ".join(sorted(allowed)), store.path)
-    return run_jobs(jobs, backend, store, source="augment", prompt_id=prompt_id, limit=limit,
-                    desc="augmenting captions")
+    return run_jobs(
+        jobs, backend, store, source="augment", prompt_id=prompt_id, limit=limit, desc="augmenting captions"
+    )
 
 
-def llm_paraphrase(store: CaptionStore, backend: CaptionBackend, descriptions: Mapping[str, tuple[str, Sequence[str]]],
-                   n: int = 9, template: str = PARAPHRASE_PROMPT) -> RunSummary:
+def llm_paraphrase(
+    store: CaptionStore,
+    backend: CaptionBackend,
+    descriptions: Mapping[str, tuple[str, Sequence[str]]],
+    n: int = 9,
+    template: str = PARAPHRASE_PROMPT,
+) -> RunSummary:
     """Ask the back-end for ``n`` paraphrases of each identity's description (source ``"paraphrase"``).
 
     ``descriptions`` maps identity → (canonical description, attribute values). A reply that drops any value (case
@@ -93,8 +113,9 @@ def llm_paraphrase(store: CaptionStore, backend: CaptionBackend, descriptions: M
         values = descriptions[job.identity][1]
         return reply if all(v.lower() in lowered for v in values) else None
 
-    return run_jobs(jobs, backend, store, source="paraphrase", prompt_id=prompt_id, desc="paraphrasing",
-                    postprocess=keeps_values)
+    return run_jobs(
+        jobs, backend, store, source="paraphrase", prompt_id=prompt_id, desc="paraphrasing", postprocess=keeps_values
+    )
 
 
 def needs_translation(value: str) -> bool:
@@ -102,8 +123,13 @@ def needs_translation(value: str) -> bool:
     return bool(value.strip()) and not value.isascii()
 
 
-def translate_attributes(rows: Sequence, backend: CaptionBackend, language: str = "English",
-                         translate_all: bool = False, template: str = TRANSLATE_PROMPT) -> tuple[list, list[str]]:
+def translate_attributes(
+    rows: Sequence,
+    backend: CaptionBackend,
+    language: str = "English",
+    translate_all: bool = False,
+    template: str = TRANSLATE_PROMPT,
+) -> tuple[list, list[str]]:
     """Translate the attribute values of identity-table rows (``IdentityRecord``) through the back-end.
 
     Each distinct (attribute, value) is asked once. Returns (translated rows, failures); a value whose translation
@@ -114,8 +140,10 @@ def translate_attributes(rows: Sequence, backend: CaptionBackend, language: str 
         for attr, value in row.attributes.items():
             if value and (translate_all or needs_translation(value)):
                 wanted.setdefault(f"{attr}\x00{value}", (attr, value))
-    tasks = [GenerationTask(key=key, prompt=template.format(attribute=attr, value=value, language=language))
-             for key, (attr, value) in wanted.items()]
+    tasks = [
+        GenerationTask(key=key, prompt=template.format(attribute=attr, value=value, language=language))
+        for key, (attr, value) in wanted.items()
+    ]
     translated: dict[str, str] = {}
     failures: list[str] = []
     for res in backend.generate(tasks):

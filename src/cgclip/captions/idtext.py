@@ -8,7 +8,8 @@ context (77 tokens for CLIP) and cuts the rest, so with long captions the senten
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 ID_TEXT_TEMPLATE = "The person's ID is {identity}."
 
@@ -71,8 +72,9 @@ def fit_id_text(caption: str, sentence: str, tokenizer: Any, max_length: int) ->
     return sentence, True
 
 
-def apply_id_text_fitted(captions: Sequence[str], identity: str, tokenizer: Any, max_length: int,
-                         template: str = ID_TEXT_TEMPLATE) -> tuple[list[str], int]:
+def apply_id_text_fitted(
+    captions: Sequence[str], identity: str, tokenizer: Any, max_length: int, template: str = ID_TEXT_TEMPLATE
+) -> tuple[list[str], int]:
     """:func:`apply_id_text` whose captions are shortened (:func:`fit_id_text`) to fit the tokenizer's context.
 
     Returns the texts and how many of them were shortened.
@@ -80,7 +82,7 @@ def apply_id_text_fitted(captions: Sequence[str], identity: str, tokenizer: Any,
     sentence = id_text(identity, template)
     out, shortened = [], 0
     for text in apply_id_text(captions, identity, template):
-        body = text[:-len(sentence)] if text.endswith(sentence) else text
+        body = text[: -len(sentence)] if text.endswith(sentence) else text
         fitted, cut = fit_id_text(body, sentence, tokenizer, max_length)
         out.append(fitted)
         shortened += int(cut)

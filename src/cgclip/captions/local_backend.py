@@ -14,13 +14,14 @@ Greedy decoding by default; an unreadable image or a failing batch becomes faile
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 
 from cgclip.captions.mllm import GenerationResult, GenerationTask, clean_reply
-from cgclip.errors import CheckpointError, CgclipError
+from cgclip.errors import CgclipError, CheckpointError
 from cgclip.io_utils import check_safe_weights
 from cgclip.runtime import precision_dtype, resolve_device, resolve_precision
 
@@ -36,9 +37,19 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 class LocalBackend:
     """A ``transformers`` captioner from ``model_dir``; see the module docstring for the kinds it loads."""
 
-    def __init__(self, model_dir: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int = 8,
-                 max_new_tokens: int = 96, prefix: str | None = None, trust_remote_code: bool = False,
-                 generate_kwargs: dict[str, Any] | None = None, dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 8,
+        max_new_tokens: int = 96,
+        prefix: str | None = None,
+        trust_remote_code: bool = False,
+        generate_kwargs: dict[str, Any] | None = None,
+        dtype: str | None = None,
+    ) -> None:
         """Load the model of ``model_dir`` on ``device`` in the dtype of ``precision`` (:mod:`cgclip.runtime`;
         ``dtype`` is its old name, kept for one release)."""
         from transformers import AutoConfig
@@ -60,9 +71,11 @@ class LocalBackend:
             self.kind, self.model = self._load_model(config, {**opts, **weights})
             self._load_preprocessing(opts)
         except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"cannot load the model ({type(exc).__name__}: {str(exc)[:160]}); pass a complete "
-                                  "local model directory (config, weights, processor/tokenizer)",
-                                  path=self.model_dir) from exc
+            raise CheckpointError(
+                f"cannot load the model ({type(exc).__name__}: {str(exc)[:160]}); pass a complete "
+                "local model directory (config, weights, processor/tokenizer)",
+                path=self.model_dir,
+            ) from exc
         self.model.to(self.device).eval()
         logger.info("loaded %s model %s on %s (%s)", self.kind, self.model_dir, self.device, self.dtype)
 
@@ -141,10 +154,11 @@ class LocalBackend:
         with torch.inference_mode():
             out = self.model.generate(**moved, **self.generate_kwargs)
         ids = moved.get("input_ids")
-        if ids is not None and out.shape[1] > ids.shape[1] and torch.equal(out[:, :ids.shape[1]], ids):
-            out = out[:, ids.shape[1]:]
-        decoder = self.processor if self.processor is not None and hasattr(self.processor, "batch_decode") \
-            else self.tokenizer
+        if ids is not None and out.shape[1] > ids.shape[1] and torch.equal(out[:, : ids.shape[1]], ids):
+            out = out[:, ids.shape[1] :]
+        decoder = (
+            self.processor if self.processor is not None and hasattr(self.processor, "batch_decode") else self.tokenizer
+        )
         return [clean_reply(t) for t in decoder.batch_decode(out, skip_special_tokens=True)]
 
     def _run(self, batch: list[GenerationTask]) -> list[GenerationResult]:
@@ -152,12 +166,16 @@ class LocalBackend:
 
         with_images = batch[0].image is not None
         if with_images and self.kind == "text":
-            raise CgclipError("this model reads text only; pass an image-text-to-text model directory for image "
-                              "captioning", path=self.model_dir)
+            raise CgclipError(
+                "this model reads text only; pass an image-text-to-text model directory for image captioning",
+                path=self.model_dir,
+            )
         if not with_images and self.kind == "ved":
-            raise CgclipError("a vision-encoder-decoder captioner cannot rewrite text; use an instruction model "
-                              "(or the OpenAI-compatible back-end) for augmentation and translation",
-                              path=self.model_dir)
+            raise CgclipError(
+                "a vision-encoder-decoder captioner cannot rewrite text; use an instruction model "
+                "(or the OpenAI-compatible back-end) for augmentation and translation",
+                path=self.model_dir,
+            )
         results: dict[str, GenerationResult] = {}
         ok_tasks, images = [], []
         for t in batch:
@@ -173,8 +191,9 @@ class LocalBackend:
             try:
                 texts = self._generate_batch(ok_tasks, images if with_images else None)
                 for t, text in zip(ok_tasks, texts):
-                    results[t.key] = GenerationResult(t.key, text=text) if text else \
-                        GenerationResult(t.key, error="empty reply")
+                    results[t.key] = (
+                        GenerationResult(t.key, text=text) if text else GenerationResult(t.key, error="empty reply")
+                    )
             except (RuntimeError, ValueError, TypeError) as exc:
                 if len(ok_tasks) > 1:
                     logger.warning("batch of %d failed (%s); retrying one by one", len(ok_tasks), exc)

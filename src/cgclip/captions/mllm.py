@@ -16,9 +16,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from cgclip.captions.store import CaptionRecord, CaptionStore, FailureRecord
 from cgclip.data.sampling import evenly_spaced_indices
@@ -95,7 +96,7 @@ def clean_reply(text: Any) -> str:
     if not isinstance(text, str):
         return ""
     text = re.sub(r"^\s*(?:[-*•]\s+|\d+[.)]\s+)", "", text.strip())
-    text = text.strip().strip('"“”\'').strip()
+    text = text.strip().strip("\"“”'").strip()
     return " ".join(text.split())
 
 
@@ -117,14 +118,15 @@ def _locate(frame: str, roots: tuple[str, ...]) -> tuple[str, str]:
     absolute = os.path.abspath(frame)
     for root in roots:
         if absolute.startswith(root + os.sep):
-            return Path(absolute[len(root) + 1:]).as_posix(), absolute
+            return Path(absolute[len(root) + 1 :]).as_posix(), absolute
     if os.path.isabs(frame):
         return Path(frame).as_posix(), frame
     return Path(frame).as_posix(), os.path.join(roots[0], frame)
 
 
-def select_frames(tracklets: Sequence[Tracklet], frames_per_tracklet: int | None = None,
-                  root: str | Path | None = None) -> list[FrameItem]:
+def select_frames(
+    tracklets: Sequence[Tracklet], frames_per_tracklet: int | None = None, root: str | Path | None = None
+) -> list[FrameItem]:
     """Frames to caption: every frame (``frames_per_tracklet=None``) or k evenly spaced frames per tracklet.
 
     Frame keys are paths relative to ``root`` (the dataset folder) when the tracklet lists absolute paths under it;
@@ -194,13 +196,27 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON view."""
-        return {"requested": self.requested, "already_done": self.already_done, "captioned": self.captioned,
-                "failed": self.failed, "seconds": round(self.seconds, 3), "items_per_second": round(self.rate, 3)}
+        return {
+            "requested": self.requested,
+            "already_done": self.already_done,
+            "captioned": self.captioned,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.rate, 3),
+        }
 
 
-def run_jobs(jobs: Iterable[Job], backend: CaptionBackend, store: CaptionStore, *, source: str, prompt_id: str,
-             limit: int | None = None, desc: str = "captioning",
-             postprocess: Callable[[Job, str], str | None] | None = None) -> RunSummary:
+def run_jobs(
+    jobs: Iterable[Job],
+    backend: CaptionBackend,
+    store: CaptionStore,
+    *,
+    source: str,
+    prompt_id: str,
+    limit: int | None = None,
+    desc: str = "captioning",
+    postprocess: Callable[[Job, str], str | None] | None = None,
+) -> RunSummary:
     """Run the jobs the store does not have yet; each ends as one caption or one failure record.
 
     ``postprocess(job, text)`` may rewrite a reply or reject it (return None; recorded as a failure). Results are
@@ -235,16 +251,34 @@ def run_jobs(jobs: Iterable[Job], backend: CaptionBackend, store: CaptionStore, 
                 text = postprocess(job, text) or ""
                 error = None if text else "reply rejected by the job's check (e.g. a required detail is missing)"
             if error is None:
-                rec = CaptionRecord(identity=job.identity, text=text, source=source, tracklet=job.tracklet,
-                                    frame=job.frame, model=backend.model_name, prompt_id=prompt_id, item=job.item)
+                rec = CaptionRecord(
+                    identity=job.identity,
+                    text=text,
+                    source=source,
+                    tracklet=job.tracklet,
+                    frame=job.frame,
+                    model=backend.model_name,
+                    prompt_id=prompt_id,
+                    item=job.item,
+                )
                 if store.journal_caption(rec):
                     summary.captioned += 1
                 else:
                     error = "duplicate of an existing caption"
             if error is not None:
-                store.journal_failure(FailureRecord(task=source, item=job.item, identity=job.identity, error=error,
-                                                    tracklet=job.tracklet, frame=job.frame, attempts=res.attempts,
-                                                    model=backend.model_name, prompt_id=prompt_id))
+                store.journal_failure(
+                    FailureRecord(
+                        task=source,
+                        item=job.item,
+                        identity=job.identity,
+                        error=error,
+                        tracklet=job.tracklet,
+                        frame=job.frame,
+                        attempts=res.attempts,
+                        model=backend.model_name,
+                        prompt_id=prompt_id,
+                    )
+                )
                 summary.failed += 1
             bar.update(1)
             bar.set_postfix(ok=summary.captioned, failed=summary.failed, refresh=False)
@@ -262,13 +296,33 @@ def run_jobs(jobs: Iterable[Job], backend: CaptionBackend, store: CaptionStore, 
 
 def frame_jobs(items: Sequence[FrameItem], prompt: Prompt) -> list[Job]:
     """One captioning job per frame (item key = frame key)."""
-    return [Job(item=it.frame, identity=it.identity, tracklet=it.tracklet, frame=it.frame,
-                task=GenerationTask(key=it.frame, prompt=prompt.text, image=it.path)) for it in items]
+    return [
+        Job(
+            item=it.frame,
+            identity=it.identity,
+            tracklet=it.tracklet,
+            frame=it.frame,
+            task=GenerationTask(key=it.frame, prompt=prompt.text, image=it.path),
+        )
+        for it in items
+    ]
 
 
-def caption_frames(items: Sequence[FrameItem], backend: CaptionBackend, store: CaptionStore,
-                   prompt: Prompt | None = None, limit: int | None = None) -> RunSummary:
+def caption_frames(
+    items: Sequence[FrameItem],
+    backend: CaptionBackend,
+    store: CaptionStore,
+    prompt: Prompt | None = None,
+    limit: int | None = None,
+) -> RunSummary:
     """Caption ``items`` with ``backend`` into ``store`` (source ``"mllm"``); a rerun captions only what is missing."""
     prompt = prompt or load_prompt()
-    return run_jobs(frame_jobs(items, prompt), backend, store, source="mllm", prompt_id=prompt.id, limit=limit,
-                    desc="captioning frames")
+    return run_jobs(
+        frame_jobs(items, prompt),
+        backend,
+        store,
+        source="mllm",
+        prompt_id=prompt.id,
+        limit=limit,
+        desc="captioning frames",
+    )

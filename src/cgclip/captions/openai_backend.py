@@ -19,19 +19,19 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from cgclip.captions.mllm import GenerationResult, GenerationTask, clean_reply
 
 logger = logging.getLogger(__name__)
 
-_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-         ".gif": "image/gif"}
+_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif"}
 
 
 @dataclass
@@ -103,8 +103,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def reply_text(body: bytes) -> str:
@@ -137,11 +137,17 @@ class OpenAIBackend:
         if task.image is None:
             content: Any = task.prompt
         else:
-            content = [{"type": "text", "text": task.prompt},
-                       {"type": "image_url", "image_url": {"url": image_data_url(task.image)}}]
-        body = {"model": self.config.model, "messages": [{"role": "user", "content": content}],
-                "max_tokens": self.config.max_tokens, "temperature": self.config.temperature,
-                **self.config.extra_body}
+            content = [
+                {"type": "text", "text": task.prompt},
+                {"type": "image_url", "image_url": {"url": image_data_url(task.image)}},
+            ]
+        body = {
+            "model": self.config.model,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+            **self.config.extra_body,
+        }
         return json.dumps(body).encode("utf-8")
 
     def request_once(self, payload: bytes) -> str:
@@ -160,12 +166,13 @@ class OpenAIBackend:
             if code in (408, 409, 425, 429) or code >= 500:
                 raise _Retryable(message, retry_after) from exc
             if code in (401, 403):
-                raise _Permanent(f"{message} (the endpoint rejected the API key; pass it with --api-key-env)",
-                                 fatal=True) from exc
+                raise _Permanent(
+                    f"{message} (the endpoint rejected the API key; pass it with --api-key-env)", fatal=True
+                ) from exc
             if code == 404:
                 raise _Permanent(f"{message} (check the endpoint URL and the model name)", fatal=True) from exc
             raise _Permanent(message) from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise _Retryable(f"timeout after {self.config.timeout:g}s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):
@@ -180,7 +187,7 @@ class OpenAIBackend:
             return min(retry_after, self.config.max_retry_after)
         with self._rng_lock:
             jitter = 0.5 + 0.5 * self._rng.random()
-        return min(self.config.max_backoff, self.config.backoff * (2 ** attempt)) * jitter
+        return min(self.config.max_backoff, self.config.backoff * (2**attempt)) * jitter
 
     def run_task(self, task: GenerationTask) -> GenerationResult:
         """Run one task with retries; always returns a result."""

@@ -10,10 +10,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
-from cgclip.captions.templates import Fact, Person, build_person, capitalize, describe, join_list, strip_article, \
-    with_article
+from cgclip.captions.templates import (
+    Fact,
+    Person,
+    build_person,
+    capitalize,
+    describe,
+    join_list,
+    strip_article,
+    with_article,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +48,19 @@ def _chunks(items: list[str], rng: random.Random) -> list[list[str]]:
     out, i = [], 0
     while i < len(items):
         n = rng.choice((2, 3))
-        out.append(items[i:i + n])
+        out.append(items[i : i + n])
         i += n
     return out
 
 
 def _also(pred: str) -> str:
-    """"is tall" → "is also tall"; "wears a cap" → "also wears a cap"."""
+    """ "is tall" → "is also tall"; "wears a cap" → "also wears a cap"."""
     return f"is also {pred[3:]}" if pred.startswith("is ") else f"also {pred}"
 
 
-def _pred_sentences(person: Person, preds: list[str], first_subject: str, rng: random.Random,
-                    also_at: int | None = None) -> list[str]:
+def _pred_sentences(
+    person: Person, preds: list[str], first_subject: str, rng: random.Random, also_at: int | None = None
+) -> list[str]:
     """Sentences of 2–3 predicates each; the sentence number ``also_at`` gets "also"."""
     sentences = []
     for j, group in enumerate(_chunks(preds, rng)):
@@ -65,7 +74,7 @@ def _pred_sentences(person: Person, preds: list[str], first_subject: str, rng: r
 def _s_chain(p: Person, facts: list[Fact], rng: random.Random) -> list[str]:
     intro = f"{rng.choice(['a', 'this', 'the'])} {p.noun}{_scene(p, rng)}"
     if rng.random() < 0.5 and intro.startswith("a "):
-        intro = with_article(p.noun) + intro[len("a ") + len(p.noun):]
+        intro = with_article(p.noun) + intro[len("a ") + len(p.noun) :]
     preds = [rng.choice(f.preds) for f in facts]
     return _pred_sentences(p, preds, intro, rng, also_at=1) if preds else [capitalize(intro) + "."]
 
@@ -137,7 +146,7 @@ def _s_spot(p: Person, facts: list[Fact], rng: random.Random) -> list[str]:
 
 
 def _definite(fact: Fact, bare: str) -> str:
-    """"the <bare>", unless the annotated value brings its own article ("a black headband" stays verbatim)."""
+    """ "the <bare>", unless the annotated value brings its own article ("a black headband" stays verbatim)."""
     return bare if strip_article(fact.value) != fact.value else f"the {strip_article(bare)}"
 
 
@@ -154,15 +163,29 @@ def _s_scene_first(p: Person, facts: list[Fact], rng: random.Random) -> list[str
 
 
 STRUCTURES: tuple[Callable[[Person, list[Fact], random.Random], list[str]], ...] = (
-    _s_chain, _s_mods, _s_there, _s_opener, _s_list, _s_this_is, _s_spot, _s_scene_first)
+    _s_chain,
+    _s_mods,
+    _s_there,
+    _s_opener,
+    _s_list,
+    _s_this_is,
+    _s_spot,
+    _s_scene_first,
+)
 
 
 def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def paraphrase(attributes: Mapping[str, str], identity: str, n: int = 10, seed: int = 0,
-               include_canonical: bool = True, max_tries: int = 400) -> list[str]:
+def paraphrase(
+    attributes: Mapping[str, str],
+    identity: str,
+    n: int = 10,
+    seed: int = 0,
+    include_canonical: bool = True,
+    max_tries: int = 400,
+) -> list[str]:
     """``n`` distinct captions of one identity's annotation (the canonical description first if asked).
 
     Deterministic for (attributes, identity, seed). Fewer than ``n`` come back only when the annotation is too sparse
@@ -193,6 +216,11 @@ def paraphrase(attributes: Mapping[str, str], identity: str, n: int = 10, seed: 
             seen.add(_normalise(text))
             out.append(text)
     if len(out) < n:
-        logger.warning("identity %s: only %d distinct captions from its annotation (asked for %d); annotate more "
-                       "attributes for more variety", identity, len(out), n)
+        logger.warning(
+            "identity %s: only %d distinct captions from its annotation (asked for %d); annotate more "
+            "attributes for more variety",
+            identity,
+            len(out),
+            n,
+        )
     return out

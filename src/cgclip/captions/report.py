@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -64,8 +65,8 @@ def jaccard_pairs(token_sets: Sequence[set[str]], threshold: float, chunk: int =
     sizes = np.asarray(mat.sum(axis=1)).ravel()
     out = []
     for start in range(0, n, chunk):
-        inter = (mat[start:start + chunk] @ mat.T).toarray()
-        union = sizes[start:start + chunk, None] + sizes[None, :] - inter
+        inter = (mat[start : start + chunk] @ mat.T).toarray()
+        union = sizes[start : start + chunk, None] + sizes[None, :] - inter
         jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         for a, b in zip(*np.nonzero(jac >= threshold)):
             i = start + int(a)
@@ -78,7 +79,7 @@ def cosine_pairs(features: np.ndarray, threshold: float, chunk: int = 2048) -> l
     """Pairs (i < j) of L2-normalised rows with cosine ≥ ``threshold``."""
     out = []
     for start in range(0, len(features), chunk):
-        sims = features[start:start + chunk] @ features.T
+        sims = features[start : start + chunk] @ features.T
         for a, b in zip(*np.nonzero(sims >= threshold)):
             i = start + int(a)
             if i < int(b):
@@ -93,7 +94,7 @@ def mean_caption_features(clip: Any, captions: Sequence[Sequence[str]]) -> np.nd
     feats = clip.encode_texts(flat).numpy()
     out, pos = [], 0
     for caps in captions:
-        mean = feats[pos:pos + len(caps)].mean(axis=0)
+        mean = feats[pos : pos + len(caps)].mean(axis=0)
         out.append(mean / max(np.linalg.norm(mean), 1e-12))
         pos += len(caps)
     return np.stack(out) if out else np.zeros((0, feats.shape[1] if feats.size else 1), np.float32)
@@ -109,32 +110,49 @@ def context_overflow(text_encoder: Any, store: CaptionStore) -> dict[str, Any]:
         return {}
     texts = [rec.text for rec in store.captions]
     with_id = [t for rec in store.captions for t in apply_id_text([rec.text], rec.identity)]
-    return {"context_tokens": int(max_length), "captions_over_context": over_context(texts, tokenizer, max_length),
-            "captions_over_context_with_id_text": over_context(with_id, tokenizer, max_length)}
+    return {
+        "context_tokens": int(max_length),
+        "captions_over_context": over_context(texts, tokenizer, max_length),
+        "captions_over_context_with_id_text": over_context(with_id, tokenizer, max_length),
+    }
 
 
-def recommendation(fraction: float, colliding: int, total: int, missing: int, unknown: int,
-                   warn_fraction: float = 0.05) -> str:
+def recommendation(
+    fraction: float, colliding: int, total: int, missing: int, unknown: int, warn_fraction: float = 0.05
+) -> str:
     """The one-line advice of the report."""
     parts = []
     if total and fraction >= warn_fraction:
-        parts.append(f"{100 * fraction:.0f}% of identities ({colliding} of {total}) have captions identical or "
-                     "near-identical to another identity's: turn on ID text (identity_mode=caption_idtext), or "
-                     "re-caption them with a more detailed prompt")
+        parts.append(
+            f"{100 * fraction:.0f}% of identities ({colliding} of {total}) have captions identical or "
+            "near-identical to another identity's: turn on ID text (identity_mode=caption_idtext), or "
+            "re-caption them with a more detailed prompt"
+        )
     elif total:
-        parts.append(f"captions are identity-unique enough ({colliding} of {total} identities collide); "
-                     "identity_mode=caption works, caption_idtext (the default) is still safe")
+        parts.append(
+            f"captions are identity-unique enough ({colliding} of {total} identities collide); "
+            "identity_mode=caption works, caption_idtext (the default) is still safe"
+        )
     if missing:
-        parts.append(f"{missing} dataset identities have no captions: caption them (cgclip caption mllm / "
-                     "from-annotations) before training")
+        parts.append(
+            f"{missing} dataset identities have no captions: caption them (cgclip caption mllm / "
+            "from-annotations) before training"
+        )
     if unknown:
         parts.append(f"{unknown} captioned identities are not in the dataset: check that the store belongs to it")
     return "; ".join(parts) if parts else "the caption store is empty: write captions first"
 
 
-def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None, known: Iterable[str] | None = None,
-                   text_encoder: Any = None, jaccard_threshold: float = 0.9, cosine_threshold: float = 0.95,
-                   warn_fraction: float = 0.05) -> dict[str, Any]:
+def caption_report(
+    store: CaptionStore,
+    *,
+    expected: Iterable[str] | None = None,
+    known: Iterable[str] | None = None,
+    text_encoder: Any = None,
+    jaccard_threshold: float = 0.9,
+    cosine_threshold: float = 0.95,
+    warn_fraction: float = 0.05,
+) -> dict[str, Any]:
     """Build the report (a JSON-serialisable dict).
 
     ``text_encoder`` (optional; e.g. :class:`cgclip.clip.features.ClipFeatures`) also compares identities'
@@ -161,8 +179,11 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
             uf.union(group[0], other)
 
     token_sets = [set(w for t in s for w in t.split()) for s in norm_sets]
-    near = [(names[i], names[j], round(v, 4)) for i, j, v in jaccard_pairs(token_sets, jaccard_threshold)
-            if norm_sets[i] != norm_sets[j]]
+    near = [
+        (names[i], names[j], round(v, 4))
+        for i, j, v in jaccard_pairs(token_sets, jaccard_threshold)
+        if norm_sets[i] != norm_sets[j]
+    ]
     for a, b, _ in near:
         uf.union(a, b)
 
@@ -178,10 +199,13 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
         pairs = [(names[i], names[j], round(v, 4)) for i, j, v in cosine_pairs(feats, cosine_threshold)]
         for a, b, _ in pairs:
             uf.union(a, b)
-        clip = {"checkpoint": str(getattr(text_encoder, "clip_dir", "")), "threshold": cosine_threshold,
-                "num_pairs": len(pairs), **context_overflow(text_encoder, store),
-                "pairs": [{"a": a, "b": b, "cosine": v} for a, b, v in
-                          sorted(pairs, key=lambda p: -p[2])[:MAX_LISTED]]}
+        clip = {
+            "checkpoint": str(getattr(text_encoder, "clip_dir", "")),
+            "threshold": cosine_threshold,
+            "num_pairs": len(pairs),
+            **context_overflow(text_encoder, store),
+            "pairs": [{"a": a, "b": b, "cosine": v} for a, b, v in sorted(pairs, key=lambda p: -p[2])[:MAX_LISTED]],
+        }
 
     groups = uf.groups()
     colliding = sorted({n for g in groups for n in g})
@@ -189,19 +213,26 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
     have = set(names)
     expected_set = set(expected) if expected is not None else None
     known_set = set(known) if known is not None else expected_set
-    validation = {"missing": sorted(expected_set - have) if expected_set is not None else [],
-                  "unknown": sorted(have - known_set) if known_set is not None else []}
+    validation = {
+        "missing": sorted(expected_set - have) if expected_set is not None else [],
+        "unknown": sorted(have - known_set) if known_set is not None else [],
+    }
     counts = [len(by_identity[n]) for n in names]
     return {
         "captions_file": str(store.path),
         "num_identities": len(names),
         "num_captions": len(store.captions),
-        "captions_per_identity": {"min": min(counts, default=0), "mean": round(float(np.mean(counts)), 2)
-                                  if counts else 0.0, "max": max(counts, default=0)},
+        "captions_per_identity": {
+            "min": min(counts, default=0),
+            "mean": round(float(np.mean(counts)), 2) if counts else 0.0,
+            "max": max(counts, default=0),
+        },
         "thresholds": {"jaccard": jaccard_threshold, "cosine": cosine_threshold if text_encoder is not None else None},
         "identical_groups": identical_groups,
-        "near_identical_pairs": {"num_pairs": len(near), "pairs": [{"a": a, "b": b, "jaccard": v} for a, b, v in
-                                                                   sorted(near, key=lambda p: -p[2])[:MAX_LISTED]]},
+        "near_identical_pairs": {
+            "num_pairs": len(near),
+            "pairs": [{"a": a, "b": b, "jaccard": v} for a, b, v in sorted(near, key=lambda p: -p[2])[:MAX_LISTED]],
+        },
         "identities_sharing_a_caption": sharing,
         "clip": clip,
         "collision_groups": groups,
@@ -211,6 +242,7 @@ def caption_report(store: CaptionStore, *, expected: Iterable[str] | None = None
         "missing_identities": validation["missing"],
         "failures_pending": len(store.failures),
         "per_identity": {n: {"captions": len(by_identity[n]), "by_source": dict(by_source[n])} for n in names},
-        "recommendation": recommendation(fraction, len(colliding), len(names), len(validation["missing"]),
-                                         len(validation["unknown"]), warn_fraction),
+        "recommendation": recommendation(
+            fraction, len(colliding), len(names), len(validation["missing"]), len(validation["unknown"]), warn_fraction
+        ),
     }

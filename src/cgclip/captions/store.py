@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
 from cgclip.errors import DataError
 from cgclip.io_utils import atomic_open, read_text
@@ -30,7 +31,7 @@ SOURCES = ("annotation", "paraphrase", "mllm", "augment", "attribute", "manual")
 
 def now_iso() -> str:
     """The current UTC time as an ISO 8601 string (seconds)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass(frozen=True)
@@ -103,26 +104,44 @@ def parse_caption(d: Any, path: Path, line: int) -> CaptionRecord:
         raise DataError("a caption record must be a JSON object", path=path, line=line)
     identity, text, source = d.get("identity"), d.get("text"), d.get("source")
     if not isinstance(identity, (str, int)) or str(identity) == "":
-        raise DataError("caption record has no 'identity'; every line needs identity, text and source", path=path,
-                        line=line)
+        raise DataError(
+            "caption record has no 'identity'; every line needs identity, text and source", path=path, line=line
+        )
     if not isinstance(text, str) or not text.strip():
         raise DataError("caption record has an empty 'text'; remove the line or fill it in", path=path, line=line)
     if source not in SOURCES:
         raise DataError(f"caption record has source {source!r}; use one of {', '.join(SOURCES)}", path=path, line=line)
-    return CaptionRecord(identity=str(identity), text=text.strip(), source=source, tracklet=_opt_str(d, "tracklet"),
-                         frame=_opt_str(d, "frame"), model=_opt_str(d, "model"), prompt_id=_opt_str(d, "prompt_id"),
-                         time=str(d.get("time") or ""), item=_opt_str(d, "item"))
+    return CaptionRecord(
+        identity=str(identity),
+        text=text.strip(),
+        source=source,
+        tracklet=_opt_str(d, "tracklet"),
+        frame=_opt_str(d, "frame"),
+        model=_opt_str(d, "model"),
+        prompt_id=_opt_str(d, "prompt_id"),
+        time=str(d.get("time") or ""),
+        item=_opt_str(d, "item"),
+    )
 
 
 def parse_failure(d: Any, path: Path, line: int) -> FailureRecord:
     """Validate one decoded JSON line as a :class:`FailureRecord`."""
     if not isinstance(d, dict) or not d.get("item") or not d.get("task"):
-        raise DataError("failure record needs 'task' and 'item'; delete the failures file to retry everything",
-                        path=path, line=line)
-    return FailureRecord(task=str(d["task"]), item=str(d["item"]), identity=str(d.get("identity", "")),
-                         error=str(d.get("error", "")), tracklet=_opt_str(d, "tracklet"), frame=_opt_str(d, "frame"),
-                         attempts=int(d.get("attempts", 1)), model=_opt_str(d, "model"),
-                         prompt_id=_opt_str(d, "prompt_id"), time=str(d.get("time") or ""))
+        raise DataError(
+            "failure record needs 'task' and 'item'; delete the failures file to retry everything", path=path, line=line
+        )
+    return FailureRecord(
+        task=str(d["task"]),
+        item=str(d["item"]),
+        identity=str(d.get("identity", "")),
+        error=str(d.get("error", "")),
+        tracklet=_opt_str(d, "tracklet"),
+        frame=_opt_str(d, "frame"),
+        attempts=int(d.get("attempts", 1)),
+        model=_opt_str(d, "model"),
+        prompt_id=_opt_str(d, "prompt_id"),
+        time=str(d.get("time") or ""),
+    )
 
 
 def _read_jsonl(path: Path, tolerate_truncated_tail: bool = False) -> Iterator[tuple[int, Any]]:
@@ -143,7 +162,7 @@ def _read_jsonl(path: Path, tolerate_truncated_tail: bool = False) -> Iterator[t
 
 def sibling(path: Path, kind: str) -> Path:
     """``captions.jsonl`` → ``captions.<kind>.jsonl`` (the failures and journal files of a store)."""
-    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.name
     return path.with_name(f"{stem}.{kind}.jsonl")
 
 
@@ -179,8 +198,11 @@ class CaptionStore:
             elif kind == "failure":
                 self._add_failure(parse_failure(rec, self.journal_path, line))
             else:
-                raise DataError("journal line is neither a caption nor a failure; delete the journal to drop it",
-                                path=self.journal_path, line=line)
+                raise DataError(
+                    "journal line is neither a caption nor a failure; delete the journal to drop it",
+                    path=self.journal_path,
+                    line=line,
+                )
 
     @property
     def captions(self) -> list[CaptionRecord]:
@@ -302,14 +324,18 @@ def open_output_store(path: str | Path, option: str = "--out") -> CaptionStore:
     path = Path(path)
     check_parents(path, option)
     if path.is_dir():
-        raise ConfigError(f"{option} names a folder; give a caption store file (e.g. {path / 'captions.jsonl'})",
-                          path=path)
+        raise ConfigError(
+            f"{option} names a folder; give a caption store file (e.g. {path / 'captions.jsonl'})", path=path
+        )
     try:
         return CaptionStore(path)
     except DataError:
         if path.exists() and path.stat().st_size and not _looks_like_store(path):
-            raise ConfigError(f"{option} names an existing file that is not a caption store; nothing was changed: "
-                              "choose another path", path=path) from None
+            raise ConfigError(
+                f"{option} names an existing file that is not a caption store; nothing was changed: "
+                "choose another path",
+                path=path,
+            ) from None
         raise
 
 

@@ -11,8 +11,8 @@ description; :mod:`cgclip.captions.paraphrase` combines the wordings into paraph
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 STANDARD_ORDER = ("uniform", "number", "hair", "shoes", "socks", "build", "accessories")
 """Attributes rendered as facts, in the canonical order (extra columns and ``others`` follow)."""
@@ -20,10 +20,43 @@ NOT_FACTS = ("scene", "gender", "split", "identity_id")
 
 _DETERMINERS = {"a", "an", "the", "his", "her", "their", "one", "two", "some", "no", "this", "that", "each"}
 _MASS_NOUNS = {"hair", "clothing", "clothes", "makeup", "gear", "equipment", "attire", "sportswear", "apparel"}
-_SPORTS = {"soccer", "football", "basketball", "volleyball", "handball", "hockey", "rugby", "baseball", "tennis",
-           "badminton", "cricket", "futsal", "netball", "water polo"}
-_DANCES = {"hip-hop", "hip hop", "ballet", "jazz", "pop", "breakdance", "breaking", "k-pop", "contemporary", "modern",
-           "salsa", "tap", "street dance", "house", "locking", "popping", "waacking", "krump", "tango"}
+_SPORTS = {
+    "soccer",
+    "football",
+    "basketball",
+    "volleyball",
+    "handball",
+    "hockey",
+    "rugby",
+    "baseball",
+    "tennis",
+    "badminton",
+    "cricket",
+    "futsal",
+    "netball",
+    "water polo",
+}
+_DANCES = {
+    "hip-hop",
+    "hip hop",
+    "ballet",
+    "jazz",
+    "pop",
+    "breakdance",
+    "breaking",
+    "k-pop",
+    "contemporary",
+    "modern",
+    "salsa",
+    "tap",
+    "street dance",
+    "house",
+    "locking",
+    "popping",
+    "waacking",
+    "krump",
+    "tango",
+}
 _MALE = {"man", "boy", "male", "gentleman", "guy"}
 _FEMALE = {"woman", "girl", "female", "lady"}
 _NOUNS = {"man", "woman", "boy", "girl", "person", "player", "dancer", "child", "adult", "gentleman", "lady", "guy"}
@@ -81,8 +114,12 @@ class Person:
 def _scene_mods(scene: str) -> tuple[str, ...]:
     key = scene.lower()
     if key in _SPORTS or key.endswith("ball"):
-        return (f"playing {scene}", f"in a {scene} game", f"on the {scene} court" if "basket" in key
-                else f"on the {scene} field", f"during a {scene} match")
+        return (
+            f"playing {scene}",
+            f"in a {scene} game",
+            f"on the {scene} court" if "basket" in key else f"on the {scene} field",
+            f"during a {scene} match",
+        )
     if key in _DANCES or "dance" in key:
         return (f"dancing {scene}", f"performing {scene}", f"in a {scene} dance group", f"during a {scene} routine")
     return (f"in a {scene} scene", f"seen at {scene}", f"from the {scene} footage", f"during {scene}")
@@ -103,38 +140,78 @@ def _fact(attr: str, value: str, garment: str) -> Fact:
     """The wordings of one attribute."""
     np = with_article(value)
     if attr == "number":
-        return Fact(attr, value,
-                    preds=(f"has the number {value} on the {garment}", f"wears the number {value}",
-                           f"wears number {value}", f"carries the number {value}"),
-                    mods=(f"with the number {value}", f"wearing number {value}",
-                          f"with number {value} on the {garment}"),
-                    bare=(f"number {value}", f"the number {value} on the {garment}"))
+        return Fact(
+            attr,
+            value,
+            preds=(
+                f"has the number {value} on the {garment}",
+                f"wears the number {value}",
+                f"wears number {value}",
+                f"carries the number {value}",
+            ),
+            mods=(f"with the number {value}", f"wearing number {value}", f"with number {value} on the {garment}"),
+            bare=(f"number {value}", f"the number {value} on the {garment}"),
+        )
     if attr == "uniform":
-        return Fact(attr, value, preds=(f"is wearing {np}", f"wears {np}", f"is dressed in {np}", f"has on {np}"),
-                    mods=(f"in {np}", f"wearing {np}", f"dressed in {np}"), bare=(np,))
+        return Fact(
+            attr,
+            value,
+            preds=(f"is wearing {np}", f"wears {np}", f"is dressed in {np}", f"has on {np}"),
+            mods=(f"in {np}", f"wearing {np}", f"dressed in {np}"),
+            bare=(np,),
+        )
     if attr == "hair":
         if len(value.split()) == 1 and "hair" not in value.lower() and value.lower() not in _DETERMINERS:
-            return Fact(attr, value, preds=(f"is {value}", f"looks {value}"), mods=(f"who is {value}",),
-                        bare=(f"a {value} head",))
-        return Fact(attr, value, preds=(f"has {np}", f"sports {np}", f"is seen with {np}"),
-                    mods=(f"with {np}", f"sporting {np}"), bare=(np,))
+            return Fact(
+                attr,
+                value,
+                preds=(f"is {value}", f"looks {value}"),
+                mods=(f"who is {value}",),
+                bare=(f"a {value} head",),
+            )
+        return Fact(
+            attr,
+            value,
+            preds=(f"has {np}", f"sports {np}", f"is seen with {np}"),
+            mods=(f"with {np}", f"sporting {np}"),
+            bare=(np,),
+        )
     if attr in ("shoes", "socks"):
-        return Fact(attr, value, preds=(f"wears {np}", f"is wearing {np}", f"has on {np}", f"is in {np}"),
-                    mods=(f"in {np}", f"wearing {np}", f"with {np}"), bare=(np,))
+        return Fact(
+            attr,
+            value,
+            preds=(f"wears {np}", f"is wearing {np}", f"has on {np}", f"is in {np}"),
+            mods=(f"in {np}", f"wearing {np}", f"with {np}"),
+            bare=(np,),
+        )
     if attr == "build":
         if "build" in value.lower() or value.lower().split()[0] in _DETERMINERS:
             return Fact(attr, value, preds=(f"has {np}",), mods=(f"with {np}",), bare=(np,))
-        return Fact(attr, value, preds=(f"is {value}", f"looks {value}", f"has a {value} build"),
-                    mods=(f"who is {value}", f"with a {value} build"), bare=(f"a {value} build",))
+        return Fact(
+            attr,
+            value,
+            preds=(f"is {value}", f"looks {value}", f"has a {value} build"),
+            mods=(f"who is {value}", f"with a {value} build"),
+            bare=(f"a {value} build",),
+        )
     if attr == "accessories":
-        return Fact(attr, value, preds=(f"wears {np}", f"has {np}", f"is wearing {np}"),
-                    mods=(f"with {np}", f"wearing {np}"), bare=(np,))
+        return Fact(
+            attr,
+            value,
+            preds=(f"wears {np}", f"has {np}", f"is wearing {np}"),
+            mods=(f"with {np}", f"wearing {np}"),
+            bare=(np,),
+        )
     if attr == "others":
-        return Fact(attr, value, sentences=(f"Other details: {value}.", f"Also noted: {value}.",
-                                            f"Additional detail: {value}."))
+        return Fact(
+            attr, value, sentences=(f"Other details: {value}.", f"Also noted: {value}.", f"Additional detail: {value}.")
+        )
     label = attr.replace("_", " ").strip()
-    return Fact(attr, value, sentences=(f"The {label} is {value}.",
-                                        f"{label[:1].upper()}{label[1:]}: {value}.", f"Noted {label}: {value}."))
+    return Fact(
+        attr,
+        value,
+        sentences=(f"The {label} is {value}.", f"{label[:1].upper()}{label[1:]}: {value}.", f"Noted {label}: {value}."),
+    )
 
 
 def build_person(attributes: Mapping[str, str]) -> Person:
@@ -148,8 +225,9 @@ def build_person(attributes: Mapping[str, str]) -> Person:
     if attrs.get("others"):
         ordered.append("others")
     facts = tuple(_fact(a, attrs[a], garment) for a in ordered)
-    return Person(noun=noun, subject=subject, possessive=possessive,
-                  scene_mods=_scene_mods(scene) if scene else (), facts=facts)
+    return Person(
+        noun=noun, subject=subject, possessive=possessive, scene_mods=_scene_mods(scene) if scene else (), facts=facts
+    )
 
 
 def capitalize(sentence: str) -> str:
@@ -158,7 +236,7 @@ def capitalize(sentence: str) -> str:
 
 
 def join_list(parts: list[str], conj: str = "and") -> str:
-    """"a", "a and b", "a, b and c"."""
+    """ "a", "a and b", "a, b and c"."""
     if len(parts) <= 1:
         return "".join(parts)
     return f"{', '.join(parts[:-1])} {conj} {parts[-1]}"
@@ -180,6 +258,6 @@ def describe(attributes: Mapping[str, str]) -> str:
         sentences.append(capitalize(intro) + ".")
     for i in range(0, len(facts), 2):
         subject = intro if i == 0 else person.subject
-        sentences.append(capitalize(f"{subject} {join_list([f.preds[0] for f in facts[i:i + 2]])}."))
+        sentences.append(capitalize(f"{subject} {join_list([f.preds[0] for f in facts[i : i + 2]])}."))
     sentences += [f.sentences[0] for f in person.facts if f.standalone]
     return " ".join(sentences)

@@ -16,7 +16,7 @@ import importlib
 import logging
 import pkgutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from cgclip import __version__
 from cgclip.errors import CgclipError
@@ -26,14 +26,22 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every discovered subcommand."""
     from cgclip.cli._options import command_help
 
-    parser = argparse.ArgumentParser(prog="cgclip", **command_help(
-        "Video-based person re-identification with CG-CLIP (Caption-Guided CLIP). `cgclip COMMAND --help` "
-        "describes a command, with examples.",
-        "cgclip demo --quick --out demo_out", "cgclip train --help"))
+    parser = argparse.ArgumentParser(
+        prog="cgclip",
+        **command_help(
+            "Video-based person re-identification with CG-CLIP (Caption-Guided CLIP). `cgclip COMMAND --help` "
+            "describes a command, with examples.",
+            "cgclip demo --quick --out demo_out",
+            "cgclip train --help",
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"cgclip {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an unexpected error instead of the one-line summary")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an unexpected error instead of the one-line summary",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -68,8 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         where = write_traceback(exc)
         saved = f"full traceback in {where}" if where else "the traceback could not be saved"
-        print(f"cgclip {args.command}: unexpected error: {type(exc).__name__}: {_first_line(exc)} ({saved}; rerun "
-              "with cgclip --debug to see it, and report it if the input was valid)", file=sys.stderr)
+        print(
+            f"cgclip {args.command}: unexpected error: {type(exc).__name__}: {_first_line(exc)} ({saved}; rerun "
+            "with cgclip --debug to see it, and report it if the input was valid)",
+            file=sys.stderr,
+        )
         return 3
 
 

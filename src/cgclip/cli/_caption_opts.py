@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_splits_option
 from cgclip.errors import CgclipError
@@ -24,8 +25,11 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--max-tokens", type=int, default=160, help="longest reply in tokens (default 160)")
     g = p.add_argument_group("local transformers model")
-    g.add_argument("--model-dir", help="local Hugging Face model directory (image-text-to-text, vision-encoder-"
-                                       "decoder, or a text LM for augment/translate)")
+    g.add_argument(
+        "--model-dir",
+        help="local Hugging Face model directory (image-text-to-text, vision-encoder-"
+        "decoder, or a text LM for augment/translate)",
+    )
     _, precision = add_runtime_options(g)
     add_deprecated_alias(g, "--dtype", precision)
     g.add_argument("--batch-size", type=int, default=8)
@@ -42,14 +46,30 @@ def build_backend(args: argparse.Namespace) -> Any:
 
         if not args.model:
             raise CgclipError("--endpoint needs --model (the model name the server serves)")
-        return OpenAIBackend(OpenAIConfig(
-            base_url=args.endpoint, model=args.model, api_key=os.environ.get(args.api_key_env) or None,
-            concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
-            max_tokens=args.max_tokens, temperature=args.temperature))
+        return OpenAIBackend(
+            OpenAIConfig(
+                base_url=args.endpoint,
+                model=args.model,
+                api_key=os.environ.get(args.api_key_env) or None,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+                retries=args.retries,
+                backoff=args.backoff,
+                max_tokens=args.max_tokens,
+                temperature=args.temperature,
+            )
+        )
     from cgclip.captions.local_backend import LocalBackend
 
-    return LocalBackend(args.model_dir, device=args.device, precision=args.precision, batch_size=args.batch_size,
-                        max_new_tokens=args.max_tokens, prefix=args.prefix, trust_remote_code=args.trust_remote_code)
+    return LocalBackend(
+        args.model_dir,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_tokens,
+        prefix=args.prefix,
+        trust_remote_code=args.trust_remote_code,
+    )
 
 
 def add_frame_options(p: argparse.ArgumentParser, default_frames: str = "all") -> None:
@@ -60,8 +80,11 @@ def add_frame_options(p: argparse.ArgumentParser, default_frames: str = "all") -
     kind = p.add_argument("--dataset-kind", help="dataset format (vreid, mars, ilidsvid); detected when left out")
     add_deprecated_alias(p, "--kind", kind)
     add_splits_option(p, ("train",), "the dataset's tracklets to caption")
-    p.add_argument("--frames", default=default_frames,
-                   help=f"'all' frames, or K evenly spaced frames per tracklet (default {default_frames})")
+    p.add_argument(
+        "--frames",
+        default=default_frames,
+        help=f"'all' frames, or K evenly spaced frames per tracklet (default {default_frames})",
+    )
 
 
 def frame_items(args: argparse.Namespace) -> list:

@@ -13,20 +13,28 @@ from cgclip.data.vreid import QUERY_GALLERY_RULE
 def register(subparsers: Any) -> None:
     """Add the ``build-mot`` sub-command."""
     p = subparsers.add_parser(
-        "build-mot", help="build a video ReID dataset (crops + manifest) from MOT sequences",
-        **command_help("Crop the tracks of MOT-format sequences (MOT/train/SEQ and MOT/val/SEQ with seqinfo.ini, "
-                       "img1/, gt/gt.txt) into tracklets, map tracks to identities, and write a dataset folder that "
-                       "`cgclip info` and training read. Re-running on the same --out resumes and replaces the "
-                       "build.\n\nQuery/gallery rule: " + QUERY_GALLERY_RULE,
-                       "cgclip build-mot --mot worlds/sports --out data/sports",
-                       "cgclip build-mot --mot SportsMOT --out data/sportsvreid --mot-splits train val "
-                       "--min-height 48"))
+        "build-mot",
+        help="build a video ReID dataset (crops + manifest) from MOT sequences",
+        **command_help(
+            "Crop the tracks of MOT-format sequences (MOT/train/SEQ and MOT/val/SEQ with seqinfo.ini, "
+            "img1/, gt/gt.txt) into tracklets, map tracks to identities, and write a dataset folder that "
+            "`cgclip info` and training read. Re-running on the same --out resumes and replaces the "
+            "build.\n\nQuery/gallery rule: " + QUERY_GALLERY_RULE,
+            "cgclip build-mot --mot worlds/sports --out data/sports",
+            "cgclip build-mot --mot SportsMOT --out data/sportsvreid --mot-splits train val --min-height 48",
+        ),
+    )
     p.add_argument("--mot", required=True, type=Path, help="MOT root holding the split folders")
     p.add_argument("--out", required=True, type=Path, help="dataset folder to write")
     p.add_argument("--identities", type=Path, help="identity table CSV (default: MOT/identities.csv if present)")
     p.add_argument("--mapping", type=Path, help="track mapping CSV (default: MOT/track_mapping.csv if present)")
-    folders = p.add_argument("--mot-splits", nargs="+", default=["train", "val"], metavar="FOLDER",
-                             help="the MOT split folders: train folder, then val folder (default: train val)")
+    folders = p.add_argument(
+        "--mot-splits",
+        nargs="+",
+        default=["train", "val"],
+        metavar="FOLDER",
+        help="the MOT split folders: train folder, then val folder (default: train val)",
+    )
     add_deprecated_alias(p, "--splits", folders)
     p.add_argument("--min-height", type=int, default=32, help="smallest crop height in pixels (default 32)")
     p.add_argument("--min-width", type=int, default=12, help="smallest crop width in pixels (default 12)")
@@ -36,8 +44,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the query choice (default 0)")
     p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--classes", type=int, nargs="+", default=[1], metavar="C",
-                       help="gt classes to use (default 1 = pedestrian); rows without a class are always used")
+    group.add_argument(
+        "--classes",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="C",
+        help="gt classes to use (default 1 = pedestrian); rows without a class are always used",
+    )
     group.add_argument("--all-classes", action="store_true", help="use every gt class")
     p.add_argument("--keep-zero-conf", action="store_true", help="also use gt rows with conf 0 (ignored by default)")
     p.set_defaults(func=run)
@@ -56,10 +70,22 @@ def run(args: argparse.Namespace) -> int:
 
     identities = _default_csv(args.identities, args.mot, "identities.csv")
     mapping = _default_csv(args.mapping, args.mot, "track_mapping.csv")
-    s = build_vreid(args.mot, args.out, identities, mapping, splits=tuple(args.mot_splits), min_height=args.min_height,
-                    min_width=args.min_width, min_visibility=args.min_visibility, max_len=args.max_len,
-                    min_len=args.min_len, seed=args.seed, jpeg_quality=args.jpeg_quality,
-                    classes=None if args.all_classes else args.classes, keep_zero_conf=args.keep_zero_conf)
+    s = build_vreid(
+        args.mot,
+        args.out,
+        identities,
+        mapping,
+        splits=tuple(args.mot_splits),
+        min_height=args.min_height,
+        min_width=args.min_width,
+        min_visibility=args.min_visibility,
+        max_len=args.max_len,
+        min_len=args.min_len,
+        seed=args.seed,
+        jpeg_quality=args.jpeg_quality,
+        classes=None if args.all_classes else args.classes,
+        keep_zero_conf=args.keep_zero_conf,
+    )
     seqs = ", ".join(f"{split} {n}" for split, n in s.sequences.items())
     print(f"built VReID dataset in {s.out}")
     print(f"  sources:    {args.mot} (identities: {identities or 'none'}; mapping: {mapping or 'none'})")
@@ -67,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  train:      {s.tracklets['train']} tracklets, {s.identities['train']} identities")
     if len(s.sequences) > 1:
         print(f"  query:      {s.tracklets['query']} tracklets, {s.identities['query']} identities")
-        print(f"  gallery:    {s.tracklets['gallery']} tracklets, {s.identities['val']} identities "
-              f"({s.identities['distractor']} seen in one sequence only: distractors)")
+        print(
+            f"  gallery:    {s.tracklets['gallery']} tracklets, {s.identities['val']} identities "
+            f"({s.identities['distractor']} seen in one sequence only: distractors)"
+        )
     print(f"  crops:      {s.crops_written} written, {s.crops_reused} reused from a previous run")
     dropped = ", ".join(f"{reason} {n}" for reason, n in s.dropped.items())
     print(f"  dropped:    {dropped} (crops); {s.ignored_rows} gt rows ignored by the conf/class filter")
@@ -76,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(s.corrupt_frames[:3]) + (" ..." if len(s.corrupt_frames) > 3 else "")
         print(f"  warning:    {len(s.corrupt_frames)} source frames could not be decoded: {shown}")
     if s.unused_mapping_rows or s.unused_identities:
-        print(f"  note:       {s.unused_mapping_rows} mapping rows and {s.unused_identities} table identities "
-              "match no track")
+        print(
+            f"  note:       {s.unused_mapping_rows} mapping rows and {s.unused_identities} table identities "
+            "match no track"
+        )
     print(f"next: cgclip info {args.out}")
     return 0

@@ -13,13 +13,17 @@ from cgclip.cli._options import add_runtime_options, command_help
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     p = subparsers.add_parser(
-        "demo", help="run the whole product end to end on the embedded default (no data or weights needed)",
-        **command_help("Generate the synthetic sports and dance worlds, build their VReID datasets, write captions "
-                       "from their identity tables, load the embedded tiny CLIP shipped with cgclip, train and "
-                       "evaluate TAP, TF-CLIP and CG-CLIP, and write results.json, results.md and pictures. Rerun the "
-                       "same command to resume an interrupted demo.",
-                       "cgclip demo --quick --out demo_out",
-                       "cgclip demo --worlds sports --models tap,cgclip --device cuda --out demo_gpu"))
+        "demo",
+        help="run the whole product end to end on the embedded default (no data or weights needed)",
+        **command_help(
+            "Generate the synthetic sports and dance worlds, build their VReID datasets, write captions "
+            "from their identity tables, load the embedded tiny CLIP shipped with cgclip, train and "
+            "evaluate TAP, TF-CLIP and CG-CLIP, and write results.json, results.md and pictures. Rerun the "
+            "same command to resume an interrupted demo.",
+            "cgclip demo --quick --out demo_out",
+            "cgclip demo --worlds sports --models tap,cgclip --device cuda --out demo_gpu",
+        ),
+    )
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="a short first look (under 5 minutes)")
     p.add_argument("--seed", type=int, default=0)
@@ -37,8 +41,11 @@ def _settings(args: argparse.Namespace) -> Any:
 
     from cgclip.demo.settings import demo_settings
 
-    extra = [f"train.{key}={value}" for key, value in (("device", args.device), ("precision", args.precision))
-             if value is not None]
+    extra = [
+        f"train.{key}={value}"
+        for key, value in (("device", args.device), ("precision", args.precision))
+        if value is not None
+    ]
     if not extra:
         return None
     settings = demo_settings(args.quick)
@@ -55,10 +62,17 @@ def run(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f}s] {line}", flush=True)
 
-    summary = run_demo(args.out, quick=args.quick, seed=args.seed,
-                       worlds=[w.strip() for w in args.worlds.split(",") if w.strip()],
-                       models=[m.strip() for m in args.models.split(",") if m.strip()],
-                       clip_dir=args.clip, pictures=not args.no_pictures, say=say, settings=_settings(args))
+    summary = run_demo(
+        args.out,
+        quick=args.quick,
+        seed=args.seed,
+        worlds=[w.strip() for w in args.worlds.split(",") if w.strip()],
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        clip_dir=args.clip,
+        pictures=not args.no_pictures,
+        say=say,
+        settings=_settings(args),
+    )
     print()
     print(markdown_table(summary["results"]), end="")
     print(f"\nresults: {args.out / 'results.json'} and {args.out / 'results.md'}; pictures in {args.out / 'pictures'}")

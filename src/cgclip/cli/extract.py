@@ -12,12 +12,16 @@ from cgclip.config import CHOICES
 def register(subparsers: Any) -> None:
     """Add the ``extract`` sub-command."""
     p = subparsers.add_parser(
-        "extract", help="write tracklet feature files from a trained run (for cgclip search)",
-        **command_help("Extract retrieval features (frames only) of a dataset's query / gallery / train tracklets "
-                       "with a trained run's model and write OUT/<split>.safetensors + OUT/<split>.json. "
-                       "Interrupted extraction resumes from its finished chunks.",
-                       "cgclip extract --run runs/sports-cgclip --dataset data/sports --out feats",
-                       "cgclip extract --run runs/sports-cgclip --out feats --splits query,gallery,train"))
+        "extract",
+        help="write tracklet feature files from a trained run (for cgclip search)",
+        **command_help(
+            "Extract retrieval features (frames only) of a dataset's query / gallery / train tracklets "
+            "with a trained run's model and write OUT/<split>.safetensors + OUT/<split>.json. "
+            "Interrupted extraction resumes from its finished chunks.",
+            "cgclip extract --run runs/sports-cgclip --dataset data/sports --out feats",
+            "cgclip extract --run runs/sports-cgclip --out feats --splits query,gallery,train",
+        ),
+    )
     p.add_argument("--run", required=True, metavar="RUN", help="run folder written by cgclip train")
     p.add_argument("--dataset", metavar="DIR", help="dataset folder (default: the run's)")
     p.add_argument("--out", required=True, metavar="FEATS", help="output folder for the feature files")
@@ -41,7 +45,17 @@ def run(args: argparse.Namespace) -> int:
     """Extract and save the requested splits."""
     from cgclip.train.inference import extract_to_folder
 
-    extract_to_folder(args.run, args.out, args.splits, dataset_root=args.dataset, checkpoint=args.checkpoint,
-                      sampling=args.test_sampling, device=args.device, precision=args.precision,
-                      batch_size=args.batch_size, num_workers=args.num_workers, on_split=_print_split)
+    extract_to_folder(
+        args.run,
+        args.out,
+        args.splits,
+        dataset_root=args.dataset,
+        checkpoint=args.checkpoint,
+        sampling=args.test_sampling,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        on_split=_print_split,
+    )
     return 0

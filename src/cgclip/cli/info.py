@@ -16,11 +16,16 @@ COLUMNS = ("split", "identities", "tracklets", "cameras", "sequences", "frames",
 
 def register(subparsers: Any) -> None:
     """Add the ``info`` sub-command."""
-    p = subparsers.add_parser("info", help="print a dataset's statistics per split",
-                              **command_help("Print identities, tracklets, cameras, sequences and frames per "
-                                             "tracklet for the train, query and gallery splits of a dataset folder.",
-                                             "cgclip info data/sports",
-                                             "cgclip info data/ilidsvid --dataset-kind ilidsvid --split 3 --json"))
+    p = subparsers.add_parser(
+        "info",
+        help="print a dataset's statistics per split",
+        **command_help(
+            "Print identities, tracklets, cameras, sequences and frames per "
+            "tracklet for the train, query and gallery splits of a dataset folder.",
+            "cgclip info data/sports",
+            "cgclip info data/ilidsvid --dataset-kind ilidsvid --split 3 --json",
+        ),
+    )
     p.add_argument("dir", type=Path, help="dataset folder")
     kind = p.add_argument("--dataset-kind", choices=DATASETS, help="dataset format (default: detected from the folder)")
     add_deprecated_alias(p, "--kind", kind)
@@ -35,12 +40,24 @@ def format_table(stats: dict[str, Any]) -> str:
     for split in ("train", "query", "gallery"):
         s = stats[split]
         f = s["frames_per_tracklet"]
-        rows.append((split, s["identities"], s["tracklets"], s["cameras"], s["sequences"], s["frames"], f["min"],
-                     f"{f['mean']:.1f}", f["max"]))
+        rows.append(
+            (
+                split,
+                s["identities"],
+                s["tracklets"],
+                s["cameras"],
+                s["sequences"],
+                s["frames"],
+                f["min"],
+                f"{f['mean']:.1f}",
+                f["max"],
+            )
+        )
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells
+    ]
     return "\n".join(lines)
 
 

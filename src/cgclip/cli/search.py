@@ -13,19 +13,31 @@ from cgclip.errors import EvaluationError
 def register(subparsers: Any) -> None:
     """Add the ``search`` sub-command."""
     p = subparsers.add_parser(
-        "search", help="search a gallery of tracklet features for query persons",
-        **command_help("Rank gallery tracklets for each query by cosine similarity. The gallery is a feature file "
-                       "(PATH.safetensors + PATH.json) or an index saved with --save-index; the query is a feature "
-                       "file or comma-separated gallery item numbers (query by example; the item itself is left "
-                       "out).",
-                       "cgclip search --gallery feats/gallery --query feats/query --topk 10 --out results.json",
-                       "cgclip search --gallery feats/gallery --query 0,5,17 --grid ranking.png"))
+        "search",
+        help="search a gallery of tracklet features for query persons",
+        **command_help(
+            "Rank gallery tracklets for each query by cosine similarity. The gallery is a feature file "
+            "(PATH.safetensors + PATH.json) or an index saved with --save-index; the query is a feature "
+            "file or comma-separated gallery item numbers (query by example; the item itself is left "
+            "out).",
+            "cgclip search --gallery feats/gallery --query feats/query --topk 10 --out results.json",
+            "cgclip search --gallery feats/gallery --query 0,5,17 --grid ranking.png",
+        ),
+    )
     p.add_argument("--gallery", required=True, metavar="FEATS_OR_INDEX", help="gallery feature file or saved index")
-    p.add_argument("--query", required=True, metavar="FEATS_OR_ITEMS",
-                   help="query feature file, or gallery item numbers such as 0,5,17")
+    p.add_argument(
+        "--query",
+        required=True,
+        metavar="FEATS_OR_ITEMS",
+        help="query feature file, or gallery item numbers such as 0,5,17",
+    )
     p.add_argument("--topk", type=int, default=10, metavar="K", help="results per query (default 10)")
-    p.add_argument("--index-type", choices=("exact", "ivf", "hnsw"), default="exact",
-                   help="index to build over a gallery feature file (default exact; ivf/hnsw for large galleries)")
+    p.add_argument(
+        "--index-type",
+        choices=("exact", "ivf", "hnsw"),
+        default="exact",
+        help="index to build over a gallery feature file (default exact; ivf/hnsw for large galleries)",
+    )
     p.add_argument("--nlist", type=int, default=None, help="IVF lists (default ≈ 4·sqrt(N))")
     p.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query (default 16)")
     p.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node (default 32)")
@@ -51,9 +63,16 @@ def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: Any, idx
     same = np.array([[j >= 0 and gallery.pids[j] == queries.pids[i] for j in idx[i]] for i in range(n)])
     labels = [[gallery.identities[j] if j >= 0 else "" for j in idx[i]] for i in range(n)]
     root = args.root or gallery.extra.get("root")
-    save_ranking_grid(args.grid, [first(queries.frames[i]) for i in range(n)], g_frames, same, 1.0 - scores[:n],
-                      query_labels=[queries.identities[i] or str(queries.pids[i]) for i in range(n)],
-                      gallery_labels=labels, root=root)
+    save_ranking_grid(
+        args.grid,
+        [first(queries.frames[i]) for i in range(n)],
+        g_frames,
+        same,
+        1.0 - scores[:n],
+        query_labels=[queries.identities[i] or str(queries.pids[i]) for i in range(n)],
+        gallery_labels=labels,
+        root=root,
+    )
     print(f"wrote ranking grid {args.grid}")
 
 
@@ -67,12 +86,19 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out, "--out", ours=("gallery", "query", "queries"), example="results.json")
     if args.save_index:
-        check_output_file(args.save_index, "--save-index", ours=lambda p: Path(f"{p}.json").is_file(),
-                          example="gallery.index")
+        check_output_file(
+            args.save_index, "--save-index", ours=lambda p: Path(f"{p}.json").is_file(), example="gallery.index"
+        )
     if args.grid:
         check_output_file(args.grid, "--grid", ours=lambda p: p.suffix.lower() == ".png", example="ranking.png")
-    index, gallery = open_gallery(args.gallery, args.index_type, nlist=args.nlist, nprobe=args.nprobe,
-                                  hnsw_m=args.hnsw_m, ef_search=args.ef_search)
+    index, gallery = open_gallery(
+        args.gallery,
+        args.index_type,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+        hnsw_m=args.hnsw_m,
+        ef_search=args.ef_search,
+    )
     queries, items = read_queries(args.query, gallery)
     ranking = rank_gallery(index, gallery, queries, items, args.topk)
     results = ranking.queries
@@ -84,8 +110,17 @@ def run(args: argparse.Namespace) -> int:
         index.save(args.save_index)
         print(f"wrote index {args.save_index} (+ .json)")
     if args.out:
-        write_json(args.out, {"gallery": args.gallery, "query": args.query, "index_type": index.index_type,
-                              "params": index.params, "topk": args.topk, "queries": results})
+        write_json(
+            args.out,
+            {
+                "gallery": args.gallery,
+                "query": args.query,
+                "index_type": index.index_type,
+                "params": index.params,
+                "topk": args.topk,
+                "queries": results,
+            },
+        )
         print(f"wrote results {args.out}")
     if args.grid:
         _grid(args, gallery, queries, ranking.scores, ranking.indices)

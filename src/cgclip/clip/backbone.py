@@ -19,9 +19,10 @@ live in :mod:`cgclip.clip.files` (re-exported here: :func:`check_clip_dir`, :fun
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,6 @@ from cgclip.clip.files import check_clip_dir, hf_quiet, load_clip_model
 from cgclip.clip.pos_embed import grid_for_image, interpolate_pos_embed, square_grid
 
 logger = logging.getLogger(__name__)
-
 
 
 class ClipImageEncoder(nn.Module):
@@ -60,10 +60,18 @@ class ClipImageEncoder(nn.Module):
     :attr:`pos_embed` is resampled on the fly.
     """
 
-    def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear, image_size: tuple[int, int] = (256, 128),
-                 num_cameras: int = 0, sie_coef: float = 1.0, live_positions: bool = False,
-                 sie_tokens: str = "all", freeze_stem: bool = False,
-                 trained_cameras: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        vision_model: nn.Module,
+        visual_projection: nn.Linear,
+        image_size: tuple[int, int] = (256, 128),
+        num_cameras: int = 0,
+        sie_coef: float = 1.0,
+        live_positions: bool = False,
+        sie_tokens: str = "all",
+        freeze_stem: bool = False,
+        trained_cameras: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         if sie_tokens not in ("all", "cls"):
             raise ValueError(f"sie_tokens must be 'all' or 'cls', got {sie_tokens!r}")
@@ -120,7 +128,7 @@ class ClipImageEncoder(nn.Module):
         mean = self.sie_embed[self.sie_trained].mean(dim=0)
         return torch.where(seen.unsqueeze(1), rows, mean.unsqueeze(0))
 
-    def train(self, mode: bool = True) -> "ClipImageEncoder":
+    def train(self, mode: bool = True) -> ClipImageEncoder:
         """Set the training mode; a frozen stem stays in eval mode (its BatchNorm keeps the loaded statistics)."""
         super().train(mode)
         if self.freeze_stem:
@@ -156,7 +164,7 @@ class ClipImageEncoder(nn.Module):
         return interpolate_pos_embed(self.pos_embed, grid, self.grid)
 
     def embed(self, pixel_values: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
-        """Patch + class-token embedding with positions and (optionally) SIE: ``[N, 1+P, D]`` before ``pre_layrnorm``."""
+        """Patch + class-token embedding with positions and optional SIE: ``[N, 1+P, D]`` before ``pre_layrnorm``."""
         if pixel_values.dim() != 4:
             raise ValueError(f"expected pixel_values [N, 3, H, W], got shape {tuple(pixel_values.shape)}")
         emb = self.vision_model.embeddings
@@ -179,7 +187,7 @@ class ClipImageEncoder(nn.Module):
         return tokens
 
     def forward(self, pixel_values: torch.Tensor, camids: torch.Tensor | None = None) -> torch.Tensor:
-        """Encode images ``[N, 3, H, W]`` into tokens ``[N, 1+P, D]`` (token 0 = CLS), final LayerNorm applied to all."""
+        """Encode images ``[N, 3, H, W]`` into tokens ``[N, 1+P, D]`` (token 0 = CLS), all after the final LayerNorm."""
         vm = self.vision_model
         hidden = vm.pre_layrnorm(self.embed(pixel_values, camids))
         hidden = vm.encoder(inputs_embeds=hidden).last_hidden_state
@@ -204,8 +212,9 @@ class ClipTextEncoder(nn.Module):
         self.text_projection = text_projection
         self.tokenizer = tokenizer
         self.frozen = bool(frozen)
-        self.max_length = int(min(text_model.config.max_position_embeddings,
-                                  getattr(tokenizer, "model_max_length", 77) or 77))
+        self.max_length = int(
+            min(text_model.config.max_position_embeddings, getattr(tokenizer, "model_max_length", 77) or 77)
+        )
         if self.frozen:
             self.requires_grad_(False)
             super().train(False)
@@ -215,21 +224,23 @@ class ClipTextEncoder(nn.Module):
         """CLIP's joint embedding width d."""
         return int(self.text_projection.out_features)
 
-    def train(self, mode: bool = True) -> "ClipTextEncoder":
+    def train(self, mode: bool = True) -> ClipTextEncoder:
         """A frozen encoder stays in eval mode whatever the parent module asks."""
         return super().train(False if self.frozen else mode)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Token ids and attention mask (padded to the longest text, truncated to :attr:`max_length`)."""
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
+        enc = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Projected (not normalised) text features ``[n, d]`` of tokenised texts."""
         device = self.text_projection.weight.device
-        out = self.text_model(input_ids=input_ids.to(device),
-                              attention_mask=None if attention_mask is None else attention_mask.to(device))
+        out = self.text_model(
+            input_ids=input_ids.to(device), attention_mask=None if attention_mask is None else attention_mask.to(device)
+        )
         return self.text_projection(out.pooler_output)
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
@@ -245,7 +256,7 @@ class ClipTextEncoder(nn.Module):
             return torch.zeros(0, self.embed_dim, device=device)
         chunks = []
         for start in range(0, len(texts), batch_size):
-            feats = self.forward(texts[start:start + batch_size]).float()
+            feats = self.forward(texts[start : start + batch_size]).float()
             chunks.append(torch.nn.functional.normalize(feats, dim=-1))
         return torch.cat(chunks, dim=0)
 
@@ -262,10 +273,17 @@ class ClipModels:
     path: Path
 
 
-def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_cameras: int = 0,
-              sie_coef: float = 1.0, dtype: torch.dtype | None = None, train_text: bool = False,
-              sie_tokens: str = "all", freeze_stem: bool = False,
-              trained_cameras: Sequence[int] | None = None) -> ClipModels:
+def load_clip(
+    path: str | Path,
+    image_size: tuple[int, int] = (256, 128),
+    num_cameras: int = 0,
+    sie_coef: float = 1.0,
+    dtype: torch.dtype | None = None,
+    train_text: bool = False,
+    sie_tokens: str = "all",
+    freeze_stem: bool = False,
+    trained_cameras: Sequence[int] | None = None,
+) -> ClipModels:
     """Load a local Hugging Face CLIP directory for ReID (never downloads).
 
     Args:
@@ -281,14 +299,33 @@ def load_clip(path: str | Path, image_size: tuple[int, int] = (256, 128), num_ca
     """
     path = Path(path)
     model, tokenizer = load_clip_model(path, dtype)
-    image = ClipImageEncoder(model.vision_model, model.visual_projection, image_size=image_size,
-                             num_cameras=num_cameras, sie_coef=sie_coef, sie_tokens=sie_tokens,
-                             freeze_stem=freeze_stem, trained_cameras=trained_cameras)
+    image = ClipImageEncoder(
+        model.vision_model,
+        model.visual_projection,
+        image_size=image_size,
+        num_cameras=num_cameras,
+        sie_coef=sie_coef,
+        sie_tokens=sie_tokens,
+        freeze_stem=freeze_stem,
+        trained_cameras=trained_cameras,
+    )
     text = ClipTextEncoder(model.text_model, model.text_projection, tokenizer, frozen=not train_text)
-    logger.info("loaded CLIP from %s: vision width %d, grid %s -> %s, embed dim %d", path, image.width,
-                image.source_grid, image.grid, image.embed_dim)
-    return ClipModels(image=image, text=text, embed_dim=int(model.config.projection_dim),
-                      logit_scale=float(model.logit_scale.detach().float().exp()), config=model.config, path=path)
+    logger.info(
+        "loaded CLIP from %s: vision width %d, grid %s -> %s, embed dim %d",
+        path,
+        image.width,
+        image.source_grid,
+        image.grid,
+        image.embed_dim,
+    )
+    return ClipModels(
+        image=image,
+        text=text,
+        embed_dim=int(model.config.projection_dim),
+        logit_scale=float(model.logit_scale.detach().float().exp()),
+        config=model.config,
+        path=path,
+    )
 
 
 __all__ = ["ClipImageEncoder", "ClipModels", "ClipTextEncoder", "check_clip_dir", "hf_quiet", "load_clip"]

@@ -16,7 +16,8 @@ Hugging Face or imported OpenAI ViT) load exactly as before.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,8 +43,7 @@ class ConvStem(nn.Module):
         for i, cout in enumerate(channels):
             if i >= 1:
                 layers.append(nn.MaxPool2d(2))
-            layers += [nn.Conv2d(cin, int(cout), 3, padding=1, bias=False),
-                       nn.BatchNorm2d(int(cout)), nn.ReLU()]
+            layers += [nn.Conv2d(cin, int(cout), 3, padding=1, bias=False), nn.BatchNorm2d(int(cout)), nn.ReLU()]
             cin = int(cout)
         self.body = nn.Sequential(*layers)
         self.proj = nn.Conv2d(cin, int(width), 1)
@@ -89,8 +89,12 @@ def apply_stem(vision_model: nn.Module) -> bool:
     spec = stem_spec(vision_model.config)
     if spec is None:
         return False
-    stem = ConvStem(spec["channels"], int(vision_model.config.hidden_size), int(vision_model.config.num_channels),
-                    global_pool=bool(spec.get("global_pool", False)))
+    stem = ConvStem(
+        spec["channels"],
+        int(vision_model.config.hidden_size),
+        int(vision_model.config.num_channels),
+        global_pool=bool(spec.get("global_pool", False)),
+    )
     if stem.stride != int(vision_model.config.patch_size):
         raise ValueError(f"{STEM_KEY} has stride {stem.stride} but patch_size is {vision_model.config.patch_size}")
     vision_model.embeddings.patch_embedding = stem

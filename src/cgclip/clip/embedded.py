@@ -41,15 +41,21 @@ def write_manifest(clip_dir: str | Path, command: str, seed: int, name: str | No
     in its ``manifest.json``."""
     clip_dir = Path(clip_dir)
     files = sorted(p.name for p in clip_dir.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
-    manifest = {"name": name or clip_dir.name, "command": command, "seed": int(seed),
-                "sha256": {name: _sha256(clip_dir / name) for name in files}}
+    manifest = {
+        "name": name or clip_dir.name,
+        "command": command,
+        "seed": int(seed),
+        "sha256": {name: _sha256(clip_dir / name) for name in files},
+    }
     write_json(clip_dir / MANIFEST_NAME, manifest)
     return manifest
 
 
 def _rebuild_hint(path: Path) -> str:
-    return (f"reinstall cgclip, or rebuild it with `{RECIPE_COMMAND.replace('DIR', 'NEW_DIR')}` and pass "
-            f"--clip NEW_DIR (or copy NEW_DIR to {path})")
+    return (
+        f"reinstall cgclip, or rebuild it with `{RECIPE_COMMAND.replace('DIR', 'NEW_DIR')}` and pass "
+        f"--clip NEW_DIR (or copy NEW_DIR to {path})"
+    )
 
 
 def verify_clip_dir(path: str | Path) -> dict[str, Any]:
@@ -57,17 +63,20 @@ def verify_clip_dir(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise CheckpointError(f"the embedded CLIP is missing ({MANIFEST_NAME} not found); {_rebuild_hint(path)}",
-                              path=path)
+        raise CheckpointError(
+            f"the embedded CLIP is missing ({MANIFEST_NAME} not found); {_rebuild_hint(path)}", path=path
+        )
     manifest = read_json(manifest_path)
     for name, digest in manifest.get("sha256", {}).items():
         file = path / name
         if not file.is_file():
-            raise CheckpointError(f"the embedded CLIP is incomplete ({name} is missing); {_rebuild_hint(path)}",
-                                  path=path)
+            raise CheckpointError(
+                f"the embedded CLIP is incomplete ({name} is missing); {_rebuild_hint(path)}", path=path
+            )
         if _sha256(file) != digest:
-            raise CheckpointError(f"the embedded CLIP is damaged ({name} does not match its checksum); "
-                                  f"{_rebuild_hint(path)}", path=file)
+            raise CheckpointError(
+                f"the embedded CLIP is damaged ({name} does not match its checksum); {_rebuild_hint(path)}", path=file
+            )
     return manifest
 
 

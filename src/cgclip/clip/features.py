@@ -4,8 +4,9 @@ attribute captioner). Features are the projected, L2-normalised CLIP embeddings.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +15,6 @@ from PIL import Image
 from cgclip.clip.conv_stem import stem_spec
 from cgclip.clip.preprocess import to_pixels
 from cgclip.data.transforms import CLIP_MEAN, CLIP_STD
-
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ class ClipFeatures:
             from cgclip.clip.backbone import ClipImageEncoder
 
             self.crop_size = (self.image_size, self.image_size // 2)
-            self.crop_encoder = ClipImageEncoder(self.model.vision_model, self.model.visual_projection,
-                                                 image_size=self.crop_size, live_positions=True).eval()
+            self.crop_encoder = ClipImageEncoder(
+                self.model.vision_model, self.model.visual_projection, image_size=self.crop_size, live_positions=True
+            ).eval()
 
     @staticmethod
     def _features(out: Any) -> torch.Tensor:
@@ -52,8 +53,13 @@ class ClipFeatures:
         """``[len(texts), d]`` normalised text features (texts truncated to the model's context)."""
         chunks = []
         for i in range(0, len(texts), batch_size):
-            tok = self.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt").to(self.device)
+            tok = self.tokenizer(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
             chunks.append(self._features(self.model.get_text_features(**tok)).cpu())
         if not chunks:
             return torch.zeros(0, int(self.model.config.projection_dim))
@@ -70,8 +76,9 @@ class ClipFeatures:
         canvas = Image.new("RGB", (side, side), tuple(int(255 * m) for m in CLIP_MEAN))
         canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
         canvas = canvas.resize((self.image_size, self.image_size), Image.BICUBIC)
-        arr = (np.asarray(canvas, dtype=np.float32) / 255.0 - np.array(CLIP_MEAN, np.float32)) / \
-            np.array(CLIP_STD, np.float32)
+        arr = (np.asarray(canvas, dtype=np.float32) / 255.0 - np.array(CLIP_MEAN, np.float32)) / np.array(
+            CLIP_STD, np.float32
+        )
         return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
     @torch.inference_mode()
@@ -79,7 +86,7 @@ class ClipFeatures:
         """``[len(images), d]`` normalised image features."""
         chunks = []
         for i in range(0, len(images), batch_size):
-            pixels = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]]).to(self.device)
+            pixels = torch.stack([self.preprocess(im) for im in images[i : i + batch_size]]).to(self.device)
             if self.crop_encoder is not None:
                 chunks.append(self._features(self.crop_encoder.encode_image(pixels)).cpu())
             else:

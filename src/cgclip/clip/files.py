@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json
 
-CLIP_DIR_FIX = ("pass a Hugging Face CLIP directory (config.json, model.safetensors, tokenizer files) "
-                "or convert an OpenAI .pt with `cgclip import-clip`")
+CLIP_DIR_FIX = (
+    "pass a Hugging Face CLIP directory (config.json, model.safetensors, tokenizer files) "
+    "or convert an OpenAI .pt with `cgclip import-clip`"
+)
 
 
 @contextmanager
@@ -36,8 +39,11 @@ def check_clip_dir(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_dir():
         if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
-            raise CheckpointError(f"is a file, not a CLIP checkpoint directory; convert it with `cgclip import-clip "
-                                  f"{path} --out DIR --tokenizer TOKDIR`", path=path)
+            raise CheckpointError(
+                f"is a file, not a CLIP checkpoint directory; convert it with `cgclip import-clip "
+                f"{path} --out DIR --tokenizer TOKDIR`",
+                path=path,
+            )
         raise CheckpointError(f"CLIP checkpoint directory not found; {CLIP_DIR_FIX}", path=path)
     config_path = path / "config.json"
     if not config_path.is_file():
@@ -45,26 +51,36 @@ def check_clip_dir(path: str | Path) -> dict[str, Any]:
     config = read_json(config_path)
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type != "clip":
-        raise CheckpointError(f"not a CLIP checkpoint directory: config.json has model_type {model_type!r}; {CLIP_DIR_FIX}",
-                              path=path)
+        raise CheckpointError(
+            f"not a CLIP checkpoint directory: config.json has model_type {model_type!r}; {CLIP_DIR_FIX}", path=path
+        )
     if not (path / "model.safetensors").is_file():
         index = path / "model.safetensors.index.json"
         if index.is_file():
             shards = sorted(set(read_json(index).get("weight_map", {}).values()))
             missing = [s for s in shards if not (path / s).is_file()]
             if not shards or missing:
-                raise CheckpointError(f"sharded weights incomplete: missing {', '.join(missing) or 'weight_map'}; "
-                                      "copy every shard listed in model.safetensors.index.json", path=path)
+                raise CheckpointError(
+                    f"sharded weights incomplete: missing {', '.join(missing) or 'weight_map'}; "
+                    "copy every shard listed in model.safetensors.index.json",
+                    path=path,
+                )
         elif any(path.glob("pytorch_model*.bin")):
-            raise CheckpointError("weights are in pickle format (pytorch_model.bin), which cgclip does not load; "
-                                  "re-save them with `CLIPModel.from_pretrained(DIR).save_pretrained(DIR, "
-                                  "safe_serialization=True)` on a trusted machine", path=path)
+            raise CheckpointError(
+                "weights are in pickle format (pytorch_model.bin), which cgclip does not load; "
+                "re-save them with `CLIPModel.from_pretrained(DIR).save_pretrained(DIR, "
+                "safe_serialization=True)` on a trusted machine",
+                path=path,
+            )
         else:
             raise CheckpointError(f"no weights: model.safetensors is missing; {CLIP_DIR_FIX}", path=path)
     has_bpe = (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
     if not has_bpe and not (path / "tokenizer.json").is_file():
-        raise CheckpointError("no tokenizer files (vocab.json + merges.txt or tokenizer.json); copy them from the "
-                              "Hugging Face CLIP repository of the same model", path=path)
+        raise CheckpointError(
+            "no tokenizer files (vocab.json + merges.txt or tokenizer.json); copy them from the "
+            "Hugging Face CLIP repository of the same model",
+            path=path,
+        )
     return config
 
 
@@ -103,21 +119,31 @@ def load_clip_model(path: str | Path, dtype: Any = None) -> tuple[Any, Any]:
                 model = _load_stem_model(path, CLIPConfig.from_pretrained(str(path), local_files_only=True))
                 model = model.to(dtype)
             else:
-                model, info = CLIPModel.from_pretrained(str(path), local_files_only=True, dtype=dtype,
-                                                        output_loading_info=True, ignore_mismatched_sizes=True)
+                model, info = CLIPModel.from_pretrained(
+                    str(path),
+                    local_files_only=True,
+                    dtype=dtype,
+                    output_loading_info=True,
+                    ignore_mismatched_sizes=True,
+                )
                 missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
                 bad = missing or [_mismatch(m) for m in info.get("mismatched_keys", [])]
                 if bad:
-                    raise CheckpointError(f"weights do not match config.json ({len(bad)} missing or mismatched, e.g. "
-                                          f"{bad[0]}); re-export the checkpoint", path=path)
+                    raise CheckpointError(
+                        f"weights do not match config.json ({len(bad)} missing or mismatched, e.g. "
+                        f"{bad[0]}); re-export the checkpoint",
+                        path=path,
+                    )
     except CheckpointError:
         raise
     except Exception as exc:  # safetensors, transformers and torch each raise their own types for damaged files
         raise CheckpointError(f"cannot load CLIP checkpoint ({_first_line(exc)}); {CLIP_DIR_FIX}", path=path) from exc
     if len(tokenizer) > model.config.text_config.vocab_size:
-        raise CheckpointError(f"tokenizer has {len(tokenizer)} tokens but the text model only "
-                              f"{model.config.text_config.vocab_size}; use the tokenizer saved with these weights",
-                              path=path)
+        raise CheckpointError(
+            f"tokenizer has {len(tokenizer)} tokens but the text model only "
+            f"{model.config.text_config.vocab_size}; use the tokenizer saved with these weights",
+            path=path,
+        )
     return model, tokenizer
 
 
@@ -140,8 +166,10 @@ def _load_stem_model(path: Path, config: Any) -> Any:
     shape = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     bad = missing or unexpected or shape
     if bad:
-        raise CheckpointError(f"weights do not match config.json ({len(missing)} missing, {len(unexpected)} "
-                              f"unexpected, {len(shape)} of another shape, e.g. {bad[0]}); re-export the checkpoint",
-                              path=weights)
+        raise CheckpointError(
+            f"weights do not match config.json ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(shape)} of another shape, e.g. {bad[0]}); re-export the checkpoint",
+            path=weights,
+        )
     model.load_state_dict(state, strict=False)
     return model

@@ -1,4 +1,4 @@
-"""Convert an OpenAI CLIP checkpoint (``.pt``: a state dict or a TorchScript archive) into a Hugging Face CLIP directory.
+"""Convert an OpenAI CLIP checkpoint (``.pt``: a state dict or a TorchScript archive) into a Hugging Face CLIP folder.
 
 OpenAI's layout (``visual.conv1.weight``, ``visual.class_embedding``, ``visual.positional_embedding``,
 ``visual.transformer.resblocks.N.attn.in_proj_weight``, ..., ``transformer.resblocks.N...``, ``token_embedding``,
@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
-from cgclip.errors import CheckpointError
-from cgclip.io_utils import check_output_dir
 from cgclip.clip.pos_embed import square_grid
 from cgclip.clip.torchscript_reader import is_torchscript_archive, read_torchscript_state_dict
+from cgclip.errors import CheckpointError
+from cgclip.io_utils import check_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -35,22 +36,29 @@ HEAD_WIDTH = 64
 IGNORED_KEYS = ("input_resolution", "context_length", "vocab_size")
 _BLOCK = re.compile(r"^(visual\.transformer|transformer)\.resblocks\.(\d+)\.(.+)$")
 _BLOCK_PARTS = {
-    "attn.out_proj.weight": "self_attn.out_proj.weight", "attn.out_proj.bias": "self_attn.out_proj.bias",
-    "ln_1.weight": "layer_norm1.weight", "ln_1.bias": "layer_norm1.bias",
-    "ln_2.weight": "layer_norm2.weight", "ln_2.bias": "layer_norm2.bias",
-    "mlp.c_fc.weight": "mlp.fc1.weight", "mlp.c_fc.bias": "mlp.fc1.bias",
-    "mlp.c_proj.weight": "mlp.fc2.weight", "mlp.c_proj.bias": "mlp.fc2.bias",
+    "attn.out_proj.weight": "self_attn.out_proj.weight",
+    "attn.out_proj.bias": "self_attn.out_proj.bias",
+    "ln_1.weight": "layer_norm1.weight",
+    "ln_1.bias": "layer_norm1.bias",
+    "ln_2.weight": "layer_norm2.weight",
+    "ln_2.bias": "layer_norm2.bias",
+    "mlp.c_fc.weight": "mlp.fc1.weight",
+    "mlp.c_fc.bias": "mlp.fc1.bias",
+    "mlp.c_proj.weight": "mlp.fc2.weight",
+    "mlp.c_proj.bias": "mlp.fc2.bias",
 }
 _DIRECT = {
     "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
     "visual.class_embedding": "vision_model.embeddings.class_embedding",
     "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
-    "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight", "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
+    "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
+    "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
     "visual.ln_post.weight": "vision_model.post_layernorm.weight",
     "visual.ln_post.bias": "vision_model.post_layernorm.bias",
     "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
     "positional_embedding": "text_model.embeddings.position_embedding.weight",
-    "ln_final.weight": "text_model.final_layer_norm.weight", "ln_final.bias": "text_model.final_layer_norm.bias",
+    "ln_final.weight": "text_model.final_layer_norm.weight",
+    "ln_final.bias": "text_model.final_layer_norm.bias",
     "logit_scale": "logit_scale",
 }
 _TRANSPOSED = {"visual.proj": "visual_projection.weight", "text_projection": "text_projection.weight"}
@@ -68,8 +76,11 @@ def read_openai_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # weights_only refuses arbitrary objects; corrupt files fail too
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"cannot read as a tensor-only checkpoint ({msg}); pass an OpenAI CLIP .pt "
-                                  "(state dict or TorchScript archive)", path=path) from exc
+            raise CheckpointError(
+                f"cannot read as a tensor-only checkpoint ({msg}); pass an OpenAI CLIP .pt "
+                "(state dict or TorchScript archive)",
+                path=path,
+            ) from exc
     for wrapper in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
@@ -77,7 +88,7 @@ def read_openai_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError("does not contain a state dict of tensors", path=path)
     out = {}
     for key, value in state.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = key[len("module.") :] if key.startswith("module.") else key
         out[key] = value
     return out
 
@@ -92,10 +103,19 @@ def _count_blocks(state: Mapping[str, torch.Tensor], prefix: str) -> int:
 def infer_config(state: Mapping[str, torch.Tensor], special_ids: Mapping[str, int] | None = None) -> dict[str, Any]:
     """``CLIPConfig`` keyword arguments for an OpenAI ViT CLIP state dict (architecture from tensor shapes)."""
     if any(k.startswith(("visual.layer1.", "visual.attnpool.")) for k in state):
-        raise CheckpointError("this is a ResNet CLIP (RN50/RN101/...); only ViT CLIP models (ViT-B/32, ViT-B/16, "
-                              "ViT-L/14, ...) are supported")
-    required = ("visual.conv1.weight", "visual.positional_embedding", "visual.proj", "token_embedding.weight",
-                "positional_embedding", "ln_final.weight", "text_projection")
+        raise CheckpointError(
+            "this is a ResNet CLIP (RN50/RN101/...); only ViT CLIP models (ViT-B/32, ViT-B/16, "
+            "ViT-L/14, ...) are supported"
+        )
+    required = (
+        "visual.conv1.weight",
+        "visual.positional_embedding",
+        "visual.proj",
+        "token_embedding.weight",
+        "positional_embedding",
+        "ln_final.weight",
+        "text_projection",
+    )
     missing = [k for k in required if k not in state]
     if missing:
         raise CheckpointError(f"not an OpenAI CLIP state dict: missing {', '.join(missing)}")
@@ -106,14 +126,27 @@ def infer_config(state: Mapping[str, torch.Tensor], special_ids: Mapping[str, in
     v_mlp = int(state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0])
     t_mlp = int(state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0])
     embed_dim = int(state["text_projection"].shape[1])
-    text = dict(vocab_size=int(state["token_embedding.weight"].shape[0]), hidden_size=t_width,
-                intermediate_size=t_mlp, num_hidden_layers=_count_blocks(state, "transformer"),
-                num_attention_heads=t_width // HEAD_WIDTH,
-                max_position_embeddings=int(state["positional_embedding"].shape[0]), hidden_act="quick_gelu",
-                projection_dim=embed_dim, **dict(special_ids or {}))
-    vision = dict(hidden_size=v_width, intermediate_size=v_mlp, num_hidden_layers=_count_blocks(state, "visual.transformer"),
-                  num_attention_heads=v_width // HEAD_WIDTH, image_size=grid[0] * patch, patch_size=patch,
-                  hidden_act="quick_gelu", projection_dim=embed_dim)
+    text = dict(
+        vocab_size=int(state["token_embedding.weight"].shape[0]),
+        hidden_size=t_width,
+        intermediate_size=t_mlp,
+        num_hidden_layers=_count_blocks(state, "transformer"),
+        num_attention_heads=t_width // HEAD_WIDTH,
+        max_position_embeddings=int(state["positional_embedding"].shape[0]),
+        hidden_act="quick_gelu",
+        projection_dim=embed_dim,
+        **dict(special_ids or {}),
+    )
+    vision = dict(
+        hidden_size=v_width,
+        intermediate_size=v_mlp,
+        num_hidden_layers=_count_blocks(state, "visual.transformer"),
+        num_attention_heads=v_width // HEAD_WIDTH,
+        image_size=grid[0] * patch,
+        patch_size=patch,
+        hidden_act="quick_gelu",
+        projection_dim=embed_dim,
+    )
     return dict(text_config=text, vision_config=vision, projection_dim=embed_dim)
 
 
@@ -140,13 +173,20 @@ def openai_to_hf_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torc
         elif key.split(".")[-1] not in IGNORED_KEYS and key != "attn_mask":
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"unexpected tensors for an OpenAI ViT CLIP ({len(unknown)}, e.g. {unknown[0]}); "
-                              "this architecture is not supported by the converter")
+        raise CheckpointError(
+            f"unexpected tensors for an OpenAI ViT CLIP ({len(unknown)}, e.g. {unknown[0]}); "
+            "this architecture is not supported by the converter"
+        )
     return out
 
 
-def import_openai_clip(pt_path: str | Path, out_dir: str | Path, tokenizer_dir: str | Path | None,
-                       dtype: torch.dtype = torch.float32, overwrite: bool = False) -> Path:
+def import_openai_clip(
+    pt_path: str | Path,
+    out_dir: str | Path,
+    tokenizer_dir: str | Path | None,
+    dtype: torch.dtype = torch.float32,
+    overwrite: bool = False,
+) -> Path:
     """Convert ``pt_path`` into a Hugging Face CLIP directory ``out_dir`` (written atomically); return ``out_dir``.
 
     ``tokenizer_dir`` must hold a Hugging Face CLIP tokenizer (OpenAI's vocabulary is not inside the ``.pt``).
@@ -158,27 +198,38 @@ def import_openai_clip(pt_path: str | Path, out_dir: str | Path, tokenizer_dir: 
     from cgclip.clip.tokenizer import special_token_ids
 
     pt_path = Path(pt_path)
-    check_output_dir(out_dir, overwrite and Path(out_dir).is_dir(),
-                     fix="choose a new --out (or pass --overwrite to replace a folder)")
+    check_output_dir(
+        out_dir,
+        overwrite and Path(out_dir).is_dir(),
+        fix="choose a new --out (or pass --overwrite to replace a folder)",
+    )
     if tokenizer_dir is None:
-        raise CheckpointError("OpenAI .pt files do not contain the BPE vocabulary; pass --tokenizer DIR, a Hugging Face "
-                              "CLIP tokenizer directory (vocab.json, merges.txt, e.g. from openai/clip-vit-base-patch16)",
-                              path=pt_path)
+        raise CheckpointError(
+            "OpenAI .pt files do not contain the BPE vocabulary; pass --tokenizer DIR, a Hugging Face "
+            "CLIP tokenizer directory (vocab.json, merges.txt, e.g. from openai/clip-vit-base-patch16)",
+            path=pt_path,
+        )
     state = read_openai_checkpoint(pt_path)
     try:
         vocab = tokenizer_vocab(tokenizer_dir)
         ids = special_token_ids(vocab)
     except (KeyError, OSError, ValueError) as exc:
-        raise CheckpointError(f"not a CLIP tokenizer directory ({exc}); pass the folder holding vocab.json and "
-                              "merges.txt of a Hugging Face CLIP model", path=tokenizer_dir) from exc
+        raise CheckpointError(
+            f"not a CLIP tokenizer directory ({exc}); pass the folder holding vocab.json and "
+            "merges.txt of a Hugging Face CLIP model",
+            path=tokenizer_dir,
+        ) from exc
     try:
         config = CLIPConfig(**infer_config(state, ids))
         hf_state = openai_to_hf_state_dict(state)
     except CheckpointError as exc:
         raise CheckpointError(str(exc), path=pt_path) from None
     if len(vocab) > config.text_config.vocab_size:
-        raise CheckpointError(f"tokenizer has {len(vocab)} tokens but the checkpoint's token embedding only "
-                              f"{config.text_config.vocab_size}; pass the tokenizer of this model", path=tokenizer_dir)
+        raise CheckpointError(
+            f"tokenizer has {len(vocab)} tokens but the checkpoint's token embedding only "
+            f"{config.text_config.vocab_size}; pass the tokenizer of this model",
+            path=tokenizer_dir,
+        )
     model = CLIPModel(config)
     try:
         model.load_state_dict({k: v.to(dtype) for k, v in hf_state.items()}, strict=True)
@@ -186,8 +237,15 @@ def import_openai_clip(pt_path: str | Path, out_dir: str | Path, tokenizer_dir: 
         first = " ".join(str(exc).strip().splitlines()[:2])[:300]
         raise CheckpointError(f"tensor shapes do not fit the inferred architecture ({first})", path=pt_path) from exc
     path = save_clip_model(model, out_dir, tokenizer_dir, overwrite=overwrite, dtype=dtype)
-    logger.info("imported %s (vision %dx%d layers, patch %d, %d px; text %dx%d) into %s", pt_path,
-                config.vision_config.hidden_size, config.vision_config.num_hidden_layers,
-                config.vision_config.patch_size, config.vision_config.image_size, config.text_config.hidden_size,
-                config.text_config.num_hidden_layers, path)
+    logger.info(
+        "imported %s (vision %dx%d layers, patch %d, %d px; text %dx%d) into %s",
+        pt_path,
+        config.vision_config.hidden_size,
+        config.vision_config.num_hidden_layers,
+        config.vision_config.patch_size,
+        config.vision_config.image_size,
+        config.text_config.hidden_size,
+        config.text_config.num_hidden_layers,
+        path,
+    )
     return path

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 
 def square_grid(num_patches: int) -> tuple[int, int]:
-    """Return ``(g, g)`` for a table of ``g*g`` patch positions; raise ``ValueError`` if ``num_patches`` is not square."""
+    """``(g, g)`` for a table of ``g*g`` patch positions; raise ``ValueError`` if ``num_patches`` is not square."""
     side = math.isqrt(num_patches)
     if side * side != num_patches:
         raise ValueError(f"{num_patches} patch positions do not form a square grid; pass src_grid explicitly")
@@ -23,15 +23,19 @@ def square_grid(num_patches: int) -> tuple[int, int]:
 
 
 def grid_for_image(image_size: tuple[int, int], patch_size: int) -> tuple[int, int]:
-    """Patch grid ``(rows, cols)`` of an ``(height, width)`` image with non-overlapping patches (stride = patch size)."""
+    """Patch grid ``(rows, cols)`` of a ``(height, width)`` image with non-overlapping patches (stride = patch)."""
     height, width = image_size
     if height < patch_size or width < patch_size:
         raise ValueError(f"image size {height}x{width} is smaller than the patch size {patch_size}")
     return height // patch_size, width // patch_size
 
 
-def interpolate_pos_embed(pos_embed: torch.Tensor, dst_grid: tuple[int, int],
-                          src_grid: tuple[int, int] | None = None, num_prefix_tokens: int = 1) -> torch.Tensor:
+def interpolate_pos_embed(
+    pos_embed: torch.Tensor,
+    dst_grid: tuple[int, int],
+    src_grid: tuple[int, int] | None = None,
+    num_prefix_tokens: int = 1,
+) -> torch.Tensor:
     """Resample a positional-embedding table ``[prefix + Hs*Ws, D]`` to ``[prefix + Hd*Wd, D]``.
 
     ``src_grid`` defaults to the square grid implied by the table. The prefix rows (the class token) are copied; the

@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from transformers import CLIPConfig, CLIPModel
 
-from cgclip.errors import CheckpointError
-from cgclip.io_utils import read_json
-from cgclip.clip.files import hf_quiet
 from cgclip.clip.conv_stem import apply_stem, conv_stem_config
+from cgclip.clip.files import hf_quiet
 from cgclip.clip.sizes import SIZES, TINY_SIZES  # declared without torch for the command line
 from cgclip.clip.tokenizer import TOKENIZER_FILES, build_clip_tokenizer, special_token_ids
+from cgclip.errors import CheckpointError
+from cgclip.io_utils import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +51,46 @@ def clip_config(size: str, vocab: dict[str, int]) -> CLIPConfig:
     """The :class:`transformers.CLIPConfig` of a named ``size`` for a tokenizer vocabulary ``vocab``."""
     ids = special_token_ids(vocab)
     if size in TINY_SIZES:
-        text: dict[str, Any] = dict(vocab_size=len(vocab), hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                                    num_attention_heads=4, max_position_embeddings=77, **ids)
-        vision: dict[str, Any] = dict(hidden_size=192, intermediate_size=768, num_hidden_layers=4,
-                                      num_attention_heads=3, image_size=128, patch_size=16)
+        text: dict[str, Any] = dict(
+            vocab_size=len(vocab),
+            hidden_size=256,
+            intermediate_size=1024,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            **ids,
+        )
+        vision: dict[str, Any] = dict(
+            hidden_size=192,
+            intermediate_size=768,
+            num_hidden_layers=4,
+            num_attention_heads=3,
+            image_size=128,
+            patch_size=16,
+        )
         if size == "tiny":
             vision.update(conv_stem_config(TINY_STEM))
         elif size == "tiny-cnn":
             vision.update(conv_stem_config(TINY_CNN_STEM, global_pool=True))
         projection_dim = 256
     elif size == "vit-b-16":
-        text = dict(vocab_size=max(49408, len(vocab)), hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                    num_attention_heads=8, max_position_embeddings=77, **ids)
-        vision = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                      image_size=224, patch_size=16)
+        text = dict(
+            vocab_size=max(49408, len(vocab)),
+            hidden_size=512,
+            intermediate_size=2048,
+            num_hidden_layers=12,
+            num_attention_heads=8,
+            max_position_embeddings=77,
+            **ids,
+        )
+        vision = dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=16,
+        )
         projection_dim = 512
     else:
         raise ValueError(f"unknown CLIP size {size!r}; choose one of {', '.join(SIZES)}")
@@ -78,8 +104,11 @@ def copy_tokenizer(src_dir: str | Path, dst_dir: str | Path) -> None:
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     names = [n for n in (*TOKENIZER_FILES, "tokenizer.json") if (src_dir / n).is_file()]
     if not {"vocab.json", "merges.txt"} <= set(names) and "tokenizer.json" not in names:
-        raise CheckpointError("no CLIP tokenizer files (vocab.json + merges.txt or tokenizer.json); pass a Hugging "
-                              "Face CLIP tokenizer directory", path=src_dir)
+        raise CheckpointError(
+            "no CLIP tokenizer files (vocab.json + merges.txt or tokenizer.json); pass a Hugging "
+            "Face CLIP tokenizer directory",
+            path=src_dir,
+        )
     dst_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copyfile(src_dir / name, dst_dir / name)
@@ -100,8 +129,9 @@ def finalize_dir(tmp_dir: Path, out_dir: Path, overwrite: bool) -> Path:
     if out_dir.exists():
         if any(out_dir.iterdir()) and not overwrite:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise CheckpointError("output directory exists and is not empty; choose a new directory or delete it",
-                                  path=out_dir)
+            raise CheckpointError(
+                "output directory exists and is not empty; choose a new directory or delete it", path=out_dir
+            )
         old = out_dir.with_name(f".{out_dir.name}.old-{tmp_dir.name}")
         out_dir.rename(old)
         tmp_dir.rename(out_dir)
@@ -111,8 +141,14 @@ def finalize_dir(tmp_dir: Path, out_dir: Path, overwrite: bool) -> Path:
     return out_dir
 
 
-def save_clip_model(model: CLIPModel, out_dir: str | Path, tokenizer_dir: str | Path | None = None, *,
-                    overwrite: bool = False, dtype: torch.dtype | None = None) -> Path:
+def save_clip_model(
+    model: CLIPModel,
+    out_dir: str | Path,
+    tokenizer_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Save ``model`` (and the tokenizer of ``tokenizer_dir``) atomically as a Hugging Face CLIP directory."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +166,15 @@ def save_clip_model(model: CLIPModel, out_dir: str | Path, tokenizer_dir: str | 
     return finalize_dir(tmp_dir, out_dir, overwrite)
 
 
-def save_random_clip(out_dir: str | Path, size: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | None = None,
-                     *, dtype: torch.dtype | None = None, overwrite: bool = False) -> Path:
+def save_random_clip(
+    out_dir: str | Path,
+    size: str = "tiny",
+    seed: int = 0,
+    tokenizer_dir: str | Path | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a randomly initialised CLIP of ``size`` (``"tiny"`` or ``"vit-b-16"``) to ``out_dir``; return the path.
 
     The tokenizer is copied from ``tokenizer_dir`` when given, else built offline from

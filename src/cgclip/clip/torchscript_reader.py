@@ -21,9 +21,16 @@ import torch
 from cgclip.errors import CheckpointError
 
 _STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
-    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "DoubleStorage": torch.float64,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
 }
 
 
@@ -38,8 +45,15 @@ class _StorageType:
         self.dtype = dtype
 
 
-def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-                    requires_grad: bool = False, backward_hooks: Any = None, metadata: Any = None) -> torch.Tensor:
+def _rebuild_tensor(
+    storage: torch.Tensor,
+    offset: int,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    requires_grad: bool = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+) -> torch.Tensor:
     """Make a tensor view of a flat storage tensor and copy it (so it owns compact memory)."""
     if len(size) == 0:
         return storage[offset].clone()
@@ -75,9 +89,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return collections.OrderedDict
         if module == "torch.jit._pickle" and (name.startswith("build_") or name == "restore_type_tag"):
             return _identity
-        raise CheckpointError(f"TorchScript archive refers to {module}.{name}, which a safe read does not allow; "
-                              "export the model's state_dict with torch.save on a trusted machine and import that",
-                              path=self.path)
+        raise CheckpointError(
+            f"TorchScript archive refers to {module}.{name}, which a safe read does not allow; "
+            "export the model's state_dict with torch.save on a trusted machine and import that",
+            path=self.path,
+        )
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
@@ -88,8 +104,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             try:
                 raw = self.archive.read(f"{self.prefix}data/{key}")
             except KeyError as exc:
-                raise CheckpointError(f"TorchScript archive lacks storage data/{key}; the file is truncated",
-                                      path=self.path) from exc
+                raise CheckpointError(
+                    f"TorchScript archive lacks storage data/{key}; the file is truncated", path=self.path
+                ) from exc
             flat = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
             self.storages[key] = flat.view(dtype) if raw else torch.empty(0, dtype=dtype)
         return self.storages[key]
@@ -122,8 +139,9 @@ def read_torchscript_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         names = archive.namelist()
         data_name = next((n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")), None)
         if data_name is None:
-            raise CheckpointError("TorchScript archive without data.pkl; the file is truncated or not a model",
-                                  path=path)
+            raise CheckpointError(
+                "TorchScript archive without data.pkl; the file is truncated or not a model", path=path
+            )
         prefix = data_name[: -len("data.pkl")]
         byteorder = f"{prefix}byteorder"
         if byteorder in names and archive.read(byteorder).strip() not in (b"little", b""):

@@ -15,17 +15,29 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from cgclip.errors import DataError
 from cgclip.io_utils import atomic_write_text, read_text
 
 log = logging.getLogger(__name__)
 
-IDENTITY_COLUMNS = ("identity_id", "split", "scene", "gender", "uniform", "number", "hair", "shoes", "socks",
-                    "build", "accessories", "others")
+IDENTITY_COLUMNS = (
+    "identity_id",
+    "split",
+    "scene",
+    "gender",
+    "uniform",
+    "number",
+    "hair",
+    "shoes",
+    "socks",
+    "build",
+    "accessories",
+    "others",
+)
 MAPPING_COLUMNS = ("split", "sequence", "track_id", "identity_id")
 
 TrackKey = tuple[str, str, int]
@@ -77,15 +89,22 @@ def _read_csv(path: Path, required: Sequence[str]) -> tuple[list[str], list[tupl
         columns = [c.strip() for c in header]
         missing = [c for c in required if c not in columns]
         if missing or len(set(columns)) != len(columns) or any(not c for c in columns):
-            raise DataError(f"header {','.join(columns)} lacks {','.join(missing) or 'unique non-empty names'}; "
-                            f"expected a header starting {','.join(required)}", path=path, line=1)
+            raise DataError(
+                f"header {','.join(columns)} lacks {','.join(missing) or 'unique non-empty names'}; "
+                f"expected a header starting {','.join(required)}",
+                path=path,
+                line=1,
+            )
         rows = []
         for cells in reader:
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) != len(columns):
-                raise DataError(f"row has {len(cells)} cells, the header {len(columns)}; quote cells that hold commas",
-                                path=path, line=reader.line_num)
+                raise DataError(
+                    f"row has {len(cells)} cells, the header {len(columns)}; quote cells that hold commas",
+                    path=path,
+                    line=reader.line_num,
+                )
             rows.append((reader.line_num, {c: v.strip() for c, v in zip(columns, cells)}))
     return columns, rows
 
@@ -107,8 +126,9 @@ def read_identity_table(path: str | Path) -> list[IdentityRecord]:
         if not ident:
             raise DataError("empty identity_id; every row needs a unique identity name", path=path, line=line)
         if ident in seen:
-            raise DataError(f"identity_id {ident!r} repeats line {seen[ident]}; identities must be unique",
-                            path=path, line=line)
+            raise DataError(
+                f"identity_id {ident!r} repeats line {seen[ident]}; identities must be unique", path=path, line=line
+            )
         seen[ident] = line
         records.append(IdentityRecord(ident, row["split"], {c: row[c] for c in attrs}, line))
     return records
@@ -149,20 +169,25 @@ def read_track_mapping(path: str | Path) -> list[MappingRow]:
     for line, row in rows:
         empty = [c for c in MAPPING_COLUMNS if not row[c]]
         if empty:
-            raise DataError(f"empty {','.join(empty)}; expected split,sequence,track_id,identity_id",
-                            path=path, line=line)
+            raise DataError(
+                f"empty {','.join(empty)}; expected split,sequence,track_id,identity_id", path=path, line=line
+            )
         try:
             track_id = int(row["track_id"])
         except ValueError:
-            raise DataError(f"track_id {row['track_id']!r} is not an integer (the id column of gt.txt)",
-                            path=path, line=line) from None
+            raise DataError(
+                f"track_id {row['track_id']!r} is not an integer (the id column of gt.txt)", path=path, line=line
+            ) from None
         rec = MappingRow(row["split"], row["sequence"], track_id, row["identity_id"], line)
         previous = seen.get(rec.key)
         if previous is not None:
             if previous.identity_id != rec.identity_id:
-                raise DataError(f"track {'/'.join(map(str, rec.key))} is mapped to {rec.identity_id!r} here and to "
-                                f"{previous.identity_id!r} on line {previous.line}; a track shows one identity",
-                                path=path, line=line)
+                raise DataError(
+                    f"track {'/'.join(map(str, rec.key))} is mapped to {rec.identity_id!r} here and to "
+                    f"{previous.identity_id!r} on line {previous.line}; a track shows one identity",
+                    path=path,
+                    line=line,
+                )
             continue
         seen[rec.key] = rec
         out.append(rec)
@@ -194,10 +219,14 @@ class IdentityResolution:
     unused_identities: list[str] = field(default_factory=list)
 
 
-def resolve_identities(tracks: Iterable[TrackKey], mapping: Sequence[MappingRow] = (),
-                       table: Sequence[IdentityRecord] | None = None, splits: Sequence[str] = ("train", "val"),
-                       mapping_path: str | Path = "track_mapping.csv",
-                       table_path: str | Path = "identities.csv") -> IdentityResolution:
+def resolve_identities(
+    tracks: Iterable[TrackKey],
+    mapping: Sequence[MappingRow] = (),
+    table: Sequence[IdentityRecord] | None = None,
+    splits: Sequence[str] = ("train", "val"),
+    mapping_path: str | Path = "track_mapping.csv",
+    table_path: str | Path = "identities.csv",
+) -> IdentityResolution:
     """Give every MOT track a global identity and check the mapping against the table.
 
     Raises:
@@ -208,23 +237,42 @@ def resolve_identities(tracks: Iterable[TrackKey], mapping: Sequence[MappingRow]
     tracks = sorted(set(tracks), key=lambda k: (splits.index(k[0]) if k[0] in splits else len(splits), k[1], k[2]))
     rows = [r for r in mapping if r.split in splits]
     if len(rows) < len(mapping):
-        log.info("%s: %d rows name splits other than %s and are ignored", mapping_path, len(mapping) - len(rows),
-                 "/".join(splits))
+        log.info(
+            "%s: %d rows name splits other than %s and are ignored",
+            mapping_path,
+            len(mapping) - len(rows),
+            "/".join(splits),
+        )
     table_ids = {rec.identity_id: rec for rec in table} if table is not None else None
     first_split: dict[str, MappingRow] = {}
     for row in rows:
         if table_ids is not None and row.identity_id not in table_ids:
-            raise DataError(f"identity {row.identity_id!r} is not in the identity table {table_path}; add a row "
-                            "for it or fix the mapping", path=mapping_path, line=row.line)
+            raise DataError(
+                f"identity {row.identity_id!r} is not in the identity table {table_path}; add a row "
+                "for it or fix the mapping",
+                path=mapping_path,
+                line=row.line,
+            )
         other = first_split.setdefault(row.identity_id, row)
         if other.split != row.split:
-            raise DataError(f"identity {row.identity_id!r} is mapped in split {other.split!r} (line {other.line}) "
-                            f"and in split {row.split!r} (this line); train and val identities must be disjoint",
-                            path=mapping_path, line=row.line)
+            raise DataError(
+                f"identity {row.identity_id!r} is mapped in split {other.split!r} (line {other.line}) "
+                f"and in split {row.split!r} (this line); train and val identities must be disjoint",
+                path=mapping_path,
+                line=row.line,
+            )
         rec = table_ids.get(row.identity_id) if table_ids is not None else None
         if rec is not None and rec.split and rec.split != row.split:
-            log.warning("%s:%d: identity %r is mapped in split %r but %s:%d says split %r", mapping_path, row.line,
-                        row.identity_id, row.split, table_path, rec.line, rec.split)
+            log.warning(
+                "%s:%d: identity %r is mapped in split %r but %s:%d says split %r",
+                mapping_path,
+                row.line,
+                row.identity_id,
+                row.split,
+                table_path,
+                rec.line,
+                rec.split,
+            )
     by_key = {r.key: r.identity_id for r in rows}
     present = set(tracks)
     unused_rows = sum(1 for r in rows if r.key not in present)
@@ -238,8 +286,10 @@ def resolve_identities(tracks: Iterable[TrackKey], mapping: Sequence[MappingRow]
             continue
         name = unmapped_identity_name(key)
         if (table_ids is not None and name in table_ids) or name in first_split:
-            raise DataError(f"unmapped track {name} would take the name of an existing identity; rename that identity",
-                            path=table_path)
+            raise DataError(
+                f"unmapped track {name} would take the name of an existing identity; rename that identity",
+                path=table_path,
+            )
         track_identity[key] = name
         unmapped.append(IdentityRecord(name, key[0]))
     if table is not None:
@@ -250,6 +300,11 @@ def resolve_identities(tracks: Iterable[TrackKey], mapping: Sequence[MappingRow]
     used = set(track_identity.values())
     unused = [rec.identity_id for rec in base if rec.identity_id not in used]
     if unused and table is not None:
-        log.warning("%s: %d identities are shown by no track of %s (e.g. %s); they are kept in the table", table_path,
-                    len(unused), "/".join(splits), ", ".join(unused[:3]))
+        log.warning(
+            "%s: %d identities are shown by no track of %s (e.g. %s); they are kept in the table",
+            table_path,
+            len(unused),
+            "/".join(splits),
+            ", ".join(unused[:3]),
+        )
     return IdentityResolution(track_identity, [r.identity_id for r in records], records, unused_rows, unused)

@@ -41,15 +41,16 @@ _PERSON = re.compile(r"^person(\d+)$")
 
 def _person_dirs(cam_dir: Path) -> list[str]:
     if not cam_dir.is_dir():
-        raise DataError("missing iLIDS-VID camera folder; expected i-LIDS-VID/sequences/cam1 and cam2 with "
-                        "personNNN folders", path=cam_dir)
+        raise DataError(
+            "missing iLIDS-VID camera folder; expected i-LIDS-VID/sequences/cam1 and cam2 with personNNN folders",
+            path=cam_dir,
+        )
     names = sorted(d.name for d in os.scandir(cam_dir) if d.is_dir())
     if not names:
         raise DataError("no person folder (personNNN) in this camera folder", path=cam_dir)
     for name in names:
         if _PERSON.match(name) is None:
-            raise DataError(f"unexpected folder {name!r}; expected person folders named personNNN",
-                            path=cam_dir / name)
+            raise DataError(f"unexpected folder {name!r}; expected person folders named personNNN", path=cam_dir / name)
     return names
 
 
@@ -65,19 +66,24 @@ def _load_split(path: Path, split: int, num_persons: int) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[0] != 10 and arr.shape[1] == 10:
         arr = arr.T
     if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[1] % 2:
-        raise DataError(f"'ls_set' has shape {arr.shape}; expected 10 rows of an even number of person indices",
-                        path=path)
+        raise DataError(
+            f"'ls_set' has shape {arr.shape}; expected 10 rows of an even number of person indices", path=path
+        )
     if split >= arr.shape[0]:
         raise DataError(f"split {split} requested but 'ls_set' has only {arr.shape[0]} rows", path=path)
     row = arr[split]
     if not np.all(np.isfinite(row)) or not np.all(row == np.round(row)):
-        raise DataError(f"'ls_set' row {split + 1} holds non-integer values; expected 1-based person indices",
-                        path=path)
+        raise DataError(
+            f"'ls_set' row {split + 1} holds non-integer values; expected 1-based person indices", path=path
+        )
     row = row.astype(np.int64)
     bad = row[(row < 1) | (row > num_persons)]
     if bad.size:
-        raise DataError(f"'ls_set' row {split + 1} has index {int(bad[0])} outside 1..{num_persons} (the person "
-                        "folders found); the split file does not match the sequences", path=path)
+        raise DataError(
+            f"'ls_set' row {split + 1} has index {int(bad[0])} outside 1..{num_persons} (the person "
+            "folders found); the split file does not match the sequences",
+            path=path,
+        )
     if len(np.unique(row)) != len(row):
         raise DataError(f"'ls_set' row {split + 1} lists a person twice; expected distinct indices", path=path)
     return row
@@ -105,8 +111,7 @@ def load_ilidsvid(root: str | Path, split: int = 0, test_half: str = "first") ->
     only1, only2 = sorted(set(cam1) - set(cam2)), sorted(set(cam2) - set(cam1))
     if only1 or only2:
         cam, name = ("cam2", only1[0]) if only1 else ("cam1", only2[0])
-        raise DataError(f"person {name} is missing in {cam}; both cameras must hold the same persons",
-                        path=seq / cam)
+        raise DataError(f"person {name} is missing in {cam}; both cameras must hold the same persons", path=seq / cam)
     split_path = root / SPLITS_FILE
     row = _load_split(split_path, int(split), len(cam1))
     half = len(row) // 2
@@ -123,12 +128,26 @@ def load_ilidsvid(root: str | Path, split: int = 0, test_half: str = "first") ->
     query = [tracklet(name, 0) for name in test_names]
     gallery = [tracklet(name, 1) for name in test_names]
     train, _ = relabel(train)
-    convention = ("first half of each ls_set row = test (torchreid, Wang et al. ECCV'14)" if test_half == "first"
-                  else "second half of each ls_set row = test")
-    info = {"split": int(split), "test_half": test_half, "test_half_convention": convention,
-            "num_persons": len(cam1), "frame_paths": "absolute"}
-    log.info("iLIDS-VID split %d (%s): %d train / %d query / %d gallery tracklets", split, convention, len(train),
-             len(query), len(gallery))
+    convention = (
+        "first half of each ls_set row = test (torchreid, Wang et al. ECCV'14)"
+        if test_half == "first"
+        else "second half of each ls_set row = test"
+    )
+    info = {
+        "split": int(split),
+        "test_half": test_half,
+        "test_half_convention": convention,
+        "num_persons": len(cam1),
+        "frame_paths": "absolute",
+    }
+    log.info(
+        "iLIDS-VID split %d (%s): %d train / %d query / %d gallery tracklets",
+        split,
+        convention,
+        len(train),
+        len(query),
+        len(gallery),
+    )
     return TrackletDataset("ilidsvid", str(root), train, query, gallery, info)
 
 

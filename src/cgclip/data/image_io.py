@@ -8,7 +8,7 @@ of one tracklet and replaces an unreadable frame by the nearest readable frame o
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 
@@ -92,7 +92,8 @@ def read_tracklet_frames(
                 if img is not None:
                     break
         if img is None:
-            raise DataError(f"no frame of this tracklet ({n} frames) can be read; check or remove the tracklet",
-                            path=frames[0])
+            raise DataError(
+                f"no frame of this tracklet ({n} frames) can be read; check or remove the tracklet", path=frames[0]
+            )
         out[pos] = img
     return out

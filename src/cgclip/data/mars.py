@@ -47,11 +47,13 @@ def load_mat_variable(path: Path, key: str, expected: str) -> np.ndarray:
     try:
         content = scipy.io.loadmat(str(path))
     except NotImplementedError as exc:
-        raise DataError("MATLAB v7.3 (HDF5) files are not supported; re-save it with save(..., '-v7')",
-                        path=path) from exc
+        raise DataError(
+            "MATLAB v7.3 (HDF5) files are not supported; re-save it with save(..., '-v7')", path=path
+        ) from exc
     except Exception as exc:  # scipy raises ValueError, TypeError, OSError, ... on corrupt files
-        raise DataError(f"not a readable MATLAB file ({type(exc).__name__}: {exc}); expected {expected}",
-                        path=path) from exc
+        raise DataError(
+            f"not a readable MATLAB file ({type(exc).__name__}: {exc}); expected {expected}", path=path
+        ) from exc
     if key not in content:
         found = ", ".join(k for k in content if not k.startswith("__")) or "none"
         raise DataError(f"no variable '{key}' (found: {found}); expected {expected}", path=path)
@@ -96,15 +98,19 @@ def _load_query_rows(path: Path, num_test_rows: int) -> list[int]:
     rows = flat.astype(np.int64)
     bad = rows[(rows < 1) | (rows > num_test_rows)]
     if bad.size:
-        raise DataError(f"query_IDX value {int(bad[0])} is outside 1..{num_test_rows} (the rows of "
-                        "tracks_test_info.mat); the files do not belong together", path=path)
+        raise DataError(
+            f"query_IDX value {int(bad[0])} is outside 1..{num_test_rows} (the rows of "
+            "tracks_test_info.mat); the files do not belong together",
+            path=path,
+        )
     if len(np.unique(rows)) != len(rows):
         raise DataError("query_IDX lists a test row twice; expected distinct 1-based rows", path=path)
     return [int(r) - 1 for r in rows]
 
 
-def _build(tracks: np.ndarray, names: list[str], lines: list[int], root: Path, home: str, mat_path: Path,
-           names_path: Path) -> tuple[list[Tracklet | None], int]:
+def _build(
+    tracks: np.ndarray, names: list[str], lines: list[int], root: Path, home: str, mat_path: Path, names_path: Path
+) -> tuple[list[Tracklet | None], int]:
     """One Tracklet per table row (None for junk rows) and the number of junk rows."""
     base = str(root / home)
     out: list[Tracklet | None] = []
@@ -115,28 +121,38 @@ def _build(tracks: np.ndarray, names: list[str], lines: list[int], root: Path, h
             junk += 1
             continue
         if not 1 <= start <= end <= len(names):
-            raise DataError(f"row {r}: frames {start}..{end} are outside 1..{len(names)} (the lines of "
-                            f"{names_path.name}) or start > end; the .mat and the name list do not match",
-                            path=mat_path)
+            raise DataError(
+                f"row {r}: frames {start}..{end} are outside 1..{len(names)} (the lines of "
+                f"{names_path.name}) or start > end; the .mat and the name list do not match",
+                path=mat_path,
+            )
         if pid < 0 or cam < 1:
-            raise DataError(f"row {r}: pid {pid} / camid {cam} invalid; expected pid >= -1 and a 1-based camid",
-                            path=mat_path)
-        frame_names = names[start - 1:end]
+            raise DataError(
+                f"row {r}: pid {pid} / camid {cam} invalid; expected pid >= -1 and a 1-based camid", path=mat_path
+            )
+        frame_names = names[start - 1 : end]
         pids, cams = set(), set()
         for i, name in enumerate(frame_names, start - 1):
             m = _NAME.match(name)
             if m is None:
-                raise DataError(f"frame name {name!r} does not look like 0001C1T0001F001.jpg", path=names_path,
-                                line=lines[i])
+                raise DataError(
+                    f"frame name {name!r} does not look like 0001C1T0001F001.jpg", path=names_path, line=lines[i]
+                )
             pids.add(m.group(1))
             cams.add(m.group(2))
         if len(pids) != 1 or len(cams) != 1:
-            raise DataError(f"row {r}: frames {start}..{end} mix persons {sorted(pids)} / cameras {sorted(cams)}; "
-                            "a tracklet must hold one person seen by one camera", path=mat_path)
+            raise DataError(
+                f"row {r}: frames {start}..{end} mix persons {sorted(pids)} / cameras {sorted(cams)}; "
+                "a tracklet must hold one person seen by one camera",
+                path=mat_path,
+            )
         name_pid, name_cam = pids.pop(), int(cams.pop())
         if name_pid != f"{pid:04d}" or name_cam != cam:
-            raise DataError(f"row {r}: says pid {pid} camera {cam} but its frames are {name_pid} camera {name_cam}; "
-                            "the .mat and the name list do not match", path=mat_path)
+            raise DataError(
+                f"row {r}: says pid {pid} camera {cam} but its frames are {name_pid} camera {name_cam}; "
+                "the .mat and the name list do not match",
+                path=mat_path,
+            )
         frames = tuple(os.path.join(base, n[:4], n) for n in frame_names)
         out.append(Tracklet(frames, int(pid), int(cam) - 1, "", name_pid))
     return out, junk
@@ -145,8 +161,10 @@ def _build(tracks: np.ndarray, names: list[str], lines: list[int], root: Path, h
 def _verify(tracklets: list[Tracklet], names_path: Path) -> None:
     missing = [f for t in tracklets for f in t.frames if not os.path.isfile(f)]
     if missing:
-        raise DataError(f"frame listed in {names_path.name} is missing ({len(missing)} missing in all); "
-                        "restore the bbox folders", path=missing[0])
+        raise DataError(
+            f"frame listed in {names_path.name} is missing ({len(missing)} missing in all); restore the bbox folders",
+            path=missing[0],
+        )
 
 
 def load_mars(root: str | Path, verify_frames: bool = False) -> TrackletDataset:
@@ -198,8 +216,13 @@ def load_mars(root: str | Path, verify_frames: bool = False) -> TrackletDataset:
         "camid": "0-based (file camid - 1)",
         "frame_paths": "absolute",
     }
-    log.info("MARS: %d train / %d query / %d gallery tracklets (%d junk dropped)", len(train), len(query),
-             len(gallery), train_junk + test_junk)
+    log.info(
+        "MARS: %d train / %d query / %d gallery tracklets (%d junk dropped)",
+        len(train),
+        len(query),
+        len(gallery),
+        train_junk + test_junk,
+    )
     return TrackletDataset("mars", str(root), train, query, gallery, info)
 
 

@@ -19,9 +19,9 @@ import configparser
 import logging
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from PIL import Image
 
@@ -103,19 +103,24 @@ def _parse_number(text: str, path: Path, line: int, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise DataError(f"column {column!r} is {text!r}, not a number; expected rows like {GT_FORMAT}",
-                        path=path, line=line) from None
+        raise DataError(
+            f"column {column!r} is {text!r}, not a number; expected rows like {GT_FORMAT}", path=path, line=line
+        ) from None
     if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
-        raise DataError(f"column {column!r} is {text!r}, not a finite number of at most {MAX_COORDINATE:g}; fix or "
-                        "delete this row", path=path, line=line)
+        raise DataError(
+            f"column {column!r} is {text!r}, not a finite number of at most {MAX_COORDINATE:g}; fix or delete this row",
+            path=path,
+            line=line,
+        )
     return value
 
 
 def _parse_int(text: str, path: Path, line: int, column: str) -> int:
     value = _parse_number(text, path, line, column)
     if value != int(value):
-        raise DataError(f"column {column!r} is {text!r}, not an integer; expected rows like {GT_FORMAT}",
-                        path=path, line=line)
+        raise DataError(
+            f"column {column!r} is {text!r}, not an integer; expected rows like {GT_FORMAT}", path=path, line=line
+        )
     return int(value)
 
 
@@ -130,12 +135,14 @@ def parse_gt_line(text: str, path: Path, line: int) -> MotBox | None:
         return None
     parts = [p.strip() for p in text.split(",")] if "," in text else text.split()
     if len(parts) < 6 or any(p == "" for p in parts):
-        raise DataError(f"malformed row {text[:60]!r} ({len(parts)} fields); expected {GT_FORMAT}",
-                        path=path, line=line)
+        raise DataError(
+            f"malformed row {text[:60]!r} ({len(parts)} fields); expected {GT_FORMAT}", path=path, line=line
+        )
     frame = _parse_int(parts[0], path, line, "frame")
     track_id = _parse_int(parts[1], path, line, "id")
-    left, top, width, height = (_parse_number(parts[i], path, line, c)
-                                for i, c in zip(range(2, 6), ("left", "top", "width", "height")))
+    left, top, width, height = (
+        _parse_number(parts[i], path, line, c) for i, c in zip(range(2, 6), ("left", "top", "width", "height"))
+    )
     conf = _parse_number(parts[6], path, line, "conf") if len(parts) > 6 else 1.0
     cls: int | None = None
     if len(parts) > 7:
@@ -147,8 +154,9 @@ def parse_gt_line(text: str, path: Path, line: int) -> MotBox | None:
     return MotBox(frame, track_id, left, top, width, height, conf, cls, min(visibility, 1.0), line)
 
 
-def read_gt(path: str | Path, classes: Sequence[int] | None = (PEDESTRIAN_CLASS,),
-            keep_zero_conf: bool = False) -> tuple[list[MotBox], int]:
+def read_gt(
+    path: str | Path, classes: Sequence[int] | None = (PEDESTRIAN_CLASS,), keep_zero_conf: bool = False
+) -> tuple[list[MotBox], int]:
     """Read a gt.txt file and keep the rows to use.
 
     Args:
@@ -173,8 +181,7 @@ def read_gt(path: str | Path, classes: Sequence[int] | None = (PEDESTRIAN_CLASS,
         box = parse_gt_line(text, path, number)
         if box is None:
             continue
-        if (box.conf == 0 and not keep_zero_conf) or (keep is not None and box.cls is not None
-                                                      and box.cls not in keep):
+        if (box.conf == 0 and not keep_zero_conf) or (keep is not None and box.cls is not None and box.cls not in keep):
             ignored += 1
             continue
         boxes.append(box)
@@ -191,9 +198,12 @@ def group_tracks(boxes: Iterable[MotBox], path: str | Path = "gt.txt") -> dict[i
     for box in boxes:
         frames = tracks.setdefault(box.track_id, {})
         if box.frame in frames:
-            raise DataError(f"track {box.track_id} has a second row for frame {box.frame} (first at line "
-                            f"{frames[box.frame].line}); expected one row per track and frame", line=box.line,
-                            path=path)
+            raise DataError(
+                f"track {box.track_id} has a second row for frame {box.frame} (first at line "
+                f"{frames[box.frame].line}); expected one row per track and frame",
+                line=box.line,
+                path=path,
+            )
         frames[box.frame] = box
     return {tid: [frames[f] for f in sorted(frames)] for tid, frames in sorted(tracks.items())}
 
@@ -204,8 +214,11 @@ def _read_seqinfo(path: Path) -> dict[str, str]:
     try:
         parser.read_string(read_text(path, "seqinfo.ini"), source=str(path))
     except configparser.Error as exc:
-        raise DataError(f"not a valid ini file ({type(exc).__name__}); expected a [Sequence] section with "
-                        "imDir, imExt, seqLength, imWidth, imHeight", path=path) from exc
+        raise DataError(
+            f"not a valid ini file ({type(exc).__name__}); expected a [Sequence] section with "
+            "imDir, imExt, seqLength, imWidth, imHeight",
+            path=path,
+        ) from exc
     if not parser.has_section("Sequence"):
         raise DataError("no [Sequence] section; expected imDir, imExt, seqLength, imWidth, imHeight", path=path)
     return dict(parser.items("Sequence"))
@@ -268,8 +281,9 @@ def read_sequence(root: str | Path) -> MotSequence:
             with Image.open(first) as img:
                 width, height = img.size
         except (OSError, ValueError, SyntaxError) as exc:
-            raise DataError(f"cannot read the image size ({exc}); add imWidth/imHeight to seqinfo.ini",
-                            path=first) from exc
+            raise DataError(
+                f"cannot read the image size ({exc}); add imWidth/imHeight to seqinfo.ini", path=first
+            ) from exc
     missing = sum(1 for f in range(1, length + 1) if f not in files)
     if missing:
         log.warning("%s: %d of %d frames have no image file", image_dir, missing, length)
@@ -284,10 +298,12 @@ def list_sequences(split_dir: str | Path) -> list[Path]:
     """
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
-        raise DataError("split folder not found; expected ROOT/<split>/<sequence>/{seqinfo.ini,img1/,gt/gt.txt}",
-                        path=split_dir)
-    seqs = [p for p in sorted(split_dir.iterdir())
-            if p.is_dir() and ((p / "gt").is_dir() or (p / "seqinfo.ini").is_file())]
+        raise DataError(
+            "split folder not found; expected ROOT/<split>/<sequence>/{seqinfo.ini,img1/,gt/gt.txt}", path=split_dir
+        )
+    seqs = [
+        p for p in sorted(split_dir.iterdir()) if p.is_dir() and ((p / "gt").is_dir() or (p / "seqinfo.ini").is_file())
+    ]
     if not seqs:
         raise DataError("no MOT sequence found (sub-folders with seqinfo.ini and gt/gt.txt)", path=split_dir)
     return seqs

@@ -17,7 +17,7 @@ When a tracklet has fewer frames than ``seq_len`` the chunk-based samplers repea
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -122,16 +122,28 @@ class PKSampler(Sampler[int]):
     Use it with ``DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True)``.
     """
 
-    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = True, epoch_mode: str = "identity", cameras: Sequence[int] | None = None,
-                 spread_cameras: bool = False, same_camera_ids: int = 0) -> None:
+    def __init__(
+        self,
+        pids: Sequence[int],
+        p: int,
+        k: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = True,
+        epoch_mode: str = "identity",
+        cameras: Sequence[int] | None = None,
+        spread_cameras: bool = False,
+        same_camera_ids: int = 0,
+    ) -> None:
         if p < 1 or k < 1:
             raise ConfigError(f"P×K batch needs p >= 1 and k >= 1 (got p={p}, k={k})")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is not in 0..world_size-1 (world_size={world_size})")
         if p % world_size:
-            raise ConfigError(f"p={p} identities per batch cannot be split over {world_size} ranks; "
-                              f"use a multiple of {world_size}")
+            raise ConfigError(
+                f"p={p} identities per batch cannot be split over {world_size} ranks; use a multiple of {world_size}"
+            )
         if epoch_mode not in ("identity", "tracklet"):
             raise ConfigError(f"epoch_mode must be 'identity' or 'tracklet' (got {epoch_mode!r})")
         index: dict[int, list[int]] = {}
@@ -140,8 +152,10 @@ class PKSampler(Sampler[int]):
         if len(index) < p:
             raise ConfigError(f"the data has {len(index)} identities but a batch needs p={p}; lower p")
         if (spread_cameras or same_camera_ids) and (cameras is None or len(cameras) != len(pids)):
-            raise ConfigError("spread_cameras / same_camera_ids need the camera id of every item "
-                              f"({len(pids)}), got {'none' if cameras is None else len(cameras)}")
+            raise ConfigError(
+                "spread_cameras / same_camera_ids need the camera id of every item "
+                f"({len(pids)}), got {'none' if cameras is None else len(cameras)}"
+            )
         if same_camera_ids and epoch_mode != "tracklet":
             raise ConfigError("same_camera_ids works with epoch_mode 'tracklet' only")
         self.cameras = np.asarray(cameras, dtype=np.int64) if spread_cameras or same_camera_ids else None
@@ -149,8 +163,11 @@ class PKSampler(Sampler[int]):
         self.same_camera_ids = int(same_camera_ids)
         self.ids = sorted(index)
         self.index = {pid: np.asarray(v, dtype=np.int64) for pid, v in index.items()}
-        self._cameras_of = {} if self.cameras is None else {
-            pid: frozenset(np.unique(self.cameras[idx]).tolist()) for pid, idx in self.index.items()}
+        self._cameras_of = (
+            {}
+            if self.cameras is None
+            else {pid: frozenset(np.unique(self.cameras[idx]).tolist()) for pid, idx in self.index.items()}
+        )
         self.p, self.k, self.seed = p, k, seed
         self.rank, self.world_size = rank, world_size
         self.drop_last, self.epoch_mode = drop_last, epoch_mode
@@ -244,7 +261,7 @@ class PKSampler(Sampler[int]):
         share = self.p // self.world_size
         lo = self.rank * share
         for batch in self.global_batches():
-            for i in batch[lo: lo + share].reshape(-1):
+            for i in batch[lo : lo + share].reshape(-1):
                 yield int(i)
 
     def __len__(self) -> int:

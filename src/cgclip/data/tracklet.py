@@ -8,8 +8,9 @@ identity tables are keyed by).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,8 @@ class Tracklet:
 
     Attributes:
         frames: ordered frame image paths (absolute or relative to the dataset root, as the loader documents).
-        pid: person id (relabelled 0..N-1 in a train split; the dataset's own id in query/gallery; 0 = distractor on MARS).
+        pid: person id (relabelled 0..N-1 in a train split; the dataset's own id in query/gallery; 0 = distractor
+            on MARS).
         camid: camera id (0-based).
         seqid: source sequence (video) name; "" when the dataset has none.
         identity: original identity name, as used by captions and identity tables.
@@ -44,14 +46,20 @@ class Tracklet:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable view of the tracklet."""
-        return {"frames": list(self.frames), "pid": self.pid, "camid": self.camid, "seqid": self.seqid,
-                "identity": self.identity}
+        return {
+            "frames": list(self.frames),
+            "pid": self.pid,
+            "camid": self.camid,
+            "seqid": self.seqid,
+            "identity": self.identity,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Tracklet":
+    def from_dict(cls, d: dict[str, Any]) -> Tracklet:
         """Inverse of :meth:`to_dict`."""
-        return cls(tuple(d["frames"]), int(d["pid"]), int(d["camid"]), str(d.get("seqid", "")),
-                   str(d.get("identity", "")))
+        return cls(
+            tuple(d["frames"]), int(d["pid"]), int(d["camid"]), str(d.get("seqid", "")), str(d.get("identity", ""))
+        )
 
 
 def relabel(tracklets: Iterable[Tracklet]) -> tuple[list[Tracklet], dict[int, int]]:

@@ -10,7 +10,7 @@ decision and one erased rectangle for all its frames, so the temporal model sees
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from PIL import Image
 
 CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
 
 def _as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
@@ -44,8 +45,14 @@ ERASE_MODES = ("clip", "frame")
 ERASE_AREA = {"clip": (0.02, 0.4), "frame": (0.02, 0.2)}
 
 
-def erase_rectangle(height: int, width: int, rng: np.random.Generator, area: tuple[float, float] = (0.02, 0.4),
-                    aspect: float = 0.3, attempts: int = 100) -> tuple[int, int, int, int] | None:
+def erase_rectangle(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    area: tuple[float, float] = (0.02, 0.4),
+    aspect: float = 0.3,
+    attempts: int = 100,
+) -> tuple[int, int, int, int] | None:
     """Draw a random-erasing rectangle ``(top, left, h, w)`` (Zhong et al.); None if no attempt fits the image.
 
     The target area is uniform in ``area`` × image area and the aspect ratio h/w uniform in ``[aspect, 1/aspect]``.
@@ -65,9 +72,17 @@ def erase_rectangle(height: int, width: int, rng: np.random.Generator, area: tup
 class ClipTransform:
     """Callable ``frames -> Tensor[T, 3, H, W]`` (see :func:`build_transform` for the parameters)."""
 
-    def __init__(self, size: tuple[int, int] = (256, 128), train: bool = True, flip_p: float = 0.5,
-                 erase_p: float = 0.5, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                 clip_consistent: bool = True, erase_mode: str = "clip") -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] = (256, 128),
+        train: bool = True,
+        flip_p: float = 0.5,
+        erase_p: float = 0.5,
+        mean: Sequence[float] = CLIP_MEAN,
+        std: Sequence[float] = CLIP_STD,
+        clip_consistent: bool = True,
+        erase_mode: str = "clip",
+    ) -> None:
         if erase_mode not in ERASE_MODES:
             raise ValueError(f"erase_mode must be one of {', '.join(ERASE_MODES)}, got {erase_mode!r}")
         self.erase_mode = erase_mode
@@ -80,16 +95,19 @@ class ClipTransform:
         self.clip_consistent = clip_consistent
 
     def __repr__(self) -> str:
-        return (f"ClipTransform(size={self.size}, train={self.train}, flip_p={self.flip_p}, erase_p={self.erase_p}, "
-                f"clip_consistent={self.clip_consistent})")
+        return (
+            f"ClipTransform(size={self.size}, train={self.train}, flip_p={self.flip_p}, erase_p={self.erase_p}, "
+            f"clip_consistent={self.clip_consistent})"
+        )
 
     def to_uint8(self, frames: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
         """Resize and stack frames into a uint8 tensor ``[T, 3, H, W]``."""
         arr = np.stack([resize_frame(f, self.size) for f in frames])
         return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
-    def __call__(self, frames: Sequence[Image.Image | np.ndarray],
-                 rng: np.random.Generator | int | None = None) -> torch.Tensor:
+    def __call__(
+        self, frames: Sequence[Image.Image | np.ndarray], rng: np.random.Generator | int | None = None
+    ) -> torch.Tensor:
         """Transform one clip; ``rng`` drives the random flip and erasing (ignored by an eval transform)."""
         if len(frames) == 0:
             raise ValueError("a clip needs at least one frame")
@@ -117,12 +135,19 @@ class ClipTransform:
         if rect is not None:
             top, left, h, w = rect
             noise = torch.from_numpy(gen.standard_normal((3, h, w)).astype(np.float32))
-            x[frames, :, top:top + h, left:left + w] = noise
+            x[frames, :, top : top + h, left : left + w] = noise
 
 
-def build_transform(size: tuple[int, int] = (256, 128), train: bool = True, flip_p: float = 0.5, erase_p: float = 0.5,
-                    mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                    clip_consistent: bool = True, erase_mode: str = "clip") -> ClipTransform:
+def build_transform(
+    size: tuple[int, int] = (256, 128),
+    train: bool = True,
+    flip_p: float = 0.5,
+    erase_p: float = 0.5,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+    clip_consistent: bool = True,
+    erase_mode: str = "clip",
+) -> ClipTransform:
     """Build the clip transform.
 
     Training: bicubic resize to ``size = (H, W)``, random horizontal flip with probability ``flip_p``, conversion to
@@ -134,5 +159,13 @@ def build_transform(size: tuple[int, int] = (256, 128), train: bool = True, flip
     2–20 %, whatever ``clip_consistent`` says.
     Evaluation (``train=False``): resize and normalisation only.
     """
-    return ClipTransform(size=size, train=train, flip_p=flip_p, erase_p=erase_p, mean=mean, std=std,
-                         clip_consistent=clip_consistent, erase_mode=erase_mode)
+    return ClipTransform(
+        size=size,
+        train=train,
+        flip_p=flip_p,
+        erase_p=erase_p,
+        mean=mean,
+        std=std,
+        clip_consistent=clip_consistent,
+        erase_mode=erase_mode,
+    )

@@ -15,7 +15,8 @@ own count). A tracklet with no readable frame raises :class:`cgclip.errors.DataE
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,9 +53,15 @@ class VideoClipDataset(Dataset):
             ``size``), for small datasets where decoding dominates. The cache lives in each worker process.
     """
 
-    def __init__(self, tracklets: Sequence[Tracklet], seq_len: int, sampling: str = "rrs",
-                 transform: Callable[..., torch.Tensor] | None = None, seed: int = 0,
-                 cache_images: bool = False) -> None:
+    def __init__(
+        self,
+        tracklets: Sequence[Tracklet],
+        seq_len: int,
+        sampling: str = "rrs",
+        transform: Callable[..., torch.Tensor] | None = None,
+        seed: int = 0,
+        cache_images: bool = False,
+    ) -> None:
         if sampling not in SAMPLING_MODES:
             raise ConfigError(f"unknown frame sampling {sampling!r}; choose one of {', '.join(SAMPLING_MODES)}")
         if seq_len < 1:

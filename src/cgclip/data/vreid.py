@@ -13,8 +13,9 @@ import logging
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cgclip.data.mot import MotBox
 from cgclip.data.tracklet import Tracklet, TrackletDataset, relabel
@@ -41,15 +42,21 @@ QUERY_GALLERY_RULE = (
 def clip_box(box: MotBox, width: int, height: int) -> tuple[int, int, int, int]:
     """Pixel box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) of a MOT box (``left, top, width, height``), clipped to
     the image; it may be empty (x1 <= x0 or y1 <= y0) when the box lies outside the image."""
+
     def rnd(v: float) -> int:
         return int(math.floor(v + 0.5))
 
-    return (max(0, rnd(box.left)), max(0, rnd(box.top)), min(width, rnd(box.left + box.width)),
-            min(height, rnd(box.top + box.height)))
+    return (
+        max(0, rnd(box.left)),
+        max(0, rnd(box.top)),
+        min(width, rnd(box.left + box.width)),
+        min(height, rnd(box.top + box.height)),
+    )
 
 
-def box_drop_reason(box: MotBox, width: int, height: int, min_width: int, min_height: int,
-                    min_visibility: float) -> str | None:
+def box_drop_reason(
+    box: MotBox, width: int, height: int, min_width: int, min_height: int, min_visibility: float
+) -> str | None:
     """Why a box's crop is dropped (``"outside_image"``, ``"too_small"``, ``"low_visibility"``), or None to keep it.
 
     Sizes are measured after clipping to the ``width`` × ``height`` image.
@@ -117,15 +124,17 @@ def select_queries(tracklets: Sequence[Tracklet], seed: int = 0) -> tuple[list[i
 def _tracklets(manifest: dict[str, Any], split: str, root: Path, path: Path) -> list[Tracklet]:
     items = manifest["splits"].get(split)
     if not isinstance(items, list):
-        raise DataError(f"splits.{split} is missing or not a list; rebuild the dataset with cgclip build-mot",
-                        path=path)
+        raise DataError(
+            f"splits.{split} is missing or not a list; rebuild the dataset with cgclip build-mot", path=path
+        )
     out = []
     for n, item in enumerate(items):
         try:
             t = Tracklet.from_dict(item)
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"splits.{split}[{n}] is malformed ({exc!r}); rebuild the dataset with cgclip build-mot",
-                            path=path) from exc
+            raise DataError(
+                f"splits.{split}[{n}] is malformed ({exc!r}); rebuild the dataset with cgclip build-mot", path=path
+            ) from exc
         if not t.frames:
             raise DataError(f"splits.{split}[{n}] has no frames; rebuild the dataset with cgclip build-mot", path=path)
         out.append(Tracklet(tuple(str(root / f) for f in t.frames), t.pid, t.camid, t.seqid, t.identity))
@@ -134,10 +143,11 @@ def _tracklets(manifest: dict[str, Any], split: str, root: Path, path: Path) -> 
 
 def _check_frames(tracklets: Sequence[Tracklet], every_frame: bool) -> None:
     for t in tracklets:
-        for frame in (t.frames if every_frame else t.frames[:1]):
+        for frame in t.frames if every_frame else t.frames[:1]:
             if not Path(frame).is_file():
-                raise DataError("frame listed in manifest.json is missing; re-run cgclip build-mot on this folder",
-                                path=frame)
+                raise DataError(
+                    "frame listed in manifest.json is missing; re-run cgclip build-mot on this folder", path=frame
+                )
 
 
 def load_vreid(root: str | Path, verify_frames: bool = False) -> TrackletDataset:
@@ -168,8 +178,11 @@ def load_vreid(root: str | Path, verify_frames: bool = False) -> TrackletDataset
         raise DataError(f"not a {FORMAT_NAME} manifest (format={found!r}); rebuild with cgclip build-mot", path=path)
     version = manifest.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise DataError(f"manifest version {version!r} is not supported (this cgclip reads up to {FORMAT_VERSION}); "
-                        "upgrade cgclip or rebuild the dataset", path=path)
+        raise DataError(
+            f"manifest version {version!r} is not supported (this cgclip reads up to {FORMAT_VERSION}); "
+            "upgrade cgclip or rebuild the dataset",
+            path=path,
+        )
     if not isinstance(manifest.get("splits"), dict):
         raise DataError("manifest has no 'splits' object; rebuild the dataset with cgclip build-mot", path=path)
     train, query, gallery = (_tracklets(manifest, s, root, path) for s in ("train", "query", "gallery"))

@@ -18,17 +18,26 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cgclip import __version__
 from cgclip.data import identity_table as idt
 from cgclip.data.image_io import FrameReadError, read_rgb
 from cgclip.data.mot import MotBox, MotSequence, group_tracks, list_sequences, read_gt, read_sequence
 from cgclip.data.tracklet import Tracklet, split_statistics
-from cgclip.data.vreid import (FORMAT_NAME, FORMAT_VERSION, MANIFEST, QUERY_GALLERY_RULE, box_drop_reason, clip_box,
-                               cut_track, select_queries)
+from cgclip.data.vreid import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    QUERY_GALLERY_RULE,
+    box_drop_reason,
+    clip_box,
+    cut_track,
+    select_queries,
+)
 from cgclip.errors import CgclipError, ConfigError, DataError
 from cgclip.io_utils import atomic_write_bytes, atomic_write_text, check_output_dir, read_json, write_json
 from cgclip.progress import progress
@@ -146,8 +155,15 @@ class _Piece:
     rels: list[str]
 
 
-def _check_parameters(splits: Sequence[str], min_height: int, min_width: int, min_visibility: float, max_len: int,
-                      min_len: int, jpeg_quality: int) -> None:
+def _check_parameters(
+    splits: Sequence[str],
+    min_height: int,
+    min_width: int,
+    min_visibility: float,
+    max_len: int,
+    min_len: int,
+    jpeg_quality: int,
+) -> None:
     if not 1 <= len(splits) <= 2 or len(set(splits)) != len(splits):
         raise ConfigError(f"splits must be (train folder[, val folder]), got {tuple(splits)}")
     if min_height < 1 or min_width < 1:
@@ -160,8 +176,16 @@ def _check_parameters(splits: Sequence[str], min_height: int, min_width: int, mi
         raise ConfigError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
 
 
-def _crop_sequence(split: str, seq: MotSequence, camid: int, tracks: dict[int, list[MotBox]], out: Path,
-                   mot_root: Path, p: dict[str, Any], summary: BuildSummary) -> list[_Piece]:
+def _crop_sequence(
+    split: str,
+    seq: MotSequence,
+    camid: int,
+    tracks: dict[int, list[MotBox]],
+    out: Path,
+    mot_root: Path,
+    p: dict[str, Any],
+    summary: BuildSummary,
+) -> list[_Piece]:
     """Crop one sequence; returns its kept tracklets (pieces) and updates ``summary``."""
     candidates: dict[int, dict[int, tuple[int, int, int, int]]] = {}
     for tid, boxes in tracks.items():
@@ -182,8 +206,9 @@ def _crop_sequence(split: str, seq: MotSequence, camid: int, tracks: dict[int, l
     while True:
         pieces = []
         for tid, kept in candidates.items():
-            for segment, frames in enumerate(cut_track([f for f in kept if f not in corrupt], p["max_len"],
-                                                       p["min_len"])):
+            for segment, frames in enumerate(
+                cut_track([f for f in kept if f not in corrupt], p["max_len"], p["min_len"])
+            ):
                 rels = [f"{tid}_{segment}/{f:0{digits}d}.jpg" for f in frames]
                 pieces.append(_Piece(split, seq, camid, tid, segment, frames, rels))
         todo: dict[int, list[tuple[str, str, tuple[int, int, int, int]]]] = {}
@@ -206,8 +231,13 @@ def _crop_sequence(split: str, seq: MotSequence, camid: int, tracks: dict[int, l
                 continue
             if image.size != (seq.width, seq.height) and not size_warned:
                 size_warned = True
-                log.warning("%s: image is %dx%d but seqinfo.ini says %dx%d; boxes are clipped to the latter", src,
-                            *image.size, seq.width, seq.height)
+                log.warning(
+                    "%s: image is %dx%d but seqinfo.ini says %dx%d; boxes are clipped to the latter",
+                    src,
+                    *image.size,
+                    seq.width,
+                    seq.height,
+                )
             for rel, key, box in todo[frame]:
                 store.write(rel, key, image.crop(box))
     n_corrupt = sum(1 for kept in candidates.values() for f in kept if f in corrupt)
@@ -253,15 +283,19 @@ _Parts = dict[str, list[tuple[Tracklet, _Piece]]]
 
 def _claim_output(out: Path) -> None:
     """Refuse a folder build-mot did not write; mark the folder as ours."""
-    check_output_dir(out, _is_our_build(out), fix="choose a new --out (build-mot writes only into a new or empty "
-                                                   "folder, or one it built)")
+    check_output_dir(
+        out,
+        _is_our_build(out),
+        fix="choose a new --out (build-mot writes only into a new or empty folder, or one it built)",
+    )
     out.mkdir(parents=True, exist_ok=True)
     if not (out / BUILD_MARKER).exists():
         atomic_write_text(out / BUILD_MARKER, "written by cgclip build-mot; this folder is a cgclip dataset build\n")
 
 
-def _read_sequences(mot_root: Path, splits: Sequence[str], classes: Sequence[int] | None, keep_zero_conf: bool,
-                    summary: BuildSummary) -> _Sequences:
+def _read_sequences(
+    mot_root: Path, splits: Sequence[str], classes: Sequence[int] | None, keep_zero_conf: bool, summary: BuildSummary
+) -> _Sequences:
     """Every sequence of every split with its ground-truth tracks; one camera per sequence, in this order."""
     sequences: _Sequences = []
     for split in splits:
@@ -276,21 +310,33 @@ def _read_sequences(mot_root: Path, splits: Sequence[str], classes: Sequence[int
     return sequences
 
 
-def _resolve_identities(sequences: _Sequences, identities_csv: str | Path | None, mapping_csv: str | Path | None,
-                        splits: Sequence[str], summary: BuildSummary) -> idt.IdentityResolution:
+def _resolve_identities(
+    sequences: _Sequences,
+    identities_csv: str | Path | None,
+    mapping_csv: str | Path | None,
+    splits: Sequence[str],
+    summary: BuildSummary,
+) -> idt.IdentityResolution:
     """The identity of every track, from the identity table and the track mapping (each optional)."""
     table = idt.read_identity_table(identities_csv) if identities_csv is not None else None
     mapping = idt.read_track_mapping(mapping_csv) if mapping_csv is not None else []
     keys = [(split, seq.name, tid) for split, seq, tracks in sequences for tid in tracks]
-    resolved = idt.resolve_identities(keys, mapping, table, splits, mapping_csv or "track_mapping.csv",
-                                      identities_csv or "identities.csv")
+    resolved = idt.resolve_identities(
+        keys, mapping, table, splits, mapping_csv or "track_mapping.csv", identities_csv or "identities.csv"
+    )
     summary.unused_mapping_rows = resolved.unused_mapping_rows
     summary.unused_identities = len(resolved.unused_identities)
     return resolved
 
 
-def _split_parts(pieces: list[_Piece], resolved: idt.IdentityResolution, splits: Sequence[str], seed: int,
-                 mot_root: Path, summary: BuildSummary) -> _Parts:
+def _split_parts(
+    pieces: list[_Piece],
+    resolved: idt.IdentityResolution,
+    splits: Sequence[str],
+    seed: int,
+    mot_root: Path,
+    summary: BuildSummary,
+) -> _Parts:
     """Tracklets of the train split, and the val split's query / gallery (:func:`select_queries`)."""
     pid_of = {ident: i for i, ident in enumerate(resolved.order)}
     by_split: _Parts = {s: [] for s in splits}
@@ -300,8 +346,11 @@ def _split_parts(pieces: list[_Piece], resolved: idt.IdentityResolution, splits:
         by_split[pc.split].append((Tracklet(frames, pid_of[ident], pc.camid, pc.seq.name, ident), pc))
     train = by_split[splits[0]]
     if not train:
-        raise DataError(f"no train tracklet survived (dropped: {summary.dropped}); lower --min-height/--min-width/"
-                        "--min-visibility/--min-len", path=mot_root / splits[0])
+        raise DataError(
+            f"no train tracklet survived (dropped: {summary.dropped}); lower --min-height/--min-width/"
+            "--min-visibility/--min-len",
+            path=mot_root / splits[0],
+        )
     val = by_split[splits[1]] if len(splits) > 1 else []
     q_idx, g_idx = select_queries([t for t, _ in val], seed)
     parts = {"train": train, "query": [val[i] for i in q_idx], "gallery": [val[i] for i in g_idx]}
@@ -310,33 +359,67 @@ def _split_parts(pieces: list[_Piece], resolved: idt.IdentityResolution, splits:
     summary.tracklets = {name: len(items) for name, items in parts.items()}
     query_ids = {t.identity for t, _ in parts["query"]}
     val_ids = {t.identity for t, _ in val}
-    summary.identities = {"train": len({t.identity for t, _ in train}), "val": len(val_ids),
-                          "query": len(query_ids), "distractor": len(val_ids - query_ids)}
+    summary.identities = {
+        "train": len({t.identity for t, _ in train}),
+        "val": len(val_ids),
+        "query": len(query_ids),
+        "distractor": len(val_ids - query_ids),
+    }
     return parts
 
 
-def _manifest(params: dict[str, Any], sources: dict[str, str | None], sequences: _Sequences,
-              resolved: idt.IdentityResolution, parts: _Parts, summary: BuildSummary) -> dict[str, Any]:
+def _manifest(
+    params: dict[str, Any],
+    sources: dict[str, str | None],
+    sequences: _Sequences,
+    resolved: idt.IdentityResolution,
+    parts: _Parts,
+    summary: BuildSummary,
+) -> dict[str, Any]:
     """The dataset folder's ``manifest.json`` (format, parameters, sources, cameras, identities, tracklets)."""
     return {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "created_by": f"cgclip {__version__}",
-        "parameters": params, "sources": sources,
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created_by": f"cgclip {__version__}",
+        "parameters": params,
+        "sources": sources,
         "query_gallery_rule": QUERY_GALLERY_RULE,
         "cameras": [{"camid": i, "split": s, "sequence": q.name} for i, (s, q, _) in enumerate(sequences)],
         "identities": resolved.order,
         "statistics": {name: split_statistics([t for t, _ in items]) for name, items in parts.items()},
-        "dropped": summary.dropped, "corrupt_frames": summary.corrupt_frames,
-        "splits": {name: [{**t.to_dict(), "track_id": pc.track_id, "segment": pc.segment,
-                           "source_frames": [pc.frames[0], pc.frames[-1]]} for t, pc in items]
-                   for name, items in parts.items()},
+        "dropped": summary.dropped,
+        "corrupt_frames": summary.corrupt_frames,
+        "splits": {
+            name: [
+                {
+                    **t.to_dict(),
+                    "track_id": pc.track_id,
+                    "segment": pc.segment,
+                    "source_frames": [pc.frames[0], pc.frames[-1]],
+                }
+                for t, pc in items
+            ]
+            for name, items in parts.items()
+        },
     }
 
 
-def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Path | None = None,
-                mapping_csv: str | Path | None = None, splits: Sequence[str] = ("train", "val"),
-                min_height: int = 32, min_width: int = 12, min_visibility: float = 0.3, max_len: int = 50,
-                min_len: int = 2, seed: int = 0, jpeg_quality: int = 95, classes: Sequence[int] | None = (1,),
-                keep_zero_conf: bool = False) -> BuildSummary:
+def build_vreid(
+    mot_root: str | Path,
+    out: str | Path,
+    identities_csv: str | Path | None = None,
+    mapping_csv: str | Path | None = None,
+    splits: Sequence[str] = ("train", "val"),
+    min_height: int = 32,
+    min_width: int = 12,
+    min_visibility: float = 0.3,
+    max_len: int = 50,
+    min_len: int = 2,
+    seed: int = 0,
+    jpeg_quality: int = 95,
+    classes: Sequence[int] | None = (1,),
+    keep_zero_conf: bool = False,
+) -> BuildSummary:
     """Build a VReID dataset folder ``out`` from the MOT data under ``mot_root``.
 
     Args:
@@ -360,9 +443,18 @@ def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Pat
     _check_parameters(splits, min_height, min_width, min_visibility, max_len, min_len, jpeg_quality)
     mot_root, out = Path(mot_root).resolve(), Path(out).resolve()
     _claim_output(out)
-    params = dict(splits=list(splits), min_height=min_height, min_width=min_width, min_visibility=min_visibility,
-                  max_len=max_len, min_len=min_len, seed=seed, jpeg_quality=jpeg_quality,
-                  classes=None if classes is None else sorted(classes), keep_zero_conf=keep_zero_conf)
+    params = dict(
+        splits=list(splits),
+        min_height=min_height,
+        min_width=min_width,
+        min_visibility=min_visibility,
+        max_len=max_len,
+        min_len=min_len,
+        seed=seed,
+        jpeg_quality=jpeg_quality,
+        classes=None if classes is None else sorted(classes),
+        keep_zero_conf=keep_zero_conf,
+    )
     summary = BuildSummary(str(out))
     sequences = _read_sequences(mot_root, splits, classes, keep_zero_conf, summary)
     resolved = _resolve_identities(sequences, identities_csv, mapping_csv, splits, summary)
@@ -372,9 +464,11 @@ def build_vreid(mot_root: str | Path, out: str | Path, identities_csv: str | Pat
         pieces += _crop_sequence(split, seq, camid, tracks, out, mot_root, params, summary)
     parts = _split_parts(pieces, resolved, splits, seed, mot_root, summary)
     idt.write_identity_table(out / "identities.csv", resolved.records)
-    sources = {"mot_root": str(mot_root),
-               "identities_csv": str(Path(identities_csv).resolve()) if identities_csv else None,
-               "mapping_csv": str(Path(mapping_csv).resolve()) if mapping_csv else None}
+    sources = {
+        "mot_root": str(mot_root),
+        "identities_csv": str(Path(identities_csv).resolve()) if identities_csv else None,
+        "mapping_csv": str(Path(mapping_csv).resolve()) if mapping_csv else None,
+    }
     write_json(out / MANIFEST, _manifest(params, sources, sequences, resolved, parts, summary))
     keep = {f for items in parts.values() for t, _ in items for f in t.frames}
     keep |= {f"crops/{split}/{seq.name}/{CropStore.KEYS}" for split, seq, _ in sequences}

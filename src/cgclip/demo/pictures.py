@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,14 +33,21 @@ class RunFeatures:
         """L2-normalised test features of ``tracklets`` (the run's own test settings)."""
         from cgclip.train.inference import extract_run_features
 
-        feats = extract_run_features(self.model, self.info, tracklets, cfg=self.cfg, device=self.device,
-                                     precision=self.precision, cache_dir=None, num_workers=0,
-                                     desc="pictures").float()
+        feats = extract_run_features(
+            self.model,
+            self.info,
+            tracklets,
+            cfg=self.cfg,
+            device=self.device,
+            precision=self.precision,
+            cache_dir=None,
+            num_workers=0,
+            desc="pictures",
+        ).float()
         return torch.nn.functional.normalize(feats, dim=1).numpy()
 
 
-def ranking_grid(dataset: Any, qf: np.ndarray, gf: np.ndarray, path: Path, num_queries: int = 6,
-                 topk: int = 5) -> Path:
+def ranking_grid(dataset: Any, qf: np.ndarray, gf: np.ndarray, path: Path, num_queries: int = 6, topk: int = 5) -> Path:
     """Top-``topk`` gallery tracklets for the first ``num_queries`` queries (green border: same person)."""
     from cgclip.eval.plots import save_ranking_grid
 
@@ -51,10 +59,14 @@ def ranking_grid(dataset: Any, qf: np.ndarray, gf: np.ndarray, path: Path, num_q
     dist[(q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])] = np.inf
     order = np.argsort(dist, axis=1)[:, :topk]
     return save_ranking_grid(
-        path, [q.frames[0] for q in queries], [[dataset.gallery[j].frames[0] for j in row] for row in order],
-        g_pid[order] == q_pid[:, None], np.take_along_axis(dist, order, axis=1),
+        path,
+        [q.frames[0] for q in queries],
+        [[dataset.gallery[j].frames[0] for j in row] for row in order],
+        g_pid[order] == q_pid[:, None],
+        np.take_along_axis(dist, order, axis=1),
         query_labels=[q.identity for q in queries],
-        gallery_labels=[[dataset.gallery[j].identity for j in row] for row in order])
+        gallery_labels=[[dataset.gallery[j].identity for j in row] for row in order],
+    )
 
 
 def tsne_comparison(features: dict[str, np.ndarray], labels: np.ndarray, path: Path) -> Path:
@@ -75,8 +87,13 @@ def tsne_comparison(features: dict[str, np.ndarray], labels: np.ndarray, path: P
     return _save(fig, path)
 
 
-def attention_over_frames(run: RunFeatures, dataset: Any, path: Path, frames: int = 8,
-                          visibility: dict[tuple[str, int, int], float] | None = None) -> Path | None:
+def attention_over_frames(
+    run: RunFeatures,
+    dataset: Any,
+    path: Path,
+    frames: int = 8,
+    visibility: dict[tuple[str, int, int], float] | None = None,
+) -> Path | None:
     """TFE per-frame attention of CG-CLIP on one query tracklet, drawn on ``frames`` evenly spaced frames.
 
     With ``visibility`` (the world's (sequence, track id, frame) → visibility, see
@@ -117,8 +134,9 @@ def attention_over_frames(run: RunFeatures, dataset: Any, path: Path, frames: in
     return save_frame_weights(path, paths, weights[0].float().numpy(), title=title)
 
 
-def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], None],
-                  tsne_identities: int = 12) -> dict[str, str]:
+def draw_pictures(
+    out: Path, datasets: dict[str, Path], say: Callable[[str], None], tsne_identities: int = 12
+) -> dict[str, str]:
     """Draw every picture the finished runs allow into ``out/pictures``; returns name → path.
 
     Each run is loaded once and each tracklet extracted once: the t-SNE shows the test tracklets (query and gallery)
@@ -131,8 +149,11 @@ def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], Non
     folder = out / "pictures"
     names = {m: MODELS.meta(m, "label") for m in ("cgclip", "tfclip")}
     for kind, ds_dir in datasets.items():
-        runs = {m: RunFeatures(out / "runs" / kind / m) for m in ("tfclip", "cgclip")
-                if (out / "runs" / kind / m / "results.json").is_file()}
+        runs = {
+            m: RunFeatures(out / "runs" / kind / m)
+            for m in ("tfclip", "cgclip")
+            if (out / "runs" / kind / m / "results.json").is_file()
+        }
         if not runs:
             continue
         dataset = load_dataset("vreid", ds_dir)
@@ -140,8 +161,12 @@ def draw_pictures(out: Path, datasets: dict[str, Path], say: Callable[[str], Non
         if "cgclip" in runs:
             qf, gf = feats["cgclip"]
             pics[f"{kind}_ranking"] = str(ranking_grid(dataset, qf, gf, folder / f"{kind}_ranking.png"))
-            attn = attention_over_frames(runs["cgclip"], dataset, folder / f"{kind}_tfe_attention.png",
-                                         visibility=frame_visibility(out / "worlds" / kind))
+            attn = attention_over_frames(
+                runs["cgclip"],
+                dataset,
+                folder / f"{kind}_tfe_attention.png",
+                visibility=frame_visibility(out / "worlds" / kind),
+            )
             if attn is not None:
                 pics[f"{kind}_tfe_attention"] = str(attn)
         pids = sorted({t.pid for t in dataset.query})[:tsne_identities]

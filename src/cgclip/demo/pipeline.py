@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from cgclip.demo.settings import MODELS, WORLDS, DemoSettings, demo_settings
 from cgclip.errors import ConfigError
@@ -36,13 +37,19 @@ def prepare_world(kind: str, out: Path, seed: int, settings: DemoSettings, say: 
     generate_world(kind, world_dir, seed, preset=settings.world_preset, workers=0, **settings.world_sizes)
     if not (ds_dir / "manifest.json").is_file():
         say(f"[{kind}] building the VReID dataset → {ds_dir}")
-        build_vreid(world_dir, ds_dir, world_dir / "identities.csv", world_dir / "track_mapping.csv",
-                    min_height=settings.min_height, seed=seed)
+        build_vreid(
+            world_dir,
+            ds_dir,
+            world_dir / "identities.csv",
+            world_dir / "track_mapping.csv",
+            min_height=settings.min_height,
+            seed=seed,
+        )
     return ds_dir
 
 
 def write_captions(kind: str, ds_dir: Path, out: Path, say: Say = _quiet) -> Path:
-    """Captions from the world's identity table (10 paraphrases per identity), as ``cgclip caption from-annotations``."""
+    """Captions from the world's identity table (10 paraphrases per identity), as ``caption from-annotations``."""
     from cgclip.captions.load import captions_from_rows
     from cgclip.captions.store import CaptionStore
     from cgclip.data.identity_table import read_identity_table
@@ -70,30 +77,70 @@ def prepare_clip(clip_dir: str | Path | None, say: Say = _quiet) -> Path:
     report = path / "pretrain_report.json"
     acc = read_json(report).get("zero_shot", {}).get("attributes", {}) if report.is_file() else {}
     if acc:
-        say("  zero-shot attribute accuracy on held-out crops: " + ", ".join(
-            f"{k} {v['accuracy']:.2f} (chance {v['chance']:.2f})" for k, v in acc.items()
-            if isinstance(v, dict) and "accuracy" in v))
+        say(
+            "  zero-shot attribute accuracy on held-out crops: "
+            + ", ".join(
+                f"{k} {v['accuracy']:.2f} (chance {v['chance']:.2f})"
+                for k, v in acc.items()
+                if isinstance(v, dict) and "accuracy" in v
+            )
+        )
     return path
 
 
-def run_config(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, seed: int, settings: DemoSettings,
-               overrides: Sequence[str] = ()) -> tuple[Any, str]:
+def run_config(
+    kind: str,
+    model: str,
+    ds_dir: Path,
+    captions: Path,
+    clip: Path,
+    seed: int,
+    settings: DemoSettings,
+    overrides: Sequence[str] = (),
+) -> tuple[Any, str]:
     """The demo's configuration of ``model`` on the ``kind`` world (the ``tiny`` preset, the settings' overrides,
     then ``overrides``) and its results key (:func:`cgclip.train.results_key.results_key`)."""
     from cgclip.config import load_config
     from cgclip.train.results_key import clip_fingerprint, results_key
 
-    cfg = load_config("tiny", [f"model.name={model}", f"model.clip_path={clip}", f"data.root={ds_dir}",
-                               "data.kind=vreid", f"data.captions={captions}", f"train.seed={seed}",
-                               *settings.train_overrides, *overrides])
-    key = results_key(cfg, world=kind, seed=seed, world_preset=settings.world_preset,
-                      world_sizes=settings.world_sizes, min_height=settings.min_height, clip=clip_fingerprint(clip))
+    cfg = load_config(
+        "tiny",
+        [
+            f"model.name={model}",
+            f"model.clip_path={clip}",
+            f"data.root={ds_dir}",
+            "data.kind=vreid",
+            f"data.captions={captions}",
+            f"train.seed={seed}",
+            *settings.train_overrides,
+            *overrides,
+        ],
+    )
+    key = results_key(
+        cfg,
+        world=kind,
+        seed=seed,
+        world_preset=settings.world_preset,
+        world_sizes=settings.world_sizes,
+        min_height=settings.min_height,
+        clip=clip_fingerprint(clip),
+    )
     return cfg, key
 
 
-def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip: Path, out: Path, seed: int,
-                       settings: DemoSettings, say: Say = _quiet, run_name: str | None = None,
-                       overrides: Sequence[str] = ()) -> dict[str, Any]:
+def train_and_evaluate(
+    kind: str,
+    model: str,
+    ds_dir: Path,
+    captions: Path,
+    clip: Path,
+    out: Path,
+    seed: int,
+    settings: DemoSettings,
+    say: Say = _quiet,
+    run_name: str | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
     """Train ``model`` on the ``kind`` dataset with the ``tiny`` preset and evaluate it; returns its results.
 
     The run goes to ``out/runs/<kind>/<run_name or model>``; ``overrides`` (``key=value``) apply after the demo's own
@@ -116,8 +163,9 @@ def train_and_evaluate(kind: str, model: str, ds_dir: Path, captions: Path, clip
     start = time.perf_counter()
     say(f"[{kind}] training {name} ({cfg.train.epochs} epochs) → {run_dir}")
     resume = RunDir(run_dir).has_checkpoint()
-    train(cfg, run_dir, resume=resume, on_epoch=lambda rec: say(_epoch_line(kind, name, rec)),
-          command=["cgclip", "demo"])
+    train(
+        cfg, run_dir, resume=resume, on_epoch=lambda rec: say(_epoch_line(kind, name, rec)), command=["cgclip", "demo"]
+    )
     train_s = time.perf_counter() - start
     res = evaluate_run(run_dir)
     res.setdefault("timing", {})["train_s"] = round(train_s, 1)
@@ -161,9 +209,18 @@ def _is_demo_dir(out: Path) -> bool:
     return (out / DEMO_MARKER).is_file() or all((out / d).is_dir() for d in ("worlds", "datasets"))
 
 
-def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Sequence[str] = WORLDS,
-             models: Sequence[str] = MODELS, clip_dir: str | Path | None = None, pictures: bool = True,
-             say: Say = _quiet, settings: DemoSettings | None = None) -> dict[str, Any]:
+def run_demo(
+    out: str | Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    worlds: Sequence[str] = WORLDS,
+    models: Sequence[str] = MODELS,
+    clip_dir: str | Path | None = None,
+    pictures: bool = True,
+    say: Say = _quiet,
+    settings: DemoSettings | None = None,
+) -> dict[str, Any]:
     """Run the whole demo into ``out`` and return the summary written to ``out/results.json``.
 
     Args:
@@ -181,8 +238,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
 
     unknown = [w for w in worlds if w not in WORLDS] + [m for m in models if m not in MODELS]
     if unknown:
-        raise ConfigError(f"unknown world or model {', '.join(unknown)}; worlds: {', '.join(WORLDS)}; "
-                          f"models: {', '.join(MODELS)}")
+        raise ConfigError(
+            f"unknown world or model {', '.join(unknown)}; worlds: {', '.join(WORLDS)}; models: {', '.join(MODELS)}"
+        )
     out = Path(out)
     check_output_dir(out, _is_demo_dir(out), fix="choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -196,9 +254,11 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
     for kind in worlds:
         for model in models:
             results.setdefault(kind, {})[model] = train_and_evaluate(
-                kind, model, datasets[kind], captions[kind], clip, out, seed, settings, say)
-    summary = write_report(out, results, settings=settings, seed=seed, quick=quick, clip=clip,
-                           elapsed_s=time.perf_counter() - start)
+                kind, model, datasets[kind], captions[kind], clip, out, seed, settings, say
+            )
+    summary = write_report(
+        out, results, settings=settings, seed=seed, quick=quick, clip=clip, elapsed_s=time.perf_counter() - start
+    )
     if pictures:
         from cgclip.demo.pictures import draw_pictures
 
@@ -207,4 +267,12 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, worlds: Seq
     return summary
 
 
-__all__ = ["prepare_clip", "prepare_world", "run_config", "run_demo", "train_and_evaluate", "write_captions", "demo_settings"]
+__all__ = [
+    "prepare_clip",
+    "prepare_world",
+    "run_config",
+    "run_demo",
+    "train_and_evaluate",
+    "write_captions",
+    "demo_settings",
+]

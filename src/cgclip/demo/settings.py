@@ -39,7 +39,12 @@ def demo_settings(quick: bool) -> DemoSettings:
         return DemoSettings()
     return DemoSettings(
         world_preset="default",
-        world_sizes={"train_identities": 24, "val_identities": 16, "train_sequences": 6, "val_sequences": 4,
-                     "frames": 40},
+        world_sizes={
+            "train_identities": 24,
+            "val_identities": 16,
+            "train_sequences": 6,
+            "val_sequences": 4,
+            "frames": 40,
+        },
         train_overrides=["train.epochs=4", "train.eval_every=2", "optim.milestones=[3]", "data.val_identities=4"],
     )

@@ -11,5 +11,12 @@ from cgclip.eval.evaluate import GALLERY_MODES, evaluate_features
 from cgclip.eval.rank import RankResult, evaluate_rank
 from cgclip.eval.rerank import rerank_distmat, rerank_features
 
-__all__ = ["GALLERY_MODES", "RankResult", "evaluate_features", "evaluate_rank", "pairwise_distance",
-           "rerank_distmat", "rerank_features"]
+__all__ = [
+    "GALLERY_MODES",
+    "RankResult",
+    "evaluate_features",
+    "evaluate_rank",
+    "pairwise_distance",
+    "rerank_distmat",
+    "rerank_features",
+]

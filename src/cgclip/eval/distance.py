@@ -6,7 +6,8 @@ never needs the full matrix in memory.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,9 @@ def prepare(features: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray |
     return features, np.einsum("ij,ij->i", features, features, dtype=np.float32)
 
 
-def distance_block(q: np.ndarray, q_sq: np.ndarray | None, g: np.ndarray, g_sq: np.ndarray | None,
-                   metric: str) -> np.ndarray:
+def distance_block(
+    q: np.ndarray, q_sq: np.ndarray | None, g: np.ndarray, g_sq: np.ndarray | None, metric: str
+) -> np.ndarray:
     """Distances between prepared query rows ``q`` and prepared gallery rows ``g`` (float32)."""
     prod = q @ g.T
     if metric == "cosine":
@@ -77,8 +79,9 @@ def pairwise_distance(qf: Any, gf: Any, metric: str = "cosine") -> np.ndarray:
     return distance_block(q, q_sq, g, g_sq, metric)
 
 
-def iter_distance_chunks(qf: Any, gf: Any, metric: str = "cosine", chunk_size: int = 256
-                         ) -> Iterator[tuple[int, int, np.ndarray]]:
+def iter_distance_chunks(
+    qf: Any, gf: Any, metric: str = "cosine", chunk_size: int = 256
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, distances[start:stop])`` blocks of the query × gallery distance matrix (float32).
 
     ``gf`` may be a tuple/list of arrays: the gallery is then their concatenation, which is never built. No
@@ -111,5 +114,7 @@ def iter_distance_chunks(qf: Any, gf: Any, metric: str = "cosine", chunk_size: i
 
 def _check_dims(q: np.ndarray, g: np.ndarray) -> None:
     if q.shape[1] != g.shape[1]:
-        raise EvaluationError(f"query features are {q.shape[1]}-d but gallery features are {g.shape[1]}-d:"
-                              " extract both with the same model")
+        raise EvaluationError(
+            f"query features are {q.shape[1]}-d but gallery features are {g.shape[1]}-d:"
+            " extract both with the same model"
+        )

@@ -8,14 +8,22 @@ same-camera copies, which the same-pid-same-camera rule removes.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from cgclip.errors import EvaluationError
 from cgclip.eval.distance import as_features, check_metric, iter_distance_chunks, row_norms
-from cgclip.eval.rank import (DEFAULT_CHUNK_ELEMENTS, GalleryIndex, RankResult, check_labels, evaluate_rank,
-                              finalize, rank_chunks)
+from cgclip.eval.rank import (
+    DEFAULT_CHUNK_ELEMENTS,
+    GalleryIndex,
+    RankResult,
+    check_labels,
+    evaluate_rank,
+    finalize,
+    rank_chunks,
+)
 from cgclip.eval.rerank import rerank_features
 
 logger = logging.getLogger(__name__)
@@ -23,10 +31,23 @@ logger = logging.getLogger(__name__)
 GALLERY_MODES = ("gallery", "query+gallery")
 
 
-def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
-                      metric: str = "cosine", gallery_mode: str = "gallery", rerank: bool = False, k1: int = 20,
-                      k2: int = 6, lambda_value: float = 0.3, max_rank: int = 50, chunk_size: int | None = None,
-                      num_workers: int | None = None) -> RankResult:
+def evaluate_features(
+    qf: Any,
+    gf: Any,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    metric: str = "cosine",
+    gallery_mode: str = "gallery",
+    rerank: bool = False,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    max_rank: int = 50,
+    chunk_size: int | None = None,
+    num_workers: int | None = None,
+) -> RankResult:
     """Rank query features against gallery features and return CMC / mAP / mINP with the protocol recorded.
 
     Distances are computed for ``chunk_size`` queries at a time (default: sized to the gallery) and each block is
@@ -54,21 +75,41 @@ def evaluate_features(qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any,
     q_pids, g_pids, q_camids, g_camids = check_labels(len(q), len(g), q_pids, g_pids, q_camids, g_camids)
     zero = int((row_norms(q) == 0).sum() + (row_norms(g) == 0).sum())
     if zero:
-        logger.warning("%d of %d features are all zero: their distances tie, and the ranking among ties follows the "
-                       "gallery order (check the model / feature file)", zero, len(q) + len(g))
+        logger.warning(
+            "%d of %d features are all zero: their distances tie, and the ranking among ties follows the "
+            "gallery order (check the model / feature file)",
+            zero,
+            len(q) + len(g),
+        )
     gallery_parts: tuple[np.ndarray, ...] = (g,)
     if gallery_mode == "query+gallery":
         gallery_parts = (q, g)  # never concatenated, except for re-ranking
         g_pids = np.concatenate([q_pids, g_pids])
         g_camids = np.concatenate([q_camids, g_camids])
-    protocol: dict[str, Any] = {"metric": metric, "gallery_mode": gallery_mode, "rerank": bool(rerank),
-                                "num_query": int(len(q)), "num_gallery": int(len(g_pids)), "zero_features": zero}
+    protocol: dict[str, Any] = {
+        "metric": metric,
+        "gallery_mode": gallery_mode,
+        "rerank": bool(rerank),
+        "num_query": int(len(q)),
+        "num_gallery": int(len(g_pids)),
+        "zero_features": zero,
+    }
     if rerank:
         protocol.update(k1=int(k1), k2=int(k2), lambda_value=float(lambda_value))
         logger.info("k-reciprocal re-ranking %d queries × %d gallery items", len(q), len(g_pids))
-        distmat = rerank_features(q, np.concatenate(gallery_parts), metric=metric, k1=k1, k2=k2, lambda_value=lambda_value)
-        result = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank,
-                               chunk_size=chunk_size, num_workers=num_workers)
+        distmat = rerank_features(
+            q, np.concatenate(gallery_parts), metric=metric, k1=k1, k2=k2, lambda_value=lambda_value
+        )
+        result = evaluate_rank(
+            distmat,
+            q_pids,
+            g_pids,
+            q_camids,
+            g_camids,
+            max_rank=max_rank,
+            chunk_size=chunk_size,
+            num_workers=num_workers,
+        )
         result.protocol = protocol
         return result
     if chunk_size is None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,14 +55,23 @@ class FeatureSet:
 
     def tracklets(self) -> list[Tracklet]:
         """The items as :class:`Tracklet` objects."""
-        return [Tracklet(tuple(f), int(p), int(c), s, i) for f, p, c, s, i in
-                zip(self.frames, self.pids, self.camids, self.seqids, self.identities)]
+        return [
+            Tracklet(tuple(f), int(p), int(c), s, i)
+            for f, p, c, s, i in zip(self.frames, self.pids, self.camids, self.seqids, self.identities)
+        ]
 
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "FeatureSet":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FeatureSet:
         """The items at ``indices`` (in that order)."""
         idx = np.asarray(indices, dtype=np.int64)
-        return FeatureSet(self.features[idx], self.pids[idx], self.camids[idx], [self.seqids[i] for i in idx],
-                          [self.identities[i] for i in idx], [self.frames[i] for i in idx], dict(self.extra))
+        return FeatureSet(
+            self.features[idx],
+            self.pids[idx],
+            self.camids[idx],
+            [self.seqids[i] for i in idx],
+            [self.identities[i] for i in idx],
+            [self.frames[i] for i in idx],
+            dict(self.extra),
+        )
 
 
 def feature_paths(path: str | Path) -> tuple[Path, Path]:
@@ -72,8 +82,9 @@ def feature_paths(path: str | Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def save_features(path: str | Path, features: Any, tracklets: Sequence[Tracklet], extra: dict[str, Any] | None = None
-                  ) -> tuple[Path, Path]:
+def save_features(
+    path: str | Path, features: Any, tracklets: Sequence[Tracklet], extra: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Write features (items × dim) of ``tracklets`` to ``PATH.safetensors`` + ``PATH.json``; returns both paths."""
     from safetensors.numpy import save
 
@@ -83,7 +94,9 @@ def save_features(path: str | Path, features: Any, tracklets: Sequence[Tracklet]
     if feats.ndim != 2:
         raise EvaluationError(f"features must be 2-D (items × dim), got shape {feats.shape}")
     if feats.shape[0] != len(tracklets):
-        raise EvaluationError(f"{feats.shape[0]} feature rows but {len(tracklets)} tracklets: pass one row per tracklet")
+        raise EvaluationError(
+            f"{feats.shape[0]} feature rows but {len(tracklets)} tracklets: pass one row per tracklet"
+        )
     st_path, json_path = feature_paths(path)
     pair_id = uuid.uuid4().hex
     tensors = {
@@ -92,14 +105,17 @@ def save_features(path: str | Path, features: Any, tracklets: Sequence[Tracklet]
         "camids": np.array([t.camid for t in tracklets], dtype=np.int64),
     }
     atomic_write_bytes(st_path, save(tensors, metadata={"format": FORMAT, "pair_id": pair_id}))
-    write_json(json_path, {
-        "format": FORMAT,
-        "pair_id": pair_id,
-        "num_items": int(feats.shape[0]),
-        "dim": int(feats.shape[1]),
-        "items": [{"seqid": t.seqid, "identity": t.identity, "frames": list(t.frames)} for t in tracklets],
-        "extra": dict(extra or {}),
-    })
+    write_json(
+        json_path,
+        {
+            "format": FORMAT,
+            "pair_id": pair_id,
+            "num_items": int(feats.shape[0]),
+            "dim": int(feats.shape[1]),
+            "items": [{"seqid": t.seqid, "identity": t.identity, "frames": list(t.frames)} for t in tracklets],
+            "extra": dict(extra or {}),
+        },
+    )
     logger.info("wrote %d × %d features to %s", feats.shape[0], feats.shape[1], st_path)
     return st_path, json_path
 
@@ -115,14 +131,15 @@ def load_features(path: str | Path) -> FeatureSet:
     st_path, json_path = feature_paths(path)
     for p in (st_path, json_path):
         if not p.is_file():
-            raise EvaluationError("feature file not found; write it with save_features / feature extraction",
-                                  path=p)
+            raise EvaluationError("feature file not found; write it with save_features / feature extraction", path=p)
     try:
         with safe_open(str(st_path), framework="numpy") as handle:
             meta = handle.metadata() or {}
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
-        raise EvaluationError(f"not a readable safetensors file ({exc}); re-extract the features", path=st_path) from exc
+        raise EvaluationError(
+            f"not a readable safetensors file ({exc}); re-extract the features", path=st_path
+        ) from exc
     missing = [k for k in ("features", "pids", "camids") if k not in tensors]
     if missing:
         raise EvaluationError(f"missing tensor(s) {', '.join(missing)}; not a cgclip feature file", path=st_path)
@@ -135,11 +152,17 @@ def load_features(path: str | Path) -> FeatureSet:
     feats = tensors["features"]
     n = feats.shape[0] if feats.ndim == 2 else -1
     if n < 0 or tensors["pids"].shape != (n,) or tensors["camids"].shape != (n,):
-        raise EvaluationError(f"inconsistent tensor shapes {feats.shape}, {tensors['pids'].shape}, "
-                              f"{tensors['camids'].shape}; re-extract the features", path=st_path)
+        raise EvaluationError(
+            f"inconsistent tensor shapes {feats.shape}, {tensors['pids'].shape}, "
+            f"{tensors['camids'].shape}; re-extract the features",
+            path=st_path,
+        )
     if meta.get("pair_id") != side.get("pair_id") or len(side["items"]) != n:
-        raise EvaluationError(f"sidecar does not match {st_path.name} (pair_id or item count differs: "
-                              f"{len(side['items'])} vs {n}); both files must come from the same run", path=json_path)
+        raise EvaluationError(
+            f"sidecar does not match {st_path.name} (pair_id or item count differs: "
+            f"{len(side['items'])} vs {n}); both files must come from the same run",
+            path=json_path,
+        )
     items = side["items"]
     return FeatureSet(
         features=feats.astype(np.float32, copy=False),

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,8 +34,10 @@ VisibilityKey = tuple[str, int, int]
 
 def _check_pair(i: int, weights: np.ndarray, visibility: np.ndarray) -> None:
     if weights.ndim != 1 or weights.shape != visibility.shape or len(weights) == 0:
-        raise ValueError(f"pair {i}: weights {weights.shape} and visibility {visibility.shape} must be non-empty "
-                         "1-D arrays of the same length (one value per frame)")
+        raise ValueError(
+            f"pair {i}: weights {weights.shape} and visibility {visibility.shape} must be non-empty "
+            "1-D arrays of the same length (one value per frame)"
+        )
 
 
 def summarise(pairs: Sequence[tuple[np.ndarray, np.ndarray]], occluded: float = OCCLUDED) -> dict[str, float]:
@@ -74,7 +76,8 @@ def summarise(pairs: Sequence[tuple[np.ndarray, np.ndarray]], occluded: float = 
         "occluded_weight": float(occ.mean()) if len(mixed) else nan,
         "clear_weight": float(clear.mean()) if len(mixed) else nan,
         "occluded_less": float(((occ < clear) & ~np.isclose(occ, clear, rtol=1e-9, atol=0)).mean() * 100)
-        if len(mixed) else nan,
+        if len(mixed)
+        else nan,
         "corr": float(np.mean(corr)) if corr else nan,
         "max_over_min": float(np.median(spread)) if spread else nan,
     }
@@ -119,8 +122,9 @@ def crop_key(path: str | Path) -> VisibilityKey:
     return p.parent.parent.name, int(track), int(p.stem)
 
 
-def pick_mixed_tracklet(visibilities: Sequence[Sequence[float] | None], lengths: Sequence[int],
-                        occluded: float = OCCLUDED) -> int:
+def pick_mixed_tracklet(
+    visibilities: Sequence[Sequence[float] | None], lengths: Sequence[int], occluded: float = OCCLUDED
+) -> int:
     """Index of the tracklet whose shown frames best contrast occluded and clear views.
 
     Args:
@@ -137,8 +141,9 @@ def pick_mixed_tracklet(visibilities: Sequence[Sequence[float] | None], lengths:
         ValueError: no tracklet, or ``visibilities`` and ``lengths`` differ in length.
     """
     if not lengths or len(visibilities) != len(lengths):
-        raise ValueError(f"{len(visibilities)} visibility lists for {len(lengths)} tracklets: need one per tracklet, "
-                         "at least one")
+        raise ValueError(
+            f"{len(visibilities)} visibility lists for {len(lengths)} tracklets: need one per tracklet, at least one"
+        )
     best, best_key = None, None
     for i, vis in enumerate(visibilities):
         if vis is None or len(vis) == 0:

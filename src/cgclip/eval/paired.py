@@ -15,14 +15,14 @@ Everything here is pure computation on numbers: no I/O, no printing, no configur
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["TIE_TOLERANCE", "PairedDifference", "bootstrap_ci", "mean_std", "paired_difference", "spearman",
-           "verdict"]
+__all__ = ["TIE_TOLERANCE", "PairedDifference", "bootstrap_ci", "mean_std", "paired_difference", "spearman", "verdict"]
 
 #: Two scores whose difference is smaller than this (in absolute value) count as a tie.
 TIE_TOLERANCE = 1e-9
@@ -124,16 +124,35 @@ def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95) -> P
     losses = int(np.count_nonzero(d <= -TIE_TOLERANCE))
     ties = n - wins - losses
     if n < 2:
-        return PairedDifference(n=n, mean=mean, std=0.0, ci_low=math.nan, ci_high=math.nan, wins=wins,
-                                losses=losses, ties=ties, confidence=conf)
+        return PairedDifference(
+            n=n,
+            mean=mean,
+            std=0.0,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            wins=wins,
+            losses=losses,
+            ties=ties,
+            confidence=conf,
+        )
     std = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + conf / 2.0, n - 1)) * std / math.sqrt(n)
-    return PairedDifference(n=n, mean=mean, std=std, ci_low=mean - half, ci_high=mean + half, wins=wins,
-                            losses=losses, ties=ties, confidence=conf)
+    return PairedDifference(
+        n=n,
+        mean=mean,
+        std=std,
+        ci_low=mean - half,
+        ci_high=mean + half,
+        wins=wins,
+        losses=losses,
+        ties=ties,
+        confidence=conf,
+    )
 
 
-def bootstrap_ci(diffs: ArrayLike, confidence: float = 0.95, resamples: int = 10000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    diffs: ArrayLike, confidence: float = 0.95, resamples: int = 10000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval for the mean of ``diffs``.
 
     Draws ``resamples`` resamples of ``diffs`` with replacement (NumPy ``default_rng(seed)``, so the result is

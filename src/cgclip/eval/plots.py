@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def load_thumbnail(path: str | Path | None, size: tuple[int, int] = THUMB, root: str | Path | None = None
-                   ) -> np.ndarray:
+def load_thumbnail(
+    path: str | Path | None, size: tuple[int, int] = THUMB, root: str | Path | None = None
+) -> np.ndarray:
     """An RGB uint8 thumbnail (height × width × 3) of an image; a grey placeholder if it cannot be read."""
     from PIL import Image
 
@@ -73,10 +75,17 @@ def _frame_axis(ax: Any, img: np.ndarray, color: str | None = None, label: str =
         ax.set_xlabel(label, fontsize=8)
 
 
-def save_ranking_grid(path: str | Path, query_frames: Sequence[str | None], gallery_frames: Sequence[Sequence[str | None]],
-                      same_pid: Any, distances: Any, query_labels: Sequence[str] | None = None,
-                      gallery_labels: Sequence[Sequence[str]] | None = None, root: str | Path | None = None,
-                      thumb: tuple[int, int] = THUMB) -> Path:
+def save_ranking_grid(
+    path: str | Path,
+    query_frames: Sequence[str | None],
+    gallery_frames: Sequence[Sequence[str | None]],
+    same_pid: Any,
+    distances: Any,
+    query_labels: Sequence[str] | None = None,
+    gallery_labels: Sequence[Sequence[str]] | None = None,
+    root: str | Path | None = None,
+    thumb: tuple[int, int] = THUMB,
+) -> Path:
     """Write a ranking grid: one row per query (its first frame, then its top-k results).
 
     Args:
@@ -94,8 +103,10 @@ def save_ranking_grid(path: str | Path, query_frames: Sequence[str | None], gall
     if nq == 0:
         raise EvaluationError("no query to draw in the ranking grid")
     if same.shape != dist.shape or same.shape[0] != nq or len(gallery_frames) != nq:
-        raise EvaluationError(f"ranking grid inputs disagree: {nq} queries, same_pid {same.shape}, "
-                              f"distances {dist.shape}, {len(gallery_frames)} result rows")
+        raise EvaluationError(
+            f"ranking grid inputs disagree: {nq} queries, same_pid {same.shape}, "
+            f"distances {dist.shape}, {len(gallery_frames)} result rows"
+        )
     k = same.shape[1]
     plt = _pyplot()
     fig, axes = plt.subplots(nq, k + 1, figsize=((k + 1) * 1.1, nq * 2.2), squeeze=False)
@@ -130,8 +141,15 @@ def tsne_embedding(features: Any, perplexity: float | None = None, seed: int = 0
     return tsne.fit_transform(x)
 
 
-def save_tsne(path: str | Path, features: Any, labels: Sequence[Any], perplexity: float | None = None,
-              seed: int = 0, max_points: int = 5000, title: str = "t-SNE of features") -> Path:
+def save_tsne(
+    path: str | Path,
+    features: Any,
+    labels: Sequence[Any],
+    perplexity: float | None = None,
+    seed: int = 0,
+    max_points: int = 5000,
+    title: str = "t-SNE of features",
+) -> Path:
     """Write a t-SNE scatter of ``features`` coloured by ``labels`` (identity); at most ``max_points`` are drawn
     (sampled evenly at random with ``seed``). A legend is added for up to 20 identities."""
     x = np.asarray(features, dtype=np.float32)
@@ -157,16 +175,23 @@ def save_tsne(path: str | Path, features: Any, labels: Sequence[Any], perplexity
     return _save(fig, path)
 
 
-def save_frame_weights(path: str | Path, frames: Sequence[str | None], weights: Any, title: str = "per-frame weight",
-                       root: str | Path | None = None, thumb: tuple[int, int] = THUMB) -> Path:
+def save_frame_weights(
+    path: str | Path,
+    frames: Sequence[str | None],
+    weights: Any,
+    title: str = "per-frame weight",
+    root: str | Path | None = None,
+    thumb: tuple[int, int] = THUMB,
+) -> Path:
     """Write a tracklet's frames as thumbnails above a bar chart of their weights (e.g. TFE attention)."""
     w = np.asarray(weights, dtype=np.float64).ravel()
     if len(w) != len(frames) or len(w) == 0:
         raise EvaluationError(f"{len(frames)} frames but {len(w)} weights: pass one weight per frame")
     t = len(w)
     plt = _pyplot()
-    fig, axes = plt.subplots(2, t, figsize=(max(t, 2) * 1.0, 3.6), squeeze=False,
-                             gridspec_kw={"height_ratios": [2, 1.3]})
+    fig, axes = plt.subplots(
+        2, t, figsize=(max(t, 2) * 1.0, 3.6), squeeze=False, gridspec_kw={"height_ratios": [2, 1.3]}
+    )
     gs = axes[1, 0].get_gridspec()
     for ax in axes[1, :]:
         ax.remove()

@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -87,8 +88,10 @@ class GalleryIndex:
         self.pids = np.asarray(g_pids).astype(np.int64, copy=False).ravel()
         self.camids = np.asarray(g_camids).astype(np.int64, copy=False).ravel()
         if self.pids.shape != self.camids.shape:
-            raise EvaluationError(f"gallery pids ({self.pids.size}) and camids ({self.camids.size}) differ in length;"
-                                  " pass one camid per gallery item")
+            raise EvaluationError(
+                f"gallery pids ({self.pids.size}) and camids ({self.camids.size}) differ in length;"
+                " pass one camid per gallery item"
+            )
         self.order = np.argsort(self.pids, kind="stable")
         sorted_pids = self.pids[self.order]
         self.unique, self.starts, self.counts = np.unique(sorted_pids, return_index=True, return_counts=True)
@@ -131,8 +134,7 @@ def _search(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     return less, (less + 1 < len(sorted_values)) & (sorted_values[nxt] == values)
 
 
-def _positions_in_sorted_rows(dist: np.ndarray, rows: np.ndarray, values: np.ndarray
-                              ) -> tuple[np.ndarray, np.ndarray]:
+def _positions_in_sorted_rows(dist: np.ndarray, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each item: entries of its row strictly smaller than its value, and whether it ties with another entry
     (whole rows sorted)."""
     sorted_rows = np.sort(dist, axis=1)
@@ -146,8 +148,9 @@ def _positions_in_sorted_rows(dist: np.ndarray, rows: np.ndarray, values: np.nda
     return less, tied
 
 
-def _positions_in_prefixes(dist: np.ndarray, rows: np.ndarray, values: np.ndarray, limit: np.ndarray,
-                           selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _positions_in_prefixes(
+    dist: np.ndarray, rows: np.ndarray, values: np.ndarray, limit: np.ndarray, selected: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`_positions_in_sorted_rows` for items whose value is <= their row's ``limit``, sorting only the
     row entries <= ``limit`` (``selected``); the other items get the row length as position."""
     less = np.full(len(rows), dist.shape[1], dtype=np.int64)
@@ -161,7 +164,7 @@ def _positions_in_prefixes(dist: np.ndarray, rows: np.ndarray, values: np.ndarra
         if lo == hi or sel_bounds[r] == sel_bounds[r + 1]:
             continue
         idx = lo + np.flatnonzero(inside[lo:hi])
-        prefix = np.sort(sel_vals[sel_bounds[r]:sel_bounds[r + 1]])
+        prefix = np.sort(sel_vals[sel_bounds[r] : sel_bounds[r + 1]])
         less[idx], tied[idx] = _search(prefix, values[idx])
     return less, tied
 
@@ -185,8 +188,9 @@ def _rank_positions(dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, good: 
     return less + _tie_offsets(dist, rows, cols, values, np.flatnonzero(tied))
 
 
-def _tie_offsets(dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
-                 tied: np.ndarray) -> np.ndarray:
+def _tie_offsets(
+    dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, tied: np.ndarray
+) -> np.ndarray:
     """Rank offsets that break exact ties independently of the gallery order: every tied other-identity item ranks
     before a same-identity item (the pessimistic convention, so a degenerate feature earns no credit by where the
     gallery happens to list its matches), and same-identity items keep gallery-index order among themselves (they
@@ -233,8 +237,9 @@ def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, galle
     return ChunkStats(ap=ap, num_pos=num_pos, first=first, last=last)
 
 
-def finalize(chunks: list[ChunkStats], max_rank: int, num_gallery: int, protocol: dict[str, Any] | None = None
-             ) -> RankResult:
+def finalize(
+    chunks: list[ChunkStats], max_rank: int, num_gallery: int, protocol: dict[str, Any] | None = None
+) -> RankResult:
     """Turn per-chunk outputs (in query order) into a :class:`RankResult`.
 
     Raises:
@@ -246,19 +251,27 @@ def finalize(chunks: list[ChunkStats], max_rank: int, num_gallery: int, protocol
     valid = num_pos > 0
     num_valid = int(valid.sum())
     if num_valid == 0:
-        raise EvaluationError(f"no query has a positive in another camera ({len(num_pos)} queries, {num_gallery} "
-                              "gallery items): check the pids/camids and that the gallery holds the query identities")
+        raise EvaluationError(
+            f"no query has a positive in another camera ({len(num_pos)} queries, {num_gallery} "
+            "gallery items): check the pids/camids and that the gallery holds the query identities"
+        )
     ap = np.concatenate([c.ap for c in chunks])[valid]
     first = np.concatenate([c.first for c in chunks])[valid].astype(np.int64)
     last = np.concatenate([c.last for c in chunks])[valid]
-    hist = np.bincount(np.minimum(first, max_rank + 1), minlength=max_rank + 2)[1:max_rank + 1]
+    hist = np.bincount(np.minimum(first, max_rank + 1), minlength=max_rank + 2)[1 : max_rank + 1]
     cmc = np.cumsum(hist).astype(np.float64) / num_valid
     minp = float(np.mean(num_pos[valid] / last))
     skipped = len(num_pos) - num_valid
     if skipped:
         logger.info("%d of %d queries have no positive in another camera and were skipped", skipped, len(num_pos))
-    return RankResult(cmc=cmc.astype(np.float32), mAP=float(np.mean(ap)), mINP=minp, num_valid_queries=num_valid,
-                      num_queries=len(num_pos), protocol=dict(protocol or {}))
+    return RankResult(
+        cmc=cmc.astype(np.float32),
+        mAP=float(np.mean(ap)),
+        mINP=minp,
+        num_valid_queries=num_valid,
+        num_queries=len(num_pos),
+        protocol=dict(protocol or {}),
+    )
 
 
 def chunk_rows(num_rows: int, num_cols: int, chunk_size: int | None) -> Iterator[tuple[int, int]]:
@@ -271,8 +284,9 @@ def chunk_rows(num_rows: int, num_cols: int, chunk_size: int | None) -> Iterator
         yield start, min(num_rows, start + chunk_size)
 
 
-def check_labels(num_q: int, num_g: int, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def check_labels(
+    num_q: int, num_g: int, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Labels as 1-D int64 arrays, checked against the distance matrix shape."""
     if num_q == 0 or num_g == 0:
         raise EvaluationError(f"nothing to evaluate: {num_q} queries and {num_g} gallery items; check the split")
@@ -281,8 +295,10 @@ def check_labels(num_q: int, num_g: int, q_pids: Any, g_pids: Any, q_camids: Any
     sizes = (num_q, num_g, num_q, num_g)
     for arr, name, size in zip(arrays, names, sizes):
         if arr.size != size:
-            raise EvaluationError(f"{name} has {arr.size} entries but the distances have {size}: pass one label per"
-                                  f" {'query' if name.startswith('q') else 'gallery item'}")
+            raise EvaluationError(
+                f"{name} has {arr.size} entries but the distances have {size}: pass one label per"
+                f" {'query' if name.startswith('q') else 'gallery item'}"
+            )
     return arrays[0], arrays[1], arrays[2], arrays[3]
 
 
@@ -291,8 +307,9 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def rank_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], gallery: GalleryIndex,
-                num_workers: int | None = None) -> list[ChunkStats]:
+def rank_chunks(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], gallery: GalleryIndex, num_workers: int | None = None
+) -> list[ChunkStats]:
     """Rank ``(dist_chunk, q_pids_chunk, q_camids_chunk)`` items in order, ``num_workers`` threads at a time.
 
     At most ``num_workers + 1`` chunks are alive at once, so a lazily computed iterator of distance chunks keeps
@@ -313,8 +330,16 @@ def rank_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], gal
     return results
 
 
-def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, max_rank: int = 50,
-                  chunk_size: int | None = None, num_workers: int | None = None) -> RankResult:
+def evaluate_rank(
+    distmat: Any,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    max_rank: int = 50,
+    chunk_size: int | None = None,
+    num_workers: int | None = None,
+) -> RankResult:
     """CMC, mAP and mINP of a query × gallery distance matrix (smaller = more similar).
 
     Same semantics as torchreid's ``eval_market1501`` (same-pid-same-camera gallery items removed, queries with no

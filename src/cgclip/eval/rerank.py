@@ -19,7 +19,8 @@ queries × gallery matrix.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,8 +37,9 @@ PairFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 BLOCK_ELEMENTS = 8_000_000
 
 
-def rerank_features(qf: Any, gf: Any, metric: str = "cosine", k1: int = 20, k2: int = 6, lambda_value: float = 0.3
-                    ) -> np.ndarray:
+def rerank_features(
+    qf: Any, gf: Any, metric: str = "cosine", k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> np.ndarray:
     """Re-ranked query × gallery distances (float32) computed from features, without any N × N matrix."""
     check_metric(metric)
     q = as_features(qf, "query features")
@@ -53,7 +55,7 @@ def rerank_features(qf: Any, gf: Any, metric: str = "cosine", k1: int = 20, k2: 
         dot = np.empty(len(i), dtype=np.float32)
         step = _block(x.shape[1])
         for a in range(0, len(i), step):  # gather feature rows a bounded block at a time
-            dot[a:a + step] = np.einsum("ij,ij->i", x[i[a:a + step]], x[j[a:a + step]])
+            dot[a : a + step] = np.einsum("ij,ij->i", x[i[a : a + step]], x[j[a : a + step]])
         if metric == "cosine":
             return 1.0 - dot
         assert x_sq is not None
@@ -62,8 +64,7 @@ def rerank_features(qf: Any, gf: Any, metric: str = "cosine", k1: int = 20, k2: 
     return _rerank(rows, pairs, len(q), len(q) + len(g), k1, k2, lambda_value)
 
 
-def rerank_distmat(q_g: Any, q_q: Any, g_g: Any, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
-                   ) -> np.ndarray:
+def rerank_distmat(q_g: Any, q_q: Any, g_g: Any, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
     """Re-ranked query × gallery distances from the three distance matrices (query-gallery, query-query,
     gallery-gallery), torchreid's ``re_ranking`` signature."""
     q_g, q_q, g_g = (np.asarray(m, dtype=np.float32) for m in (q_g, q_q, g_g))
@@ -76,7 +77,7 @@ def rerank_distmat(q_g: Any, q_q: Any, g_g: Any, k1: int = 20, k2: int = 6, lamb
         out = np.empty((b - a, nq + ng), dtype=np.float32)
         top, bot = idx[idx < nq], idx[idx >= nq] - nq
         out[: len(top), :nq], out[: len(top), nq:] = q_q[top], q_g[top]
-        out[len(top):, :nq], out[len(top):, nq:] = q_g[:, bot].T, g_g[bot]
+        out[len(top) :, :nq], out[len(top) :, nq:] = q_g[:, bot].T, g_g[bot]
         return out
 
     def pairs(i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -113,11 +114,11 @@ def _neighbours(rows: RowFn, n: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
     for a in range(0, n, step):
         d = rows(a, min(n, a + step)).astype(np.float64)
         np.square(d, out=d)
-        row_max[a:a + len(d)] = d.max(axis=1)
+        row_max[a : a + len(d)] = d.max(axis=1)
         part = np.argpartition(d, k1, axis=1)[:, : k1 + 1] if k1 + 1 < n else np.tile(np.arange(n), (len(d), 1))
         part.sort(axis=1)  # index order first, so the stable value sort breaks ties by index
         vals = np.take_along_axis(d, part, axis=1)
-        knn[a:a + len(d)] = np.take_along_axis(part, np.argsort(vals, axis=1, kind="stable"), axis=1)
+        knn[a : a + len(d)] = np.take_along_axis(part, np.argsort(vals, axis=1, kind="stable"), axis=1)
     return knn, np.maximum(row_max, np.finfo(np.float64).tiny)
 
 
@@ -158,8 +159,9 @@ def _expanded_pairs(knn: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows_out), np.concatenate(cols_out)
 
 
-def _encode(rows: np.ndarray, cols: np.ndarray, pairs: PairFn, row_max: np.ndarray, knn: np.ndarray, n: int,
-            k2: int) -> sp.csr_matrix:
+def _encode(
+    rows: np.ndarray, cols: np.ndarray, pairs: PairFn, row_max: np.ndarray, knn: np.ndarray, n: int, k2: int
+) -> sp.csr_matrix:
     """The sparse k-reciprocal feature matrix V (after local query expansion over k2 neighbours)."""
     d = pairs(rows, cols).astype(np.float64)
     weight = np.exp(-(d * d) / row_max[rows])

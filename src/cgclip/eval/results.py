@@ -52,8 +52,13 @@ def write_results(path: str | Path, results: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def read_results(source: str | Path | dict[str, Any], *, legacy_unit: str | None = None,
-                 path: str | Path | None = None, line: int | None = None) -> dict[str, Any]:
+def read_results(
+    source: str | Path | dict[str, Any],
+    *,
+    legacy_unit: str | None = None,
+    path: str | Path | None = None,
+    line: int | None = None,
+) -> dict[str, Any]:
     """A results file (or its already-parsed dict) in the schema, metrics in :data:`UNIT`, whichever code wrote it.
 
     A file with ``schema`` must name :data:`RESULTS_SCHEMA` and a known unit, or :class:`cgclip.errors.ResultsError`
@@ -78,8 +83,11 @@ def read_results_lines(path: str | Path, *, legacy_unit: str | None = None) -> l
     if not path.is_file():
         return []
     lines = path.read_text(encoding="utf-8").splitlines()
-    return [read_results(json.loads(text), legacy_unit=legacy_unit, path=path, line=n)
-            for n, text in enumerate(lines, start=1) if text.strip()]
+    return [
+        read_results(json.loads(text), legacy_unit=legacy_unit, path=path, line=n)
+        for n, text in enumerate(lines, start=1)
+        if text.strip()
+    ]
 
 
 def to_percent(results: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +99,11 @@ def to_percent(results: dict[str, Any]) -> dict[str, Any]:
 def _declared_unit(data: dict[str, Any], path: str | Path | None, line: int | None) -> str:
     """The unit a schema-stamped file declares, after checking its schema version."""
     if data["schema"] != RESULTS_SCHEMA:
-        raise ResultsError(f"unknown results schema {data['schema']!r}; this cgclip reads {RESULTS_SCHEMA} (a newer "
-                           "cgclip wrote it?)", path=path, line=line)
+        raise ResultsError(
+            f"unknown results schema {data['schema']!r}; this cgclip reads {RESULTS_SCHEMA} (a newer cgclip wrote it?)",
+            path=path,
+            line=line,
+        )
     return data.get("unit", "")
 
 
@@ -126,5 +137,16 @@ def _scale(value: Any, to: float, frm: float) -> Any:
     return value
 
 
-__all__ = ["METRICS", "METRIC_KEYS", "RESULTS_SCHEMA", "UNIT", "UNITS", "percent", "read_results",
-           "read_results_lines", "stamp", "to_percent", "write_results"]
+__all__ = [
+    "METRICS",
+    "METRIC_KEYS",
+    "RESULTS_SCHEMA",
+    "UNIT",
+    "UNITS",
+    "percent",
+    "read_results",
+    "read_results_lines",
+    "stamp",
+    "to_percent",
+    "write_results",
+]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,14 @@ class SearchIndex:
     Build with :meth:`build`, query with :meth:`search`, persist with :meth:`save` / :meth:`load`.
     """
 
-    def __init__(self, index: Any, index_type: str, ids: list[str], params: dict[str, Any] | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        index: Any,
+        index_type: str,
+        ids: list[str],
+        params: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.index = index
         self.index_type = index_type
         self.ids = ids
@@ -55,10 +62,21 @@ class SearchIndex:
         return int(self.index.d)
 
     @classmethod
-    def build(cls, features: Any, index_type: str = "exact", ids: Sequence[str] | None = None, *,
-              nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32, ef_construction: int = 80,
-              ef_search: int = 128, train_size: int | None = None, seed: int = 0,
-              meta: dict[str, Any] | None = None) -> "SearchIndex":
+    def build(
+        cls,
+        features: Any,
+        index_type: str = "exact",
+        ids: Sequence[str] | None = None,
+        *,
+        nlist: int | None = None,
+        nprobe: int = 16,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        train_size: int | None = None,
+        seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> SearchIndex:
         """Index gallery ``features`` (items × dim; normalised here).
 
         ``exact`` is a flat inner-product index (right for galleries up to ~10⁵); ``ivf`` an IndexIVFFlat with
@@ -122,16 +140,18 @@ class SearchIndex:
         """
         q = l2_normalize(as_features(queries, "query features"))
         if q.shape[1] != self.dim:
-            raise EvaluationError(f"queries are {q.shape[1]}-d but the index holds {self.dim}-d features:"
-                                  " use features from the same model")
+            raise EvaluationError(
+                f"queries are {q.shape[1]}-d but the index holds {self.dim}-d features:"
+                " use features from the same model"
+            )
         if topk < 1:
             raise EvaluationError(f"topk must be >= 1, got {topk}")
         k = min(int(topk), self.ntotal)
         scores = np.empty((len(q), k), dtype=np.float32)
         indices = np.empty((len(q), k), dtype=np.int64)
         for a in range(0, len(q), batch_size):
-            s, i = self.index.search(np.ascontiguousarray(q[a:a + batch_size]), k)
-            scores[a:a + len(s)], indices[a:a + len(s)] = s, i
+            s, i = self.index.search(np.ascontiguousarray(q[a : a + batch_size]), k)
+            scores[a : a + len(s)], indices[a : a + len(s)] = s, i
         scores[indices < 0] = -np.inf
         return scores, indices
 
@@ -142,12 +162,22 @@ class SearchIndex:
         path = Path(path)
         sidecar = path.with_name(path.name + ".json")
         atomic_write_bytes(path, faiss.serialize_index(self.index).tobytes())
-        write_json(sidecar, {"format": SIDECAR_FORMAT, "index_type": self.index_type, "num_items": self.ntotal,
-                             "dim": self.dim, "params": self.params, "ids": self.ids, "meta": self.meta})
+        write_json(
+            sidecar,
+            {
+                "format": SIDECAR_FORMAT,
+                "index_type": self.index_type,
+                "num_items": self.ntotal,
+                "dim": self.dim,
+                "params": self.params,
+                "ids": self.ids,
+                "meta": self.meta,
+            },
+        )
         return path, sidecar
 
     @classmethod
-    def load(cls, path: str | Path) -> "SearchIndex":
+    def load(cls, path: str | Path) -> SearchIndex:
         """Read an index saved by :meth:`save`.
 
         Raises:
@@ -168,12 +198,16 @@ class SearchIndex:
         try:
             index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
         except Exception as exc:  # faiss raises RuntimeError on a corrupt file
-            raise EvaluationError(f"not a readable FAISS index ({str(exc).splitlines()[0] if str(exc) else exc});"
-                                  " rebuild it", path=path) from exc
+            raise EvaluationError(
+                f"not a readable FAISS index ({str(exc).splitlines()[0] if str(exc) else exc}); rebuild it", path=path
+            ) from exc
         ids = [str(i) for i in side.get("ids", [])]
         if len(ids) != index.ntotal or side.get("index_type") not in INDEX_TYPES:
-            raise EvaluationError(f"sidecar lists {len(ids)} ids but the index holds {index.ntotal} items;"
-                                  " the two files come from different builds", path=sidecar)
+            raise EvaluationError(
+                f"sidecar lists {len(ids)} ids but the index holds {index.ntotal} items;"
+                " the two files come from different builds",
+                path=sidecar,
+            )
         return cls(index, side["index_type"], ids, side.get("params"), side.get("meta"))
 
 

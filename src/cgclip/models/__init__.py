@@ -24,14 +24,32 @@ _EXPORTS = {
 
 #: old module path -> new one (moved out of ``models/`` into ``cgclip.clip`` and ``cgclip.pretrain``)
 MOVED_MODULES = {
-    **{f"cgclip.models.{old}": f"cgclip.clip.{new}" for old, new in (
-        ("clip_backbone", "backbone"), ("clip_files", "files"), ("tokenizer", "tokenizer"),
-        ("openai_import", "openai_import"), ("torchscript_reader", "torchscript_reader"), ("conv_stem", "conv_stem"),
-        ("pos_embed", "pos_embed"), ("random_clip", "random_clip"), ("embedded", "embedded"),
-        ("clip_features", "features"))},
-    **{f"cgclip.models.{old}": f"cgclip.pretrain.{new}" for old, new in (
-        ("pretrain_clip", "run"), ("pretrain_data", "data"), ("pretrain_targets", "targets"),
-        ("pretrain_batches", "batches"), ("pretrain_state", "state"), ("zero_shot", "zero_shot"))},
+    **{
+        f"cgclip.models.{old}": f"cgclip.clip.{new}"
+        for old, new in (
+            ("clip_backbone", "backbone"),
+            ("clip_files", "files"),
+            ("tokenizer", "tokenizer"),
+            ("openai_import", "openai_import"),
+            ("torchscript_reader", "torchscript_reader"),
+            ("conv_stem", "conv_stem"),
+            ("pos_embed", "pos_embed"),
+            ("random_clip", "random_clip"),
+            ("embedded", "embedded"),
+            ("clip_features", "features"),
+        )
+    },
+    **{
+        f"cgclip.models.{old}": f"cgclip.pretrain.{new}"
+        for old, new in (
+            ("pretrain_clip", "run"),
+            ("pretrain_data", "data"),
+            ("pretrain_targets", "targets"),
+            ("pretrain_batches", "batches"),
+            ("pretrain_state", "state"),
+            ("zero_shot", "zero_shot"),
+        )
+    },
 }
 
 __all__ = list(_EXPORTS)

@@ -8,16 +8,18 @@ ignores those that do not concern it (``sie``/``sie_coef``/``sie_tokens``/``free
 (size of the temporal-embedding tables, 64). An unknown option or an invalid value raises
 :class:`cgclip.errors.ConfigError` naming it.
 
-For ``cgclip`` the frozen text encoder embeds every caption once (:mod:`cgclip.models.memory_texts`) (duplicates once); the features become the
-model's Text Memory buffers. ``inference_only=True`` builds ``cgclip`` without captions (an empty memory that
-``load_state_dict`` fills from a checkpoint) for evaluation and feature extraction; such a model cannot train.
+For ``cgclip`` the frozen text encoder embeds every caption once, duplicates once (:mod:`cgclip.models.memory_texts`);
+the features become the model's Text Memory buffers. ``inference_only=True`` builds ``cgclip`` without captions (an
+empty memory that ``load_state_dict`` fills from a checkpoint) for evaluation and feature extraction; such a model
+cannot train.
 """
 
 from __future__ import annotations
 
-import logging
 import dataclasses
-from typing import Any, Sequence
+import logging
+from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -39,7 +41,8 @@ EXTRA_OPTIONS: dict[str, Any] = {"identity_names": None, "tfe_max_frames": 64}
 #: ModelConfig fields (but ``name`` and ``clip_path``) and their defaults, plus :data:`EXTRA_OPTIONS`.
 DEFAULT_OPTIONS: dict[str, Any] = {
     **{f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name not in ("name", "clip_path")},
-    **EXTRA_OPTIONS}
+    **EXTRA_OPTIONS,
+}
 
 
 def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -57,9 +60,17 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def build_model(name: str, *, image_encoder: nn.Module, num_classes: int, num_cameras: int = 0,
-                captions: Sequence[Sequence[str]] | None = None, text_encoder: Any = None,
-                inference_only: bool = False, **options: Any) -> VideoReIDModel:
+def build_model(
+    name: str,
+    *,
+    image_encoder: nn.Module,
+    num_classes: int,
+    num_cameras: int = 0,
+    captions: Sequence[Sequence[str]] | None = None,
+    text_encoder: Any = None,
+    inference_only: bool = False,
+    **options: Any,
+) -> VideoReIDModel:
     """Build the registered video ReID model ``name`` (``cgclip``, ``tfclip``, ``tap``) around ``image_encoder``.
 
     Args:
@@ -77,7 +88,8 @@ def build_model(name: str, *, image_encoder: nn.Module, num_classes: int, num_ca
     if not (isinstance(num_classes, int) and num_classes >= 1):
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     model: VideoReIDModel = MODELS[name].load("builder")(
-        image_encoder, num_classes, opts, captions=captions, text_encoder=text_encoder, inference_only=inference_only)
+        image_encoder, num_classes, opts, captions=captions, text_encoder=text_encoder, inference_only=inference_only
+    )
     model.num_cameras = int(num_cameras)
     model.neck_feat = opts["neck_feat"]
     try:
@@ -85,6 +97,11 @@ def build_model(name: str, *, image_encoder: nn.Module, num_classes: int, num_ca
         model.to(device)
     except StopIteration:
         pass
-    logger.info("built %s: %d identities, feature dim %d, %.1f M parameters", name, num_classes, model.feature_dim,
-                sum(p.numel() for p in model.parameters()) / 1e6)
+    logger.info(
+        "built %s: %d identities, feature dim %d, %.1f M parameters",
+        name,
+        num_classes,
+        model.feature_dim,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+    )
     return model

@@ -32,13 +32,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from cgclip.config_sections import ModelConfig, choices_of
 from cgclip.errors import ConfigError
 from cgclip.models.cmr import FusionEncoder, TextMemory
 from cgclip.models.heads import BNNeck, VideoReIDModel, loss_options
-from cgclip.models.losses import (LOGIT_SCALE_INIT, batch_hard_triplet, cross_entropy_label_smooth, initial_logit_scale,
-                                  video_to_memory_loss)
+from cgclip.models.losses import (
+    LOGIT_SCALE_INIT,
+    batch_hard_triplet,
+    cross_entropy_label_smooth,
+    initial_logit_scale,
+    video_to_memory_loss,
+)
 from cgclip.models.tfe import TokenFeatureExtractor
-from cgclip.config_sections import ModelConfig, choices_of
 
 TFE_OUTPUTS = choices_of(ModelConfig, "tfe_output")
 
@@ -48,19 +53,37 @@ class CGCLIPModel(VideoReIDModel):
 
     name = "cgclip"
 
-    def __init__(self, image_encoder: nn.Module, num_classes: int, memory: TextMemory, *, tfe_queries: int = 15,
-                 tfe_blocks: int = 1, tfe_output: str = "concat", tfe_max_frames: int = 64, tfe_norm: bool = False,
-                 part_norm: bool = False, cmr_fusion: str = "c",
-                 cmr_blocks: int = 2, w_v2m: float = 1.0, w_tri: float = 1.0, w_ce: float = 0.25,
-                 triplet_margin: float = 0.3, label_smoothing: float = 0.1,
-                 logit_scale_init: float = math.exp(LOGIT_SCALE_INIT)) -> None:
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        num_classes: int,
+        memory: TextMemory,
+        *,
+        tfe_queries: int = 15,
+        tfe_blocks: int = 1,
+        tfe_output: str = "concat",
+        tfe_max_frames: int = 64,
+        tfe_norm: bool = False,
+        part_norm: bool = False,
+        cmr_fusion: str = "c",
+        cmr_blocks: int = 2,
+        w_v2m: float = 1.0,
+        w_tri: float = 1.0,
+        w_ce: float = 0.25,
+        triplet_margin: float = 0.3,
+        label_smoothing: float = 0.1,
+        logit_scale_init: float = math.exp(LOGIT_SCALE_INIT),
+    ) -> None:
         super().__init__(image_encoder, num_classes)
         if tfe_output not in TFE_OUTPUTS:
             raise ValueError(f"tfe_output must be one of {TFE_OUTPUTS}, got {tfe_output!r}")
         self.tfe_output = tfe_output
         self.part_norm = bool(part_norm)
-        self.tfe = None if tfe_output == "cls_mean" else TokenFeatureExtractor(
-            self.width, tfe_queries, tfe_blocks, max_frames=tfe_max_frames, norm=tfe_norm)
+        self.tfe = (
+            None
+            if tfe_output == "cls_mean"
+            else TokenFeatureExtractor(self.width, tfe_queries, tfe_blocks, max_frames=tfe_max_frames, norm=tfe_norm)
+        )
         self.seq_dim = 2 * self.width if tfe_output == "concat" else self.width
         self.neck = BNNeck(self.seq_dim, num_classes)
         self.text_memory = memory
@@ -74,8 +97,9 @@ class CGCLIPModel(VideoReIDModel):
         """Retrieval feature width: 2D for ``concat``, D otherwise."""
         return self.seq_dim
 
-    def sequence_parts(self, tokens: torch.Tensor,
-                       return_frame_weights: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    def sequence_parts(
+        self, tokens: torch.Tensor, return_frame_weights: bool = False
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Parts of the sequence feature (``[CLS mean, TFE]``, ``[TFE]`` or ``[CLS mean]``) and TFE frame weights."""
         weights = None
         parts = []
@@ -86,8 +110,9 @@ class CGCLIPModel(VideoReIDModel):
             parts.append(tfe_feat)
         return parts, weights
 
-    def forward(self, images: torch.Tensor, camids: torch.Tensor | None = None,
-                pids: torch.Tensor | None = None) -> dict:
+    def forward(
+        self, images: torch.Tensor, camids: torch.Tensor | None = None, pids: torch.Tensor | None = None
+    ) -> dict:
         """``{"feature": [B, F]}``; in training mode with ``pids`` also ``"loss"`` and ``"losses"`` (floats)."""
         tokens = self.encode_frames(images, camids)
         parts, _ = self.sequence_parts(tokens)
@@ -97,8 +122,10 @@ class CGCLIPModel(VideoReIDModel):
         if not (self.training and pids is not None):
             return out
         if self.text_memory.num_captions == 0:
-            raise ConfigError("this cgclip model has no captions (built with inference_only=True) and cannot train; "
-                              "build it with captions and the CLIP text encoder")
+            raise ConfigError(
+                "this cgclip model has no captions (built with inference_only=True) and cannot train; "
+                "build it with captions and the CLIP text encoder"
+            )
         pids = torch.as_tensor(pids, device=seq.device).long().reshape(-1)
         self.text_memory.update(pids)
         project = self.image_encoder.project
@@ -128,18 +155,40 @@ class CGCLIPModel(VideoReIDModel):
             return self.tfe(tokens, return_frame_weights=True)[1]
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, tfe_output={self.tfe_output}, "
-                f"part_norm={self.part_norm}, logit_scale={math.exp(float(self.logit_scale)):.2f}, w=({self.w_v2m}, {self.w_tri}, {self.w_ce})")
+        return (
+            f"{super().extra_repr()}, tfe_output={self.tfe_output}, "
+            f"part_norm={self.part_norm}, logit_scale={math.exp(float(self.logit_scale)):.2f}, "
+            f"w=({self.w_v2m}, {self.w_tri}, {self.w_ce})"
+        )
 
 
-def build(image_encoder: nn.Module, num_classes: int, opts: dict[str, Any], *, captions: Any = None,
-          text_encoder: Any = None, inference_only: bool = False, **context: Any) -> CGCLIPModel:
+def build(
+    image_encoder: nn.Module,
+    num_classes: int,
+    opts: dict[str, Any],
+    *,
+    captions: Any = None,
+    text_encoder: Any = None,
+    inference_only: bool = False,
+    **context: Any,
+) -> CGCLIPModel:
     """The registry's builder: CG-CLIP and its Text Memory from resolved ``build_model`` options."""
     from cgclip.models.memory_texts import build_text_memory
 
     memory = build_text_memory(image_encoder, num_classes, captions, text_encoder, inference_only, opts)
-    return CGCLIPModel(image_encoder, num_classes, memory, tfe_queries=opts["tfe_queries"],
-                       tfe_blocks=opts["tfe_blocks"], tfe_output=opts["tfe_output"],
-                       tfe_max_frames=opts["tfe_max_frames"], tfe_norm=opts["tfe_norm"], part_norm=opts["part_norm"],
-                       cmr_fusion=opts["cmr_fusion"], cmr_blocks=opts["cmr_blocks"], w_v2m=opts["w_v2m"],
-                       logit_scale_init=initial_logit_scale(opts["logit_scale_init"]), **loss_options(opts))
+    return CGCLIPModel(
+        image_encoder,
+        num_classes,
+        memory,
+        tfe_queries=opts["tfe_queries"],
+        tfe_blocks=opts["tfe_blocks"],
+        tfe_output=opts["tfe_output"],
+        tfe_max_frames=opts["tfe_max_frames"],
+        tfe_norm=opts["tfe_norm"],
+        part_norm=opts["part_norm"],
+        cmr_fusion=opts["cmr_fusion"],
+        cmr_blocks=opts["cmr_blocks"],
+        w_v2m=opts["w_v2m"],
+        logit_scale_init=initial_logit_scale(opts["logit_scale_init"]),
+        **loss_options(opts),
+    )

@@ -32,15 +32,16 @@ tracklet and is computed once (batch 1) and broadcast.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cgclip.config_sections import ModelConfig, choices_of
 from cgclip.errors import ConfigError
 from cgclip.models.fusion import CrossAttentionLayer, MlpLayer, SelfAttentionLayer, TransformerBlock, default_heads
-from cgclip.config_sections import ModelConfig, choices_of
 
 FUSION_VARIANTS = choices_of(ModelConfig, "cmr_fusion")
 IDENTITY_MODES = choices_of(ModelConfig, "identity_mode")
@@ -59,8 +60,15 @@ class TextMemory(nn.Module):
         id_embedding: add a learnable per-identity embedding to the target rows.
     """
 
-    def __init__(self, caption_feats: torch.Tensor, caption_owner: torch.Tensor, num_classes: int,
-                 momentum: float = 0.2, static: bool = False, id_embedding: bool = False) -> None:
+    def __init__(
+        self,
+        caption_feats: torch.Tensor,
+        caption_owner: torch.Tensor,
+        num_classes: int,
+        momentum: float = 0.2,
+        static: bool = False,
+        id_embedding: bool = False,
+    ) -> None:
         super().__init__()
         feats = F.normalize(caption_feats.detach().float(), dim=-1)
         owner = caption_owner.detach().long().reshape(-1)
@@ -68,8 +76,11 @@ class TextMemory(nn.Module):
             raise ValueError(f"caption features {tuple(feats.shape)} do not match {owner.numel()} owners")
         if owner.numel() and bool((owner[1:] < owner[:-1]).any()):
             raise ValueError("caption features must be grouped by identity (owner ids non-decreasing)")
-        counts = torch.bincount(owner, minlength=num_classes) if owner.numel() else torch.zeros(num_classes,
-                                                                                                  dtype=torch.long)
+        counts = (
+            torch.bincount(owner, minlength=num_classes)
+            if owner.numel()
+            else torch.zeros(num_classes, dtype=torch.long)
+        )
         if counts.numel() > num_classes:
             raise ValueError(f"caption owner {int(owner.max())} is outside 0..{num_classes - 1}")
         self.num_classes, self.dim = int(num_classes), int(feats.shape[1])
@@ -87,7 +98,7 @@ class TextMemory(nn.Module):
         self.id_embed = nn.Parameter(torch.zeros(num_classes, self.dim)) if id_embedding else None
 
     @classmethod
-    def placeholder(cls, num_classes: int, dim: int, **kwargs: Any) -> "TextMemory":
+    def placeholder(cls, num_classes: int, dim: int, **kwargs: Any) -> TextMemory:
         """An empty memory (no captions) to be filled by ``load_state_dict`` — for building a model for inference."""
         return cls(torch.zeros(0, dim), torch.zeros(0, dtype=torch.long), num_classes, **kwargs)
 
@@ -110,8 +121,10 @@ class TextMemory(nn.Module):
         counts = self.caption_offsets[ids + 1] - self.caption_offsets[ids]
         if bool((counts <= 0).any()):
             missing = ids[counts <= 0].tolist()
-            raise ConfigError(f"no captions for training identities {missing[:5]}; the Text Memory needs at least "
-                              "one caption per identity (build the model with captions)")
+            raise ConfigError(
+                f"no captions for training identities {missing[:5]}; the Text Memory needs at least "
+                "one caption per identity (build the model with captions)"
+            )
         pick = (torch.rand(ids.numel(), device=ids.device) * counts).long().clamp_max(counts - 1)
         return ids, self.caption_offsets[ids] + pick
 
@@ -121,8 +134,11 @@ class TextMemory(nn.Module):
         if self.static:
             return
         ids, idx = self.sample_captions(pids)
-        if torch.distributed.is_available() and torch.distributed.is_initialized() \
-                and torch.distributed.get_world_size() > 1:
+        if (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1
+        ):
             chosen = torch.full((self.num_classes,), -1, dtype=torch.long, device=ids.device)
             chosen[ids] = idx
             torch.distributed.all_reduce(chosen, op=torch.distributed.ReduceOp.MAX)
@@ -144,8 +160,10 @@ class TextMemory(nn.Module):
         return self.memory + self.id_embed
 
     def extra_repr(self) -> str:
-        return (f"num_classes={self.num_classes}, dim={self.dim}, captions={self.num_captions}, "
-                f"momentum={self.momentum}, static={self.static}")
+        return (
+            f"num_classes={self.num_classes}, dim={self.dim}, captions={self.num_captions}, "
+            f"momentum={self.momentum}, static={self.static}"
+        )
 
 
 class FusionBlock(nn.Module):

@@ -50,8 +50,9 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         return x.reshape(b, n, self.heads, self.dim // self.heads).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``x`` ``[B|1, Nq, dim]`` to ``context`` ``[B, Nk, kv_dim]``.
 
         Returns ``(out [B, Nq, dim], weights [B, heads, Nq, Nk] float32 or None)``.
@@ -116,8 +117,9 @@ class CrossAttentionLayer(nn.Module):
         self.norm_kv = nn.LayerNorm(kv_dim or dim)
         self.attn = Attention(dim, heads, kv_dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``(x + attention output, weights or None)``; ``x`` may have batch 1 against a batch-B context."""
         out, weights = self.attn(self.norm(x), self.norm_kv(context), need_weights)
         return x + out, weights
@@ -144,7 +146,7 @@ class TransformerBlock(nn.Module):
         self.attn = SelfAttentionLayer(dim, heads)
         self.mlp = MlpLayer(dim, ratio)
 
-    def zero_init_residual(self) -> "TransformerBlock":
+    def zero_init_residual(self) -> TransformerBlock:
         """Zero the output projections so the block starts as the identity map."""
         for lin in (self.attn.attn.out, self.mlp.mlp.fc2):
             nn.init.zeros_(lin.weight)

@@ -16,13 +16,14 @@ features; a model with several heads (TF-CLIP) passes the concatenations it retr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
-from cgclip.config_sections import ModelConfig, choices_of
 
+from cgclip.config_sections import ModelConfig, choices_of
 
 #: Which feature retrieval uses: the one the BNNeck takes in, or its BatchNorm output.
 NECK_FEATS = choices_of(ModelConfig, "neck_feat")

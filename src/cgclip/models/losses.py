@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,8 @@ LOGIT_SCALE_INIT = math.log(1 / 0.07)
 def initial_logit_scale(value: float | None) -> float:
     """The scale s of L_v2m / L_v2rm at the start: ``value``, or CLIP's initial 1/0.07 when it is None."""
     return math.exp(LOGIT_SCALE_INIT) if value is None else float(value)
+
+
 LOGIT_SCALE_MAX = 100.0
 
 
@@ -107,7 +110,8 @@ def raw_memory_logits(video: torch.Tensor, memory: torch.Tensor) -> torch.Tensor
 
 
 @float32_math
-def video_to_memory_loss(video: torch.Tensor, memory: torch.Tensor, targets: torch.Tensor,
-                         logit_scale: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
+def video_to_memory_loss(
+    video: torch.Tensor, memory: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor, epsilon: float = 0.1
+) -> torch.Tensor:
     """Label-smoothed CE over :func:`memory_logits` (the identity of each tracklet is its target row)."""
     return cross_entropy_label_smooth(memory_logits(video, memory, logit_scale), targets, epsilon)

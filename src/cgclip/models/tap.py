@@ -22,8 +22,16 @@ class TAPModel(VideoReIDModel):
 
     name = "tap"
 
-    def __init__(self, image_encoder: nn.Module, num_classes: int, *, w_tri: float = 1.0, w_ce: float = 0.25,
-                 triplet_margin: float = 0.3, label_smoothing: float = 0.1) -> None:
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        num_classes: int,
+        *,
+        w_tri: float = 1.0,
+        w_ce: float = 0.25,
+        triplet_margin: float = 0.3,
+        label_smoothing: float = 0.1,
+    ) -> None:
         super().__init__(image_encoder, num_classes)
         self.neck = BNNeck(self.width, num_classes)
         self.w_tri, self.w_ce = float(w_tri), float(w_ce)
@@ -38,8 +46,9 @@ class TAPModel(VideoReIDModel):
         """Per-frame CLS features ``[B, T, D]`` → the video feature ``[B, D]`` (their mean)."""
         return frames.mean(dim=1)
 
-    def forward(self, images: torch.Tensor, camids: torch.Tensor | None = None,
-                pids: torch.Tensor | None = None) -> dict:
+    def forward(
+        self, images: torch.Tensor, camids: torch.Tensor | None = None, pids: torch.Tensor | None = None
+    ) -> dict:
         """``{"feature": [B, D]}``; in training mode with ``pids`` also ``"loss"`` and ``"losses"`` (floats)."""
         video = self.pool(self.encode_frames(images, camids)[:, :, 0])
         bn, logits = self.neck(video)

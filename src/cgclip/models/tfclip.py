@@ -38,13 +38,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from cgclip.config_sections import ModelConfig, choices_of
 from cgclip.errors import ConfigError
 from cgclip.models.heads import BNNeck, VideoReIDModel, loss_options, neck_norm
-from cgclip.models.losses import (LOGIT_SCALE_INIT, initial_logit_scale, batch_hard_triplet, cross_entropy_label_smooth, memory_logits,
-                                  raw_memory_logits)
+from cgclip.models.losses import (
+    LOGIT_SCALE_INIT,
+    batch_hard_triplet,
+    cross_entropy_label_smooth,
+    initial_logit_scale,
+    memory_logits,
+    raw_memory_logits,
+)
 from cgclip.models.tfclip_parts import SequenceSpecificPrompt, TemporalMemoryDiffusion
 from cgclip.progress import progress
-from cgclip.config_sections import ModelConfig, choices_of
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +89,29 @@ class TFCLIPModel(VideoReIDModel):
 
     name = "tfclip"
 
-    def __init__(self, image_encoder: nn.Module, num_classes: int, *, ssp_blocks: int = 2, tmd: bool = True,
-                 v2m_logits: str = "raw", memory_clips: str = "all", w_v2m: float = 1.0, w_tri: float = 1.0,
-                 w_ce: float = 0.25, triplet_margin: float = 0.3, label_smoothing: float = 0.1,
-                 logit_scale_init: float = math.exp(LOGIT_SCALE_INIT)) -> None:
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        num_classes: int,
+        *,
+        ssp_blocks: int = 2,
+        tmd: bool = True,
+        v2m_logits: str = "raw",
+        memory_clips: str = "all",
+        w_v2m: float = 1.0,
+        w_tri: float = 1.0,
+        w_ce: float = 0.25,
+        triplet_margin: float = 0.3,
+        label_smoothing: float = 0.1,
+        logit_scale_init: float = math.exp(LOGIT_SCALE_INIT),
+    ) -> None:
         super().__init__(image_encoder, num_classes)
         if v2m_logits not in V2M_LOGITS:
             raise ConfigError(f"model option v2m_logits must be one of {', '.join(V2M_LOGITS)}, got {v2m_logits!r}")
         if memory_clips not in MEMORY_CLIPS:
-            raise ConfigError(f"model option memory_clips must be one of {', '.join(MEMORY_CLIPS)}, "
-                              f"got {memory_clips!r}")
+            raise ConfigError(
+                f"model option memory_clips must be one of {', '.join(MEMORY_CLIPS)}, got {memory_clips!r}"
+            )
         self.v2m_logits, self.memory_clips = v2m_logits, memory_clips
         self.register_buffer("clip_memory", torch.zeros(num_classes, self.embed_dim))
         # an integer flag (not bool: DDP broadcasts buffers, and gloo has no bool type)
@@ -127,8 +146,9 @@ class TFCLIPModel(VideoReIDModel):
             return set()
         return {f"neck_tmd.classifier.{n}" for n, _ in self.neck_tmd.classifier.named_parameters()}
 
-    def forward(self, images: torch.Tensor, camids: torch.Tensor | None = None,
-                pids: torch.Tensor | None = None) -> dict:
+    def forward(
+        self, images: torch.Tensor, camids: torch.Tensor | None = None, pids: torch.Tensor | None = None
+    ) -> dict:
         """``{"feature": [B, feature_dim]}``; in training mode with ``pids`` also ``"loss"`` and ``"losses"``."""
         tokens = self.encode_frames(images, camids)
         b, t = tokens.shape[:2]
@@ -142,8 +162,11 @@ class TFCLIPModel(VideoReIDModel):
         bn_img, logits_img = self.neck(img)
         bn_proj, logits_proj = self.neck_proj(img_proj)
         before = [img, img_proj] + ([video_tmd] if video_tmd is not None else [])
-        out: dict = {"feature": self.retrieval_feature(torch.cat([f.float() for f in before], dim=1),
-                                                       torch.cat([bn_img.float(), bn_proj.float()], dim=1))}
+        out: dict = {
+            "feature": self.retrieval_feature(
+                torch.cat([f.float() for f in before], dim=1), torch.cat([bn_img.float(), bn_proj.float()], dim=1)
+            )
+        }
         if not training:
             return out
         if not bool(self.memory_ready):
@@ -165,8 +188,9 @@ class TFCLIPModel(VideoReIDModel):
         losses = {"v2m": l_v2m, "tri": l_tri, "ce": l_ce}
         if self.neck_tmd is not None and self.frame_norm is not None and frames is not None:
             frame_bn = self.frame_norm(frames.reshape(b * t, -1).to(self.frame_norm.weight.dtype))
-            l_frame = cross_entropy_label_smooth(self.neck_tmd.classifier(frame_bn), pids.repeat_interleave(t),
-                                                 self.epsilon)
+            l_frame = cross_entropy_label_smooth(
+                self.neck_tmd.classifier(frame_bn), pids.repeat_interleave(t), self.epsilon
+            )
             loss = loss + l_frame / t
             losses["frame"] = l_frame
         out["loss"] = loss
@@ -198,8 +222,12 @@ class TFCLIPModel(VideoReIDModel):
                 images, pids, _ = unpack_batch(batch)  # no camera ids: the release's memory pass has no SIE
                 pids = pids.to(device).long().reshape(-1)
                 clips, owner = _clips_of(images)
-                per_clip = torch.cat([self.clip_features(clips[s:s + max_clips].to(device, non_blocking=True))
-                                      for s in range(0, clips.shape[0], max_clips)])
+                per_clip = torch.cat(
+                    [
+                        self.clip_features(clips[s : s + max_clips].to(device, non_blocking=True))
+                        for s in range(0, clips.shape[0], max_clips)
+                    ]
+                )
                 owner = owner.to(device)
                 track = torch.zeros(pids.numel(), self.embed_dim, device=device).index_add_(0, owner, per_clip)
                 track = track / torch.bincount(owner, minlength=pids.numel()).clamp(min=1).unsqueeze(1)
@@ -211,16 +239,30 @@ class TFCLIPModel(VideoReIDModel):
             torch.distributed.all_reduce(counts)
         missing = torch.nonzero(counts == 0).reshape(-1).tolist()
         if missing:
-            raise ConfigError(f"CLIP-Memory: training identities {missing[:5]} (of {len(missing)}) have no tracklet in "
-                              "the loader given to prepare(); pass a loader over the whole training set")
+            raise ConfigError(
+                f"CLIP-Memory: training identities {missing[:5]} (of {len(missing)}) have no tracklet in "
+                "the loader given to prepare(); pass a loader over the whole training set"
+            )
         self.clip_memory.copy_(sums / counts.unsqueeze(1))
         self.memory_ready.fill_(1)
-        logger.info("CLIP-Memory computed for %d identities from %d tracklets (%d clips on this rank)",
-                    self.num_classes, int(counts.sum()), clips_seen)
+        logger.info(
+            "CLIP-Memory computed for %d identities from %d tracklets (%d clips on this rank)",
+            self.num_classes,
+            int(counts.sum()),
+            clips_seen,
+        )
 
 
 def build(image_encoder: nn.Module, num_classes: int, opts: dict[str, Any], **context: Any) -> TFCLIPModel:
     """The registry's builder: TF-CLIP from resolved ``build_model`` options (``context`` is not used)."""
-    return TFCLIPModel(image_encoder, num_classes, ssp_blocks=opts["ssp_blocks"], tmd=opts["tmd"],
-                       v2m_logits=opts["v2m_logits"], memory_clips=opts["memory_clips"], w_v2m=opts["w_v2m"],
-                       logit_scale_init=initial_logit_scale(opts["logit_scale_init"]), **loss_options(opts))
+    return TFCLIPModel(
+        image_encoder,
+        num_classes,
+        ssp_blocks=opts["ssp_blocks"],
+        tmd=opts["tmd"],
+        v2m_logits=opts["v2m_logits"],
+        memory_clips=opts["memory_clips"],
+        w_v2m=opts["w_v2m"],
+        logit_scale_init=initial_logit_scale(opts["logit_scale_init"]),
+        **loss_options(opts),
+    )

@@ -29,8 +29,9 @@ class TFEBlock(nn.Module):
         self.cross = CrossAttentionLayer(dim, heads)
         self.mlp = MlpLayer(dim)
 
-    def forward(self, queries: torch.Tensor, tokens: torch.Tensor,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, queries: torch.Tensor, tokens: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``queries [B|1, NQ, D]``, ``tokens [B, K, D]`` → ``(queries [B, NQ, D], weights [B, h, NQ, K] | None)``."""
         queries, weights = self.cross(queries, tokens, need_weights)
         return self.mlp(queries), weights
@@ -50,8 +51,15 @@ class TokenFeatureExtractor(nn.Module):
             dominates the concatenation).
     """
 
-    def __init__(self, dim: int, num_queries: int = 15, num_blocks: int = 1, max_frames: int = 64,
-                 heads: int | None = None, norm: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_queries: int = 15,
+        num_blocks: int = 1,
+        max_frames: int = 64,
+        heads: int | None = None,
+        norm: bool = False,
+    ) -> None:
         super().__init__()
         self.dim, self.num_queries, self.max_frames = dim, int(num_queries), int(max_frames)
         self.queries = nn.Parameter(torch.empty(self.num_queries, dim))
@@ -62,8 +70,9 @@ class TokenFeatureExtractor(nn.Module):
         self.blocks = nn.ModuleList(TFEBlock(dim, heads) for _ in range(int(num_blocks)))
         self.norm = nn.LayerNorm(dim) if norm else None
 
-    def forward(self, tokens: torch.Tensor,
-                return_frame_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, tokens: torch.Tensor, return_frame_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Aggregate frame tokens ``[B, T, N, D]`` into the TFE feature ``[B, D]``.
 
         Returns ``(feature, frame_weights [B, T] float32 or None)``.
@@ -72,9 +81,11 @@ class TokenFeatureExtractor(nn.Module):
             raise ValueError(f"TFE expects frame tokens [B, T, N, D], got shape {tuple(tokens.shape)}")
         b, t, n, d = tokens.shape
         if t > self.max_frames:
-            raise ConfigError(f"tracklet has {t} frames but TFE's temporal embedding covers {self.max_frames}; "
-                              f"sample at most {self.max_frames} frames per tracklet or build the model with "
-                              f"tfe_max_frames >= {t}")
+            raise ConfigError(
+                f"tracklet has {t} frames but TFE's temporal embedding covers {self.max_frames}; "
+                f"sample at most {self.max_frames} frames per tracklet or build the model with "
+                f"tfe_max_frames >= {t}"
+            )
         kv = tokens + self.temporal_embed[:t].to(tokens.dtype).view(1, t, 1, d)
         kv = kv.reshape(b, t * n, d)
         q = self.queries.unsqueeze(0)

@@ -10,8 +10,9 @@ the value texts its attributes are classified among.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,8 +30,8 @@ def batch_tokens(token_lists: list[list[int]], pad_id: int) -> tuple[torch.Tenso
     ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(token_lists), width), dtype=torch.long)
     for row, toks in enumerate(token_lists):
-        ids[row, :len(toks)] = torch.tensor(toks)
-        mask[row, :len(toks)] = 1
+        ids[row, : len(toks)] = torch.tensor(toks)
+        mask[row, : len(toks)] = 1
     return ids, mask
 
 
@@ -57,10 +58,20 @@ class StepBatch:
 class BatchMaker:
     """Draws :class:`StepBatch` es from the rendered pools with its own random generator."""
 
-    def __init__(self, rng: np.random.Generator, identities: Sequence[Any], pool: np.ndarray, owner: np.ndarray,
-                 legible: np.ndarray, number_pool: tuple[np.ndarray, list[str], np.ndarray],
-                 captions: dict[str, list[list[str]]], tokenize: Any, pad_id: int, cfg: Any,
-                 groups: Sequence[np.ndarray]) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        identities: Sequence[Any],
+        pool: np.ndarray,
+        owner: np.ndarray,
+        legible: np.ndarray,
+        number_pool: tuple[np.ndarray, list[str], np.ndarray],
+        captions: dict[str, list[list[str]]],
+        tokenize: Any,
+        pad_id: int,
+        cfg: Any,
+        groups: Sequence[np.ndarray],
+    ) -> None:
         self.rng, self.identities, self.cfg, self.groups, self.pad_id = rng, identities, cfg, groups, pad_id
         self.pool, self.legible = pool, legible
         self.crops_of = [np.flatnonzero(owner == k) for k in range(len(identities))]
@@ -97,8 +108,9 @@ class BatchMaker:
         labels["number"] = np.concatenate([id_numbers, self.number_labels[num_idx]])
         return labels
 
-    def _value_texts(self, labels: dict[str, np.ndarray]) -> tuple[list[list[int]], dict[str, slice],
-                                                                   dict[str, torch.Tensor], list[str]]:
+    def _value_texts(
+        self, labels: dict[str, np.ndarray]
+    ) -> tuple[list[list[int]], dict[str, slice], dict[str, torch.Tensor], list[str]]:
         tokens: list[list[int]] = []
         slices, remapped, numbers = {}, {}, []
         for attr in ATTRIBUTES:
@@ -130,5 +142,16 @@ class BatchMaker:
         id_numbers = [self.identities[int(k)].number if self.legible[c] else "" for k, c in zip(chosen, crop_idx)]
         tens, ones = digit_targets(id_numbers + [self.numbers[int(i)] for i in num_idx])
         value_tens, value_ones = digit_targets(value_numbers)
-        return StepBatch(to_pixels(crops), cap_ids, cap_mask, positives, value_ids, value_mask, slices, remapped,
-                         {"tens": tens, "ones": ones}, kind, {"tens": value_tens, "ones": value_ones})
+        return StepBatch(
+            to_pixels(crops),
+            cap_ids,
+            cap_mask,
+            positives,
+            value_ids,
+            value_mask,
+            slices,
+            remapped,
+            {"tens": tens, "ones": ones},
+            kind,
+            {"tens": value_tens, "ones": value_ones},
+        )

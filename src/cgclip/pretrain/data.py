@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -45,12 +45,22 @@ PROMPTS = {
     "shoes": "a photo of a person wearing {}.",
     "socks": "a photo of a person wearing {}.",
 }
-_BACKGROUNDS = [(52, 120, 58), (70, 140, 70), (176, 120, 72), (150, 98, 60), (40, 40, 52), (90, 90, 100),
-                (200, 200, 205), (120, 60, 40), (30, 50, 90), (160, 150, 120)]
+_BACKGROUNDS = [
+    (52, 120, 58),
+    (70, 140, 70),
+    (176, 120, 72),
+    (150, 98, 60),
+    (40, 40, 52),
+    (90, 90, 100),
+    (200, 200, 205),
+    (120, 60, 40),
+    (30, 50, 90),
+    (160, 150, 120),
+]
 
 
 def pretrain_identities(n_per_kind: int, seed: int, part: str) -> list[Identity]:
-    """``n_per_kind`` sports and ``n_per_kind`` dance identities of the pretraining namespace (``part``: train/heldout)."""
+    """``n_per_kind`` sports and dance identities each, of the pretraining namespace (``part``: train/heldout)."""
     out: list[Identity] = []
     for k, kind in enumerate(KINDS):
         rng = np.random.default_rng([int(seed), PRETRAIN_STREAM, 0 if part == "train" else 1, k])
@@ -67,12 +77,17 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     img = base[None, None, :] + ramp + rng.normal(0, rng.uniform(0, 12), (h, w, 3)).astype(np.float32)
     if rng.random() < 0.3:  # a field / floor line
         y = int(rng.integers(h // 2, h))
-        img[y:y + 2] = 230
+        img[y : y + 2] = 230
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
-def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, int] = IMAGE_SIZE,
-                view: str | None = None, style: str = "tight") -> np.ndarray:
+def render_crop(
+    identity: Identity,
+    rng: np.random.Generator,
+    size: tuple[int, int] = IMAGE_SIZE,
+    view: str | None = None,
+    style: str = "tight",
+) -> np.ndarray:
     """One ``size`` (H, W) RGB uint8 crop of ``identity`` in ``view`` (default: random) and a random pose, framed as
     ``style`` (:data:`CROP_STYLES`)."""
     view = view or VIEWS[rng.integers(len(VIEWS))]
@@ -96,8 +111,13 @@ def render_crop(identity: Identity, rng: np.random.Generator, size: tuple[int, i
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def render_pool(identities: Sequence[Identity], per_identity: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
-                style: str = "tight") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_pool(
+    identities: Sequence[Identity],
+    per_identity: int,
+    seed: int,
+    size: tuple[int, int] = IMAGE_SIZE,
+    style: str = "tight",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``per_identity`` crops of every identity: uint8 ``[N*per, H, W, 3]``, the identity index of each crop and
     whether its jersey number is legible (back view: the big back number; the chest number of a front view is a few
     pixels tall at 128×64).
@@ -115,8 +135,9 @@ def render_pool(identities: Sequence[Identity], per_identity: int, seed: int, si
     return crops, owner, np.asarray(views) == "back"
 
 
-def render_number_pool(identities: Sequence[Identity], size_n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
-                       style: str = "tight") -> tuple[np.ndarray, list[str], np.ndarray]:
+def render_number_pool(
+    identities: Sequence[Identity], size_n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE, style: str = "tight"
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``size_n`` back-view crops of numbered ``identities``, each wearing a number drawn at random (1–99).
 
     In the identity pool every number belongs to one person, so a model can map a player's whole look (team, hair,
@@ -166,8 +187,12 @@ def identity_captions(identity: Identity, n_paraphrases: int = 10, seed: int = 0
     the text tower, and phrases tie one value to one visual cue, which is what makes early training fast.
     """
     long = paraphrase(identity.row(), identity.identity_id, n=n_paraphrases, seed=seed)
-    sentences = {s.strip() + ("" if s.strip().endswith(".") else ".") for p in long
-                 for s in re.split(r"(?<=\.)\s+", p) if 3 <= len(s.split()) <= 20}
+    sentences = {
+        s.strip() + ("" if s.strip().endswith(".") else ".")
+        for p in long
+        for s in re.split(r"(?<=\.)\s+", p)
+        if 3 <= len(s.split()) <= 20
+    }
     return {"long": long, "sentence": sorted(sentences), "phrase": attribute_phrases(identity)}
 
 
@@ -184,8 +209,9 @@ def group_index(identities: Sequence[Identity]) -> list[np.ndarray]:
     return [np.asarray(v) for v in groups.values()]
 
 
-def sample_batch(rng: np.random.Generator, groups: Sequence[np.ndarray], n_identities: int, batch: int,
-                 group_fraction: float) -> np.ndarray:
+def sample_batch(
+    rng: np.random.Generator, groups: Sequence[np.ndarray], n_identities: int, batch: int, group_fraction: float
+) -> np.ndarray:
     """``batch`` distinct identity indices: about ``group_fraction`` of them as whole teams / groups (hard negatives:
     same uniform, told apart only by number, hair, shoes, socks, ...), the rest drawn uniformly from the others."""
     chosen: list[int] = []

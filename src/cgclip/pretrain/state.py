@@ -34,21 +34,37 @@ def _np_state(rng: np.random.Generator) -> dict[str, Any]:
     return json.loads(json.dumps(rng.bit_generator.state))
 
 
-def save_state(work: Path, recipe: dict[str, Any], modules: dict[str, torch.nn.Module],
-               optimizer: torch.optim.Optimizer, rng: np.random.Generator, extra: dict[str, Any]) -> None:
+def save_state(
+    work: Path,
+    recipe: dict[str, Any],
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    extra: dict[str, Any],
+) -> None:
     """Write the state atomically (temporary file, then rename)."""
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "config.json").is_file():
         write_json(work / "config.json", recipe)
-    state = {"modules": {k: m.state_dict() for k, m in modules.items()}, "optimizer": optimizer.state_dict(),
-             "numpy": json.dumps(_np_state(rng)), "torch": torch.get_rng_state(), "extra": json.dumps(extra)}
+    state = {
+        "modules": {k: m.state_dict() for k, m in modules.items()},
+        "optimizer": optimizer.state_dict(),
+        "numpy": json.dumps(_np_state(rng)),
+        "torch": torch.get_rng_state(),
+        "extra": json.dumps(extra),
+    }
     tmp = work / f".{STATE_NAME}.tmp"
     torch.save(state, tmp)
     os.replace(tmp, work / STATE_NAME)
 
 
-def load_state(work: Path, recipe: dict[str, Any], modules: dict[str, torch.nn.Module],
-               optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict[str, Any] | None:
+def load_state(
+    work: Path,
+    recipe: dict[str, Any],
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> dict[str, Any] | None:
     """Restore a saved state of the same ``recipe`` into ``modules``, ``optimizer`` and ``rng``; return its extra
     fields, or None when there is nothing to resume."""
     path = work / STATE_NAME
@@ -56,16 +72,20 @@ def load_state(work: Path, recipe: dict[str, Any], modules: dict[str, torch.nn.M
         return None
     saved = read_json(work / "config.json") if (work / "config.json").is_file() else None
     if saved != json.loads(json.dumps(recipe)):
-        raise CheckpointError("holds an interrupted pretraining with another recipe; rerun it with the same options "
-                              "or delete this folder", path=work)
+        raise CheckpointError(
+            "holds an interrupted pretraining with another recipe; rerun it with the same options "
+            "or delete this folder",
+            path=work,
+        )
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, KeyError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume ({type(exc).__name__}); delete this folder to start over",
-                              path=path) from exc
+        raise CheckpointError(
+            f"cannot resume ({type(exc).__name__}); delete this folder to start over", path=path
+        ) from exc
     rng.bit_generator.state = json.loads(state["numpy"])
     torch.set_rng_state(state["torch"])
     return json.loads(state["extra"])

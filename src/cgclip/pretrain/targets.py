@@ -23,8 +23,8 @@ to them, both on the synthetic crops whose attributes are known:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class AttributeIndex:
     labels: dict[str, np.ndarray]
 
     @classmethod
-    def build(cls, identities: Sequence[Identity]) -> "AttributeIndex":
+    def build(cls, identities: Sequence[Identity]) -> AttributeIndex:
         """Values sorted per attribute, labels per identity."""
         values = {a: sorted({getattr(i, a) for i in identities if getattr(i, a)}) for a in ATTRIBUTES}
         labels = {}
@@ -84,8 +84,9 @@ def sample_values(rng: np.random.Generator, n_values: int, present: np.ndarray, 
     return np.concatenate([present, extra])
 
 
-def attribute_text_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, labels: torch.Tensor,
-                        logit_scale: torch.Tensor) -> torch.Tensor:
+def attribute_text_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy of L2-normalised image embeddings ``[B, d]`` over L2-normalised value texts ``[V, d]`` (rows
     with label -1 are ignored); 0 when no row has a label."""
     keep = labels >= 0

@@ -9,7 +9,8 @@ crops where it is legible (back views) when the caller says which those are.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +34,9 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def image_features(image: ClipImageEncoder, crops: np.ndarray, batch_size: int = 256,
-                   autocast: bool = True, precision: str = "auto") -> torch.Tensor:
+def image_features(
+    image: ClipImageEncoder, crops: np.ndarray, batch_size: int = 256, autocast: bool = True, precision: str = "auto"
+) -> torch.Tensor:
     """L2-normalised float32 CLIP image embeddings of uint8 crops ``[N, H, W, 3]``, on the encoder's device, under
     ``precision`` (:mod:`cgclip.runtime`; fp32 without ``autocast``)."""
     was_training = image.training
@@ -42,7 +44,7 @@ def image_features(image: ClipImageEncoder, crops: np.ndarray, batch_size: int =
     feats = []
     device = module_device(image)
     for start in range(0, len(crops), batch_size):
-        pixels = to_pixels(crops[start:start + batch_size]).to(device)
+        pixels = to_pixels(crops[start : start + batch_size]).to(device)
         with precision_autocast(device, precision if autocast else "fp32"):
             emb = image.encode_image(pixels)
         feats.append(torch.nn.functional.normalize(emb.float(), dim=-1))
@@ -51,9 +53,15 @@ def image_features(image: ClipImageEncoder, crops: np.ndarray, batch_size: int =
 
 
 @torch.no_grad()
-def zero_shot_attributes(image: ClipImageEncoder, text: ClipTextEncoder, identities: Sequence[Any],
-                         crops: np.ndarray, owner: np.ndarray,
-                         number_legible: np.ndarray | None = None, precision: str = "auto") -> dict[str, Any]:
+def zero_shot_attributes(
+    image: ClipImageEncoder,
+    text: ClipTextEncoder,
+    identities: Sequence[Any],
+    crops: np.ndarray,
+    owner: np.ndarray,
+    number_legible: np.ndarray | None = None,
+    precision: str = "auto",
+) -> dict[str, Any]:
     """Per-attribute zero-shot accuracy on ``crops`` (``owner[i]`` indexes ``identities``).
 
     ``number_legible[i]`` (optional) marks the crops whose jersey number is legible; the number is scored on those
@@ -71,18 +79,29 @@ def zero_shot_attributes(image: ClipImageEncoder, text: ClipTextEncoder, identit
         if len(values) < 2:
             continue
         index = {v: k for k, v in enumerate(values)}
-        rows = [n for n, o in enumerate(owner) if getattr(identities[int(o)], attr)
-                and (attr != "number" or number_legible is None or number_legible[n])]
+        rows = [
+            n
+            for n, o in enumerate(owner)
+            if getattr(identities[int(o)], attr) and (attr != "number" or number_legible is None or number_legible[n])
+        ]
         if not rows:
             continue
         truth = torch.tensor([index[getattr(identities[int(owner[n])], attr)] for n in rows])
         prompts = text.encode([attribute_prompt(attr, v) for v in values]).float()
         pred = (feats[rows] @ prompts.to(feats.device).T).argmax(dim=1).cpu()
-        results[attr] = {"accuracy": float((pred == truth).float().mean()), "chance": 1.0 / len(values),
-                         "candidates": len(values), "crops": len(rows)}
+        results[attr] = {
+            "accuracy": float((pred == truth).float().mean()),
+            "chance": 1.0 / len(values),
+            "candidates": len(values),
+            "crops": len(rows),
+        }
     text.train(was_training)
     accs = [r["accuracy"] for r in results.values()]
     chances = [r["chance"] for r in results.values()]
     spread = float((feats @ feats.T).mean()) if len(feats) else 0.0
-    return {"attributes": results, "mean_accuracy": float(np.mean(accs)) if accs else 0.0,
-            "mean_chance": float(np.mean(chances)) if chances else 0.0, "image_mean_cosine": spread}
+    return {
+        "attributes": results,
+        "mean_accuracy": float(np.mean(accs)) if accs else 0.0,
+        "mean_chance": float(np.mean(chances)) if chances else 0.0,
+        "image_mean_cosine": spread,
+    }

@@ -39,8 +39,7 @@ def _read_gt(path: Path, sep: str) -> dict[int, list[tuple[int, int, int, int, i
     tracks: dict[int, list] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         v = line.split(sep)
-        tracks.setdefault(int(v[1]), []).append((int(v[0]), int(v[2]), int(v[3]), int(v[4]), int(v[5]),
-                                                 float(v[8])))
+        tracks.setdefault(int(v[1]), []).append((int(v[0]), int(v[2]), int(v[3]), int(v[4]), int(v[5]), float(v[8])))
     return tracks
 
 
@@ -73,26 +72,42 @@ def _pick_groups(identities: list[Identity], plans: list[SequencePlan]) -> list[
     return chosen
 
 
-def write_contact_sheet(world_dir: Path, kind: str, identities: list[Identity], plans: list[SequencePlan],
-                        seed: int, path: Path | None = None) -> Path:
+def write_contact_sheet(
+    world_dir: Path,
+    kind: str,
+    identities: list[Identity],
+    plans: list[SequencePlan],
+    seed: int,
+    path: Path | None = None,
+) -> Path:
     """Write ``contact_sheet.png`` for the world rendered in ``world_dir``; returns its path."""
     rng = np.random.default_rng([int(seed), 2])
     sep, first_id, digits = MOT_STYLE[kind]
     rows = [i for group in _pick_groups(identities, plans) for i in group]
     n_cols = SEQUENCES_PER_IDENTITY * CROPS_PER_SEQUENCE
     title_h = 24
-    sheet = Image.new("RGB", (LABEL_W + n_cols * (CELL_W + GAP) + GAP, title_h + len(rows) * (CELL_H + GAP)),
-                      (250, 250, 250))
+    sheet = Image.new(
+        "RGB", (LABEL_W + n_cols * (CELL_W + GAP) + GAP, title_h + len(rows) * (CELL_H + GAP)), (250, 250, 250)
+    )
     draw = ImageDraw.Draw(sheet)
     font, small = _font(14), _font(11)
-    draw.text((GAP, 4), f"{kind} world, seed {seed}: crops at 128x64 from different sequences", fill=(0, 0, 0),
-              font=font)
+    draw.text(
+        (GAP, 4), f"{kind} world, seed {seed}: crops at 128x64 from different sequences", fill=(0, 0, 0), font=font
+    )
     gt_cache: dict[str, dict] = {}
     for r, index in enumerate(rows):
         ident = identities[index]
         y = title_h + r * (CELL_H + GAP)
-        lines = [ident.identity_id, ident.group, f"#{ident.number}" if ident.number else "", ident.hair,
-                 ident.shoes, ident.socks, ident.build, ident.accessories]
+        lines = [
+            ident.identity_id,
+            ident.group,
+            f"#{ident.number}" if ident.number else "",
+            ident.hair,
+            ident.shoes,
+            ident.socks,
+            ident.build,
+            ident.accessories,
+        ]
         ty = y + 2
         wrapped = [lines[0]] + [part for t in lines[1:] if t for part in textwrap.wrap(t, 25)]
         for k, text in enumerate(wrapped):

@@ -8,7 +8,7 @@ light and JPEG compression, then is cut at the person's box, as the MOT-to-VReID
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -29,8 +29,9 @@ def _random_pose(identity: Identity, rng: np.random.Generator, view: str | None 
     return walk_pose(view, float(rng.random()), float(rng.uniform(0.0, 1.0)))
 
 
-def _place(canvas: Image.Image, identity: Identity, pose: Pose, cam: Camera, fx: float, fy: float,
-           box_origin: tuple[int, int]) -> tuple[int, int, int, int]:
+def _place(
+    canvas: Image.Image, identity: Identity, pose: Pose, cam: Camera, fx: float, fy: float, box_origin: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """Paste ``identity`` with feet at (fx, fy) (frame coords) onto ``canvas`` (whose top-left is ``box_origin``)."""
     height = int(round(float(cam.person_height(fy)) / 2.0) * 2)
     sprite = render_person(identity.look, pose, height)
@@ -40,11 +41,20 @@ def _place(canvas: Image.Image, identity: Identity, pose: Pose, cam: Camera, fx:
     return left, top, left + sprite.image.width, top + sprite.image.height
 
 
-def render_identity_crops(identity: Identity, n: int, seed: int | np.random.Generator = 0, *,
-                          size: tuple[int, int] | None = None, width: int = 640, height: int = 360,
-                          crops_per_camera: int = 8, jpeg: bool = True,
-                          distractors: Sequence[Identity] = (), distractor_p: float = 0.3,
-                          view: str | None = None) -> list[Image.Image]:
+def render_identity_crops(
+    identity: Identity,
+    n: int,
+    seed: int | np.random.Generator = 0,
+    *,
+    size: tuple[int, int] | None = None,
+    width: int = 640,
+    height: int = 360,
+    crops_per_camera: int = 8,
+    jpeg: bool = True,
+    distractors: Sequence[Identity] = (),
+    distractor_p: float = 0.3,
+    view: str | None = None,
+) -> list[Image.Image]:
     """Render ``n`` RGB crops of ``identity`` under random cameras, views and poses.
 
     ``size`` = (height, width) resizes every crop (e.g. (256, 128)); None keeps the box size. A new camera
@@ -68,8 +78,9 @@ def render_identity_crops(identity: Identity, n: int, seed: int | np.random.Gene
         x0, y0 = int(max(0, fx - 0.9 * h)), int(max(0, fy - 1.5 * h))
         x1, y1 = int(min(width, fx + 0.9 * h)), int(min(height, fy + 0.1 * h))
         canvas = background.crop((x0, y0, x1, y1))
-        other = distractors[int(rng.integers(len(distractors)))] if distractors and rng.random() < distractor_p \
-            else None
+        other = (
+            distractors[int(rng.integers(len(distractors)))] if distractors and rng.random() < distractor_p else None
+        )
         dx = float(rng.choice([-1, 1]) * rng.uniform(0.15, 0.45) * h)
         if other is not None and rng.random() < 0.5:  # behind
             _place(canvas, other, _random_pose(other, rng), cam, fx + dx, fy - 0.05 * h, (x0, y0))

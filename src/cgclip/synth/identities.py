@@ -21,8 +21,20 @@ from cgclip.synth import palette as P
 
 logger = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["identity_id", "split", "scene", "gender", "uniform", "number", "hair", "shoes", "socks", "build",
-                 "accessories", "others"]
+TABLE_COLUMNS = [
+    "identity_id",
+    "split",
+    "scene",
+    "gender",
+    "uniform",
+    "number",
+    "hair",
+    "shoes",
+    "socks",
+    "build",
+    "accessories",
+    "others",
+]
 KINDS = ("sports", "dance")
 
 
@@ -35,20 +47,20 @@ class Look:
     skin: P.RGB
     height: float
     width: float
-    top_style: str          # jersey | tee | hoodie | tank | leotard | top
-    sleeves: str            # short | none | long
+    top_style: str  # jersey | tee | hoodie | tank | leotard | top
+    sleeves: str  # short | none | long
     shirt: P.RGB
-    pattern: str            # plain | stripes | band
+    pattern: str  # plain | stripes | band
     pattern_rgb: P.RGB
     bottom: P.RGB
-    bottom_style: str       # shorts | long shorts | skirt | tutu | cropped
+    bottom_style: str  # shorts | long shorts | skirt | tutu | cropped
     number: str
     number_rgb: P.RGB
     hair_style: str
     hair_rgb: P.RGB
     shoe_rgb: P.RGB
     sock_rgb: P.RGB
-    sock_length: str        # long | short
+    sock_length: str  # long | short
     accessories: tuple[tuple[str, P.RGB], ...]
 
 
@@ -111,8 +123,9 @@ def _sports_uniform(scene: str, rng: np.random.Generator) -> _Uniform:
     else:
         text = f"{shirt} {noun} with {shorts} shorts"
     bottom_style = "long shorts" if scene == "basketball" else "shorts"
-    return _Uniform((shirt, pattern, second, shorts), text, "jersey", sleeves, shirt, pattern, second, shorts,
-                    bottom_style)
+    return _Uniform(
+        (shirt, pattern, second, shorts), text, "jersey", sleeves, shirt, pattern, second, shorts, bottom_style
+    )
 
 
 def _dance_costume(genre: str, rng: np.random.Generator) -> _Uniform:
@@ -120,8 +133,9 @@ def _dance_costume(genre: str, rng: np.random.Generator) -> _Uniform:
     top = _pick(rng, list(P.CLOTH))
     bottom = _pick(rng, [c for c in P.CLOTH if c != top])
     text = template.format(t=top, b=bottom).replace("a orange", "an orange")
-    return _Uniform((genre, top_style, top, bottom, bottom_style), text, top_style, sleeves, top, "plain", top,
-                    bottom, bottom_style)
+    return _Uniform(
+        (genre, top_style, top, bottom, bottom_style), text, top_style, sleeves, top, "plain", top, bottom, bottom_style
+    )
 
 
 def _sample_hair(gender: str, rng: np.random.Generator) -> tuple[str, str]:
@@ -166,18 +180,32 @@ def _member_look(kind: str, scene: str, uniform: _Uniform, attrs: dict, number: 
     h_word, w_word = attrs["build"]
     shirt_rgb = P.CLOTH[uniform.shirt]
     look = Look(
-        scene=scene, gender=attrs["gender"], skin=P.SKIN_TONES[attrs["skin"]],
-        height=P.HEIGHTS[h_word], width=P.WIDTHS[w_word],
-        top_style=uniform.top_style, sleeves=uniform.sleeves, shirt=shirt_rgb, pattern=uniform.pattern,
-        pattern_rgb=P.CLOTH[uniform.pattern_colour], bottom=P.CLOTH[uniform.bottom],
-        bottom_style=uniform.bottom_style, number=number,
+        scene=scene,
+        gender=attrs["gender"],
+        skin=P.SKIN_TONES[attrs["skin"]],
+        height=P.HEIGHTS[h_word],
+        width=P.WIDTHS[w_word],
+        top_style=uniform.top_style,
+        sleeves=uniform.sleeves,
+        shirt=shirt_rgb,
+        pattern=uniform.pattern,
+        pattern_rgb=P.CLOTH[uniform.pattern_colour],
+        bottom=P.CLOTH[uniform.bottom],
+        bottom_style=uniform.bottom_style,
+        number=number,
         number_rgb=P.CLOTH["black"] if _luma(shirt_rgb) > 150 else P.CLOTH["white"],
-        hair_style=hair_style, hair_rgb=P.HAIR_COLOURS.get(hair_colour, (0, 0, 0)),
-        shoe_rgb=P.CLOTH[attrs["shoes"]], sock_rgb=P.CLOTH[sock_colour], sock_length=sock_length,
+        hair_style=hair_style,
+        hair_rgb=P.HAIR_COLOURS.get(hair_colour, (0, 0, 0)),
+        shoe_rgb=P.CLOTH[attrs["shoes"]],
+        sock_rgb=P.CLOTH[sock_colour],
+        sock_length=sock_length,
         accessories=tuple((k, P.CLOTH["gold"] if k == "necklace" else P.CLOTH[c]) for k, c in attrs["accessories"]),
     )
     text = {
-        "scene": scene, "gender": attrs["gender"], "uniform": uniform.text, "number": number,
+        "scene": scene,
+        "gender": attrs["gender"],
+        "uniform": uniform.text,
+        "number": number,
         "hair": P.HAIR_STYLES[hair_style].format(c=hair_colour),
         "shoes": f"{attrs['shoes']} {style['shoe']}",
         "socks": f"{sock_length} {sock_colour} socks",
@@ -188,8 +216,17 @@ def _member_look(kind: str, scene: str, uniform: _Uniform, attrs: dict, number: 
     return look, text
 
 
-def sample_group(kind: str, scene: str, size: int, rng: np.random.Generator, *, split: str, group: str,
-                 first_index: int, taken_uniforms: set | None = None) -> list[Identity]:
+def sample_group(
+    kind: str,
+    scene: str,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    split: str,
+    group: str,
+    first_index: int,
+    taken_uniforms: set | None = None,
+) -> list[Identity]:
     """Sample one team (``kind="sports"``) or dance group of ``size`` identities sharing a uniform/costume.
 
     Identity ids are ``f"{kind}-{index:04d}"`` for consecutive indices from ``first_index``. ``taken_uniforms``
@@ -209,12 +246,18 @@ def sample_group(kind: str, scene: str, size: int, rng: np.random.Generator, *, 
     base_skin = _pick(rng, list(P.SKIN_TONES))
     base_hair = {g: _sample_hair(g, rng) for g in ("man", "woman")}
     base_acc = (("knee pads", _pick(rng, P.BAND_COLOURS)),) if scene == "volleyball" else ()
-    base_common = {"shoes": _pick(rng, P.SHOE_COLOURS), "socks": (style["socks"], _pick(rng, P.SOCK_COLOURS)),
-                   "build": ("average", "average"), "accessories": base_acc, "skin": base_skin}
+    base_common = {
+        "shoes": _pick(rng, P.SHOE_COLOURS),
+        "socks": (style["socks"], _pick(rng, P.SOCK_COLOURS)),
+        "build": ("average", "average"),
+        "accessories": base_acc,
+        "skin": base_skin,
+    }
     cues = ["hair", "shoes", "socks", "build", "accessories"] + (["skin"] if kind == "sports" else [])
     weights = np.array([0.26, 0.2, 0.2, 0.16, 0.12, 0.06][: len(cues)])
-    numbers = [str(n) for n in rng.choice(np.arange(1, 100), size=size, replace=False)] if kind == "sports" \
-        else [""] * size
+    numbers = (
+        [str(n) for n in rng.choice(np.arange(1, 100), size=size, replace=False)] if kind == "sports" else [""] * size
+    )
     members: list[Identity] = []
     signatures: set[tuple] = set()
     for i in range(size):
@@ -233,13 +276,21 @@ def sample_group(kind: str, scene: str, size: int, rng: np.random.Generator, *, 
             logger.warning("group %s: could not make member %d distinct from its teammates", group, i)
         signatures.add(signature)
         look, text = _member_look(kind, scene, uniform, attrs, numbers[i])
-        members.append(Identity(identity_id=f"{kind}-{first_index + i:04d}", split=split, group=group, look=look,
-                                **text))
+        members.append(
+            Identity(identity_id=f"{kind}-{first_index + i:04d}", split=split, group=group, look=look, **text)
+        )
     return members
 
 
-def sample_identities(kind: str, n: int, seed: int | np.random.Generator, *, split: str = "pretrain",
-                      group_size: int = 8, first_index: int = 1) -> list[Identity]:
+def sample_identities(
+    kind: str,
+    n: int,
+    seed: int | np.random.Generator,
+    *,
+    split: str = "pretrain",
+    group_size: int = 8,
+    first_index: int = 1,
+) -> list[Identity]:
     """Sample ``n`` identities in groups of about ``group_size`` (teams or dance groups), scenes in rotation.
 
     Useful outside a world, e.g. to render image-caption pairs of identities disjoint from any ReID split (pass a
@@ -252,8 +303,15 @@ def sample_identities(kind: str, n: int, seed: int | np.random.Generator, *, spl
     g = 0
     while len(out) < n:
         size = min(group_size, n - len(out))
-        out += sample_group(kind, scenes[g % len(scenes)], size, rng, split=split, group=f"{split}-group-{g:02d}",
-                            first_index=first_index + len(out), taken_uniforms=taken)
+        out += sample_group(
+            kind,
+            scenes[g % len(scenes)],
+            size,
+            rng,
+            split=split,
+            group=f"{split}-group-{g:02d}",
+            first_index=first_index + len(out),
+            taken_uniforms=taken,
+        )
         g += 1
     return out
-

@@ -19,12 +19,12 @@ from cgclip.synth.scene import Camera
 class Tracks:
     """Per-frame state of N people over T frames (arrays shaped (T, N))."""
 
-    x: np.ndarray        # foot x (px)
-    y: np.ndarray        # foot y (px)
-    view: np.ndarray     # index into VIEWS
-    phase: np.ndarray    # gait / dance cycle phase in [0, 1)
-    speed: np.ndarray    # 0 (standing) .. 1 (fastest)
-    move: np.ndarray     # index into DANCE_MOVES, -1 = walking / running
+    x: np.ndarray  # foot x (px)
+    y: np.ndarray  # foot y (px)
+    view: np.ndarray  # index into VIEWS
+    phase: np.ndarray  # gait / dance cycle phase in [0, 1)
+    speed: np.ndarray  # 0 (standing) .. 1 (fastest)
+    move: np.ndarray  # index into DANCE_MOVES, -1 = walking / running
 
 
 def _to_pixels(cam: Camera, u: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +88,9 @@ def simulate_sports(cam: Camera, n: int, frames: int, rng: np.random.Generator) 
         out["u"][t], out["d"][t] = pos[:, 0], pos[:, 1]
         out["view"][t], out["phase"][t], out["speed"][t] = view, phase, speed / vmax
     x, y = _to_pixels(cam, out["u"], out["d"])
-    return Tracks(x, y, out["view"].astype(int), out["phase"], np.clip(out["speed"], 0, 1),
-                  np.full((frames, n), -1, int))
+    return Tracks(
+        x, y, out["view"].astype(int), out["phase"], np.clip(out["speed"], 0, 1), np.full((frames, n), -1, int)
+    )
 
 
 def _formation(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -109,8 +110,13 @@ def _formation(n: int, rng: np.random.Generator) -> np.ndarray:
         slots = np.stack([0.5 + 0.38 * np.cos(a), 0.5 + 0.38 * np.sin(a)], 1)
     else:
         cols = int(np.ceil(np.sqrt(n)))
-        slots = np.stack([(i % cols) / max(1, cols - 1) * 0.8 + 0.1 + 0.06 * ((i // cols) % 2),
-                          (i // cols) / max(1, (n - 1) // cols) * 0.7 + 0.15], 1)
+        slots = np.stack(
+            [
+                (i % cols) / max(1, cols - 1) * 0.8 + 0.1 + 0.06 * ((i // cols) % 2),
+                (i // cols) / max(1, (n - 1) // cols) * 0.7 + 0.15,
+            ],
+            1,
+        )
     return np.clip(slots + rng.normal(0, 0.02, size=slots.shape), 0.0, 1.0)[rng.permutation(n)]
 
 

@@ -28,8 +28,20 @@ CLOTH: dict[str, RGB] = {
 }
 
 #: Jersey colour pairs (shirt, shorts) are drawn from these; chosen to stay readable on every background.
-JERSEY_COLOURS = ["red", "blue", "navy", "sky blue", "white", "black", "yellow", "green", "orange", "purple",
-                  "maroon", "teal"]
+JERSEY_COLOURS = [
+    "red",
+    "blue",
+    "navy",
+    "sky blue",
+    "white",
+    "black",
+    "yellow",
+    "green",
+    "orange",
+    "purple",
+    "maroon",
+    "teal",
+]
 SHOE_COLOURS = ["white", "black", "red", "blue", "yellow", "orange", "green", "pink", "grey", "gold"]
 SOCK_COLOURS = ["white", "black", "red", "blue", "yellow", "navy", "grey", "green", "orange", "pink"]
 BAND_COLOURS = ["white", "black", "red", "blue", "yellow", "pink", "green", "orange"]
@@ -70,9 +82,15 @@ SKIN_TONES: dict[str, RGB] = {
 HEIGHTS = {"short": 0.92, "average": 1.0, "tall": 1.08}
 WIDTHS = {"slim": 0.86, "average": 1.0, "broad": 1.17}
 BUILD_TEXT = {
-    ("tall", "slim"): "tall and slim", ("tall", "average"): "tall", ("tall", "broad"): "tall and broad",
-    ("average", "slim"): "slim", ("average", "average"): "average build", ("average", "broad"): "broad-shouldered",
-    ("short", "slim"): "short and slim", ("short", "average"): "short", ("short", "broad"): "short and stocky",
+    ("tall", "slim"): "tall and slim",
+    ("tall", "average"): "tall",
+    ("tall", "broad"): "tall and broad",
+    ("average", "slim"): "slim",
+    ("average", "average"): "average build",
+    ("average", "broad"): "broad-shouldered",
+    ("short", "slim"): "short and slim",
+    ("short", "average"): "short",
+    ("short", "broad"): "short and stocky",
 }
 
 SPORTS = ["soccer", "basketball", "volleyball"]
@@ -81,31 +99,58 @@ DANCE_GENRES = ["hip-hop", "ballet", "jazz"]
 #: Per scene: sleeve style, shorts length (fraction of thigh covered), shoe word, default sock length,
 #: accessory kinds players may wear.
 SCENE_STYLE: dict[str, dict] = {
-    "soccer": {"sleeves": "short", "shoe": "football boots", "socks": "long",
-               "accessories": ["headband", "wristbands", "armband", "arm sleeve"]},
-    "basketball": {"sleeves": "none", "shoe": "sneakers", "socks": "short",
-                   "accessories": ["headband", "wristbands", "arm sleeve", "glasses"]},
-    "volleyball": {"sleeves": "short", "shoe": "sneakers", "socks": "short",
-                   "accessories": ["knee pads", "headband", "wristbands", "arm sleeve"]},
-    "hip-hop": {"shoe": "sneakers", "socks": "long",
-                "accessories": ["cap", "wristbands", "glasses", "necklace", "headband"]},
-    "ballet": {"shoe": "ballet shoes", "socks": "short",
-               "accessories": ["headband", "necklace", "wristbands", "glasses"]},
-    "jazz": {"shoe": "jazz shoes", "socks": "short",
-             "accessories": ["headband", "necklace", "wristbands", "glasses", "cap"]},
+    "soccer": {
+        "sleeves": "short",
+        "shoe": "football boots",
+        "socks": "long",
+        "accessories": ["headband", "wristbands", "armband", "arm sleeve"],
+    },
+    "basketball": {
+        "sleeves": "none",
+        "shoe": "sneakers",
+        "socks": "short",
+        "accessories": ["headband", "wristbands", "arm sleeve", "glasses"],
+    },
+    "volleyball": {
+        "sleeves": "short",
+        "shoe": "sneakers",
+        "socks": "short",
+        "accessories": ["knee pads", "headband", "wristbands", "arm sleeve"],
+    },
+    "hip-hop": {
+        "shoe": "sneakers",
+        "socks": "long",
+        "accessories": ["cap", "wristbands", "glasses", "necklace", "headband"],
+    },
+    "ballet": {
+        "shoe": "ballet shoes",
+        "socks": "short",
+        "accessories": ["headband", "necklace", "wristbands", "glasses"],
+    },
+    "jazz": {
+        "shoe": "jazz shoes",
+        "socks": "short",
+        "accessories": ["headband", "necklace", "wristbands", "glasses", "cap"],
+    },
 }
 
 #: Dance costumes per genre: (top style, sleeves, bottom style) and the caption template.
 #: {t} top colour, {b} bottom colour.
 DANCE_COSTUMES: dict[str, list[tuple[str, str, str, str]]] = {
-    "hip-hop": [("tee", "short", "long shorts", "oversized {t} t-shirt with {b} knee-length shorts"),
-                ("hoodie", "long", "shorts", "{t} hoodie with {b} shorts"),
-                ("tank", "none", "cropped", "{t} tank top with {b} cropped trousers")],
-    "ballet": [("leotard", "none", "tutu", "{t} leotard with a {b} tutu"),
-               ("leotard", "long", "skirt", "long-sleeved {t} leotard with a {b} skirt")],
-    "jazz": [("top", "short", "skirt", "{t} sequined top with a {b} skirt"),
-             ("top", "none", "shorts", "{t} sleeveless top with {b} shorts"),
-             ("top", "long", "cropped", "long-sleeved {t} top with {b} cropped trousers")],
+    "hip-hop": [
+        ("tee", "short", "long shorts", "oversized {t} t-shirt with {b} knee-length shorts"),
+        ("hoodie", "long", "shorts", "{t} hoodie with {b} shorts"),
+        ("tank", "none", "cropped", "{t} tank top with {b} cropped trousers"),
+    ],
+    "ballet": [
+        ("leotard", "none", "tutu", "{t} leotard with a {b} tutu"),
+        ("leotard", "long", "skirt", "long-sleeved {t} leotard with a {b} skirt"),
+    ],
+    "jazz": [
+        ("top", "short", "skirt", "{t} sequined top with a {b} skirt"),
+        ("top", "none", "shorts", "{t} sleeveless top with {b} shorts"),
+        ("top", "long", "cropped", "long-sleeved {t} top with {b} cropped trousers"),
+    ],
 }
 
 

@@ -120,10 +120,17 @@ def render_person(look: Look, pose: Pose, height_px: float) -> Sprite:
     waist_x = 0.085 * wf * (0.9 if woman else 1.0)
     limbs = {}
     for name, side in (("l", 1.0), ("r", -1.0)):
-        limbs[name + "_arm"] = _limb(np.array([side * (sh_x - 0.022), sh_y + 0.012, 0.0]),
-                                     getattr(pose, name + "_arm"), 0.165, 0.15, side, knee=False)
-        limbs[name + "_leg"] = _limb(np.array([side * 0.05 * wf, hip_y - 0.02, 0.0]),
-                                     getattr(pose, name + "_leg"), 0.235, 0.215, side, knee=True)
+        limbs[name + "_arm"] = _limb(
+            np.array([side * (sh_x - 0.022), sh_y + 0.012, 0.0]),
+            getattr(pose, name + "_arm"),
+            0.165,
+            0.15,
+            side,
+            knee=False,
+        )
+        limbs[name + "_leg"] = _limb(
+            np.array([side * 0.05 * wf, hip_y - 0.02, 0.0]), getattr(pose, name + "_leg"), 0.235, 0.215, side, knee=True
+        )
     # Lowest ankle stands on the ground (y = 0.955 standing), minus the jump lift.
     drop = 0.955 - max(limbs["l_leg"][2][1], limbs["r_leg"][2][1]) - pose.lift
     for key, pts in limbs.items():
@@ -137,7 +144,6 @@ def render_person(look: Look, pose: Pose, height_px: float) -> Sprite:
         return sorted(names, key=lambda n: (1.0 if n.startswith("l") else -1.0) * near)
 
     skin = look.skin
-    skin_far = _shade(skin, 0.86)
 
     def draw_leg(name: str, far: bool) -> None:
         hip, knee, ankle = limbs[name]
@@ -181,7 +187,10 @@ def render_person(look: Look, pose: Pose, height_px: float) -> Sprite:
 
     legs = order(["l_leg", "r_leg"])
     arms = order(["l_arm", "r_arm"])
-    is_far = (lambda n: side_view and ((1.0 if n.startswith("l") else -1.0) != near))
+
+    def is_far(name: str) -> bool:
+        return side_view and ((1.0 if name.startswith("l") else -1.0) != near)
+
     if side_view:  # far arm behind the body
         draw_arm(arms[0], True)
     for leg in legs:
@@ -189,29 +198,65 @@ def render_person(look: Look, pose: Pose, height_px: float) -> Sprite:
     dy = body_dy
     # Hips / bottom garment
     if side_view:
-        cv.polygon([(-0.062, waist_y + dy), (0.062, waist_y + dy), (0.07, hip_y + 0.04 + dy),
-                    (-0.07, hip_y + 0.04 + dy)], look.bottom)
+        cv.polygon(
+            [(-0.062, waist_y + dy), (0.062, waist_y + dy), (0.07, hip_y + 0.04 + dy), (-0.07, hip_y + 0.04 + dy)],
+            look.bottom,
+        )
     else:
-        cv.polygon([(-waist_x, waist_y + dy), (waist_x, waist_y + dy), (hip_x, hip_y + 0.05 + dy),
-                    (-hip_x, hip_y + 0.05 + dy)], look.bottom)
+        cv.polygon(
+            [
+                (-waist_x, waist_y + dy),
+                (waist_x, waist_y + dy),
+                (hip_x, hip_y + 0.05 + dy),
+                (-hip_x, hip_y + 0.05 + dy),
+            ],
+            look.bottom,
+        )
     if look.bottom_style == "skirt":
         half = 0.075 if side_view else hip_x
-        cv.polygon([(-half, waist_y + 0.04 + dy), (half, waist_y + 0.04 + dy), (half * 1.6, 0.66 + dy),
-                    (-half * 1.6, 0.66 + dy)], look.bottom)
+        cv.polygon(
+            [
+                (-half, waist_y + 0.04 + dy),
+                (half, waist_y + 0.04 + dy),
+                (half * 1.6, 0.66 + dy),
+                (-half * 1.6, 0.66 + dy),
+            ],
+            look.bottom,
+        )
     # Torso (shirt) with pattern
     if side_view:
         d = 1.0 if pose.view == "right" else -1.0
-        torso = [(-0.055 * d, sh_y + dy), (0.05 * d, sh_y + 0.01 + dy), (0.07 * d, 0.3 + dy),
-                 (0.058 * d, waist_y + 0.07 + dy), (-0.058 * d, waist_y + 0.07 + dy), (-0.065 * d, 0.3 + dy)]
+        torso = [
+            (-0.055 * d, sh_y + dy),
+            (0.05 * d, sh_y + 0.01 + dy),
+            (0.07 * d, 0.3 + dy),
+            (0.058 * d, waist_y + 0.07 + dy),
+            (-0.058 * d, waist_y + 0.07 + dy),
+            (-0.065 * d, 0.3 + dy),
+        ]
         left_edge, right_edge = (-0.06, 0.06)
-        top_l, top_r, bot_l, bot_r = (left_edge, sh_y + dy), (right_edge, sh_y + dy), \
-            (left_edge, waist_y + 0.07 + dy), (right_edge, waist_y + 0.07 + dy)
+        top_l, top_r, bot_l, bot_r = (
+            (left_edge, sh_y + dy),
+            (right_edge, sh_y + dy),
+            (left_edge, waist_y + 0.07 + dy),
+            (right_edge, waist_y + 0.07 + dy),
+        )
     else:
         bottom_y = waist_y + (0.14 if look.top_style == "leotard" else 0.07)
-        torso = [(-sh_x, sh_y + dy), (sh_x, sh_y + dy), (sh_x * 0.96, 0.27 + dy), (waist_x * 1.03, bottom_y + dy),
-                 (-waist_x * 1.03, bottom_y + dy), (-sh_x * 0.96, 0.27 + dy)]
-        top_l, top_r, bot_l, bot_r = (-sh_x * 0.96, sh_y + dy), (sh_x * 0.96, sh_y + dy), \
-            (-waist_x * 1.03, bottom_y + dy), (waist_x * 1.03, bottom_y + dy)
+        torso = [
+            (-sh_x, sh_y + dy),
+            (sh_x, sh_y + dy),
+            (sh_x * 0.96, 0.27 + dy),
+            (waist_x * 1.03, bottom_y + dy),
+            (-waist_x * 1.03, bottom_y + dy),
+            (-sh_x * 0.96, 0.27 + dy),
+        ]
+        top_l, top_r, bot_l, bot_r = (
+            (-sh_x * 0.96, sh_y + dy),
+            (sh_x * 0.96, sh_y + dy),
+            (-waist_x * 1.03, bottom_y + dy),
+            (waist_x * 1.03, bottom_y + dy),
+        )
     if look.top_style == "hoodie":
         cv.ellipse(0.0, 0.17 + dy, 0.07, 0.045, _shade(look.shirt, 0.85))
     cv.segment((0.0, 0.12 + dy), (0.0, sh_y + dy), 0.05, skin)  # neck
@@ -219,18 +264,27 @@ def render_person(look: Look, pose: Pose, height_px: float) -> Sprite:
     if look.pattern == "stripes":
         for f in (0.18, 0.42, 0.66, 0.9) if not side_view else (0.3, 0.7):
             w = 0.09
-            cv.polygon([_lerp(top_l, top_r, f - w), _lerp(top_l, top_r, f), _lerp(bot_l, bot_r, f),
-                        _lerp(bot_l, bot_r, f - w)], look.pattern_rgb)
+            cv.polygon(
+                [
+                    _lerp(top_l, top_r, f - w),
+                    _lerp(top_l, top_r, f),
+                    _lerp(bot_l, bot_r, f),
+                    _lerp(bot_l, bot_r, f - w),
+                ],
+                look.pattern_rgb,
+            )
     elif look.pattern == "band":
         t0, t1 = 0.36, 0.5
-        cv.polygon([_lerp(top_l, bot_l, t0), _lerp(top_r, bot_r, t0), _lerp(top_r, bot_r, t1),
-                    _lerp(top_l, bot_l, t1)], look.pattern_rgb)
+        cv.polygon(
+            [_lerp(top_l, bot_l, t0), _lerp(top_r, bot_r, t0), _lerp(top_r, bot_r, t1), _lerp(top_l, bot_l, t1)],
+            look.pattern_rgb,
+        )
     if look.bottom_style == "tutu":
         cv.ellipse(0.0, hip_y + 0.0 + dy, 0.1 if side_view else 0.2, 0.038, look.bottom)
         cv.ellipse(0.0, hip_y - 0.012 + dy, 0.085 if side_view else 0.17, 0.026, _shade(look.bottom, 1.12))
     if look.number and not side_view:
         _draw_number(cv, look, back=pose.view == "back", dy=dy)
-    for arm in (arms[1:] if side_view else arms):
+    for arm in arms[1:] if side_view else arms:
         draw_arm(arm, False)
     draw_hair_and_face(cv, look, pose.view, dy)
     draw_accessories_head(cv, look, pose.view, dy)

@@ -48,14 +48,30 @@ def draw_hair_and_face(cv, look: Look, view: str, dy: float) -> None:
     if style == "long":
         if view == "front":
             for s in (-1.0, 1.0):
-                cv.polygon([(s * (rx - 0.012), cy - 0.01), (s * (rx + 0.018), cy - 0.01),
-                            (s * (rx + 0.026), cy + 0.17), (s * (rx - 0.012), cy + 0.17)], hair)
+                cv.polygon(
+                    [
+                        (s * (rx - 0.012), cy - 0.01),
+                        (s * (rx + 0.018), cy - 0.01),
+                        (s * (rx + 0.026), cy + 0.17),
+                        (s * (rx - 0.012), cy + 0.17),
+                    ],
+                    hair,
+                )
         elif view == "back":
-            cv.polygon([(-rx - 0.01, cy - 0.02), (rx + 0.01, cy - 0.02), (rx + 0.022, cy + 0.19),
-                        (-rx - 0.022, cy + 0.19)], hair)
+            cv.polygon(
+                [(-rx - 0.01, cy - 0.02), (rx + 0.01, cy - 0.02), (rx + 0.022, cy + 0.19), (-rx - 0.022, cy + 0.19)],
+                hair,
+            )
         else:
-            cv.polygon([(-d * (rx + 0.012), cy - 0.02), (d * 0.01, cy - 0.02), (d * 0.0, cy + 0.18),
-                        (-d * (rx + 0.024), cy + 0.18)], hair)
+            cv.polygon(
+                [
+                    (-d * (rx + 0.012), cy - 0.02),
+                    (d * 0.01, cy - 0.02),
+                    (d * 0.0, cy + 0.18),
+                    (-d * (rx + 0.024), cy + 0.18),
+                ],
+                hair,
+            )
     elif style == "ponytail":
         if view == "back":
             cv.ellipse(0.0, cy + 0.095, 0.024, 0.075, hair)
@@ -107,8 +123,15 @@ def draw_hair_and_face(cv, look: Look, view: str, dy: float) -> None:
         _chord(cv, -rx * 1.1, cy - ry * 1.12, rx * 1.1, cy + ry * 0.35, hair)
         if style == "long":
             for s in (-1.0, 1.0):
-                cv.polygon([(s * rx * 0.8, cy - ry * 0.4), (s * rx * 1.1, cy - ry * 0.35),
-                            (s * rx * 1.15, cy + 0.06), (s * rx * 0.92, cy + 0.06)], hair)
+                cv.polygon(
+                    [
+                        (s * rx * 0.8, cy - ry * 0.4),
+                        (s * rx * 1.1, cy - ry * 0.35),
+                        (s * rx * 1.15, cy + 0.06),
+                        (s * rx * 0.92, cy + 0.06),
+                    ],
+                    hair,
+                )
     if style == "curly":
         _curls(cv, cy, hair, view)
 

@@ -36,8 +36,19 @@ class WorldSizes:
 
 PRESETS: dict[str, dict[str, dict[str, int]]] = {
     "default": {"sports": {}, "dance": {"people_per_sequence": 8}},
-    "tiny": {k: dict(train_identities=6, val_identities=6, train_sequences=2, val_sequences=2, people_per_sequence=6,
-                     frames=12, width=384, height=216) for k in KINDS},
+    "tiny": {
+        k: dict(
+            train_identities=6,
+            val_identities=6,
+            train_sequences=2,
+            val_sequences=2,
+            people_per_sequence=6,
+            frames=12,
+            width=384,
+            height=216,
+        )
+        for k in KINDS
+    },
 }
 
 
@@ -55,8 +66,17 @@ def resolve_sizes(kind: str, preset: str = "default", **overrides: int | None) -
         if value is not None:
             values[key] = int(value)
     sizes = WorldSizes(**values)
-    minimum = {"train_identities": 2, "val_identities": 2, "train_sequences": 1, "val_sequences": 2,
-               "people_per_sequence": 2, "frames": 2, "width": 128, "height": 96, "frame_rate": 1}
+    minimum = {
+        "train_identities": 2,
+        "val_identities": 2,
+        "train_sequences": 1,
+        "val_sequences": 2,
+        "people_per_sequence": 2,
+        "frames": 2,
+        "width": 128,
+        "height": 96,
+        "frame_rate": 1,
+    }
     for key, low in minimum.items():
         if getattr(sizes, key) < low:
             raise ConfigError(f"world size {key.replace('_', '-')} must be at least {low}, got {getattr(sizes, key)}")
@@ -71,7 +91,7 @@ class SequencePlan:
     split: str
     index: int
     scene: str
-    identities: tuple[int, ...]   # indices into the world's identity list; track k shows identities[k]
+    identities: tuple[int, ...]  # indices into the world's identity list; track k shows identities[k]
 
 
 def _least_used(candidates: list[int], counts: dict[int, int], k: int, rng: np.random.Generator) -> list[int]:
@@ -84,13 +104,16 @@ def _split_evenly(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def _plan_split(kind: str, split: str, n_ids: int, n_seq: int, people: int, rng: np.random.Generator,
-                first_index: int, taken: set) -> tuple[list[Identity], list[tuple[str, list[int]]]]:
+def _plan_split(
+    kind: str, split: str, n_ids: int, n_seq: int, people: int, rng: np.random.Generator, first_index: int, taken: set
+) -> tuple[list[Identity], list[tuple[str, list[int]]]]:
     """Identities of one split and, per sequence, (scene, local identity indices)."""
     per_team = math.ceil(people / 2) if kind == "sports" else people
     if n_ids < (2 * per_team if kind == "sports" else 2):
-        raise ConfigError(f"{split}: {n_ids} identities cannot fill sequences of {people} people; "
-                          f"use at least {2 * per_team} {split} identities or fewer people per sequence")
+        raise ConfigError(
+            f"{split}: {n_ids} identities cannot fill sequences of {people} people; "
+            f"use at least {2 * per_team} {split} identities or fewer people per sequence"
+        )
     if kind == "sports":
         n_groups = max(2, round(n_ids / (per_team + 3)))
         while n_groups > 2 and n_ids // n_groups < per_team:
@@ -108,8 +131,16 @@ def _plan_split(kind: str, split: str, n_ids: int, n_seq: int, people: int, rng:
     for g, size in enumerate(sizes):
         league = g % n_leagues
         name = f"{split}-{'team' if kind == 'sports' else 'group'}-{g + 1:02d}"
-        members = sample_group(kind, str(scenes[league]), size, rng, split=split, group=name,
-                               first_index=first_index + len(identities), taken_uniforms=taken)
+        members = sample_group(
+            kind,
+            str(scenes[league]),
+            size,
+            rng,
+            split=split,
+            group=name,
+            first_index=first_index + len(identities),
+            taken_uniforms=taken,
+        )
         groups.append(list(range(len(identities), len(identities) + size)))
         league_of.append(league)
         identities += members
@@ -134,9 +165,11 @@ def _plan_split(kind: str, split: str, n_ids: int, n_seq: int, people: int, rng:
     need = 2 if split == "val" else 1
     short = [identities[i].identity_id for i, c in counts.items() if c < need]
     if short:
-        raise ConfigError(f"{split}: {len(short)} identities (e.g. {short[0]}) appear in fewer than {need} "
-                          f"sequence(s); use more {split} sequences, more people per sequence or fewer {split} "
-                          "identities")
+        raise ConfigError(
+            f"{split}: {len(short)} identities (e.g. {short[0]}) appear in fewer than {need} "
+            f"sequence(s); use more {split} sequences, more people per sequence or fewer {split} "
+            "identities"
+        )
     return identities, sequences
 
 
@@ -146,13 +179,17 @@ def plan_world(kind: str, sizes: WorldSizes, seed: int) -> tuple[list[Identity],
     identities: list[Identity] = []
     plans: list[SequencePlan] = []
     taken: set = set()
-    for split, n_ids, n_seq in (("train", sizes.train_identities, sizes.train_sequences),
-                                ("val", sizes.val_identities, sizes.val_sequences)):
-        ids, seqs = _plan_split(kind, split, n_ids, n_seq, sizes.people_per_sequence, rng,
-                                first_index=len(identities) + 1, taken=taken)
+    for split, n_ids, n_seq in (
+        ("train", sizes.train_identities, sizes.train_sequences),
+        ("val", sizes.val_identities, sizes.val_sequences),
+    ):
+        ids, seqs = _plan_split(
+            kind, split, n_ids, n_seq, sizes.people_per_sequence, rng, first_index=len(identities) + 1, taken=taken
+        )
         offset = len(identities)
         identities += ids
         for i, (scene, members) in enumerate(seqs):
-            plans.append(SequencePlan(f"{kind}-{split}-{i + 1:04d}", split, i, scene,
-                                      tuple(offset + m for m in members)))
+            plans.append(
+                SequencePlan(f"{kind}-{split}-{i + 1:04d}", split, i, scene, tuple(offset + m for m in members))
+            )
     return identities, plans

@@ -27,7 +27,7 @@ class Pose:
     r_arm: Limb
     l_leg: Limb
     r_leg: Limb
-    lift: float = 0.0   # feet above the ground, fraction of body height
+    lift: float = 0.0  # feet above the ground, fraction of body height
 
 
 def _q(limb: tuple[float, ...]) -> Limb:
@@ -49,8 +49,13 @@ def walk_pose(view: str, phase: float, speed: float) -> Pose:
     knee_r = 8 + 55 * a * max(0.0, s)
     arm = 38 * a * s
     elbow = 15 + 70 * a
-    return Pose(view, l_arm=_q((9, -arm, elbow, 0)), r_arm=_q((9, arm, elbow, 0)),
-                l_leg=_q((3, leg, knee_l, 0)), r_leg=_q((3, -leg, knee_r, 0)))
+    return Pose(
+        view,
+        l_arm=_q((9, -arm, elbow, 0)),
+        r_arm=_q((9, arm, elbow, 0)),
+        l_leg=_q((3, leg, knee_l, 0)),
+        r_leg=_q((3, -leg, knee_r, 0)),
+    )
 
 
 def dance_pose(view: str, move: str, phase: float) -> Pose:
@@ -88,5 +93,4 @@ def dance_pose(view: str, move: str, phase: float) -> Pose:
         legs = ((7, 0, 15 * up, 0), (7, 0, 15 * up, 0))
     else:
         raise ValueError(f"unknown dance move {move!r}")
-    return Pose(view, l_arm=_q(arms[0]), r_arm=_q(arms[1]), l_leg=_q(legs[0]), r_leg=_q(legs[1]),
-                lift=round(lift, 3))
+    return Pose(view, l_arm=_q(arms[0]), r_arm=_q(arms[1]), l_leg=_q(legs[0]), r_leg=_q(legs[1]), lift=round(lift, 3))

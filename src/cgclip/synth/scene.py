@@ -11,8 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-SETTINGS = {"soccer": ["pitch"], "basketball": ["court"], "volleyball": ["sportsfloor"],
-            "hip-hop": ["stage", "studio"], "ballet": ["stage", "studio"], "jazz": ["stage", "studio"]}
+SETTINGS = {
+    "soccer": ["pitch"],
+    "basketball": ["court"],
+    "volleyball": ["sportsfloor"],
+    "hip-hop": ["stage", "studio"],
+    "ballet": ["stage", "studio"],
+    "jazz": ["stage", "studio"],
+}
 
 
 @dataclass(frozen=True)
@@ -23,15 +29,15 @@ class Camera:
     height: int
     scene: str
     setting: str
-    horizon: float      # y of the far edge of the floor
-    y_far: float        # smallest foot y people walk at
-    y_near: float       # largest foot y
-    far_px: float       # standing height (px) of an average person at y_far
-    near_px: float      # ... at y_near
+    horizon: float  # y of the far edge of the floor
+    y_far: float  # smallest foot y people walk at
+    y_near: float  # largest foot y
+    far_px: float  # standing height (px) of an average person at y_far
+    near_px: float  # ... at y_near
     brightness: float
     contrast: float
     tint: tuple[float, float, float]
-    blur: float         # Gaussian radius in px, 0 = sharp
+    blur: float  # Gaussian radius in px, 0 = sharp
     jpeg_quality: int
 
     def person_height(self, foot_y: float | np.ndarray) -> float | np.ndarray:
@@ -40,8 +46,7 @@ class Camera:
         return self.far_px + (self.near_px - self.far_px) * t
 
 
-def sample_camera(scene: str, width: int, height: int, rng: np.random.Generator,
-                  setting: str | None = None) -> Camera:
+def sample_camera(scene: str, width: int, height: int, rng: np.random.Generator, setting: str | None = None) -> Camera:
     """Draw a random camera for a sequence of ``scene`` (sport or dance genre) at ``width`` x ``height``."""
     setting = setting or str(rng.choice(SETTINGS[scene]))
     near_px = height * rng.uniform(0.32, 0.42)
@@ -51,9 +56,17 @@ def sample_camera(scene: str, width: int, height: int, rng: np.random.Generator,
     dance = scene not in ("soccer", "basketball", "volleyball")
     tint_spread = 0.14 if dance else 0.07
     return Camera(
-        width=width, height=height, scene=scene, setting=setting, horizon=float(horizon), y_far=float(y_far),
-        y_near=float(height - 3), far_px=float(far_px), near_px=float(near_px),
-        brightness=float(rng.uniform(0.78, 1.15)), contrast=float(rng.uniform(0.8, 1.15)),
+        width=width,
+        height=height,
+        scene=scene,
+        setting=setting,
+        horizon=float(horizon),
+        y_far=float(y_far),
+        y_near=float(height - 3),
+        far_px=float(far_px),
+        near_px=float(near_px),
+        brightness=float(rng.uniform(0.78, 1.15)),
+        contrast=float(rng.uniform(0.8, 1.15)),
         tint=tuple(float(v) for v in 1.0 + rng.uniform(-tint_spread, tint_spread, size=3)),  # type: ignore[arg-type]
         blur=float(rng.uniform(0.6, 1.5)) if rng.random() < 0.4 else 0.0,
         jpeg_quality=int(rng.integers(60, 93)),
@@ -146,8 +159,11 @@ def _lines(cam: Camera, img: Image.Image, rng: np.random.Generator) -> None:
     draw.ellipse((mx - rx, mid_y - ry, mx + rx, mid_y + ry), outline=colour, width=lw)
     if cam.setting != "pitch":
         key_x = w * rng.uniform(0.05, 0.2)
-        draw.polygon([(key_x, top), (key_x + w * 0.12, top), (key_x + w * 0.2, h), (key_x - w * 0.02, h)],
-                     outline=colour, width=lw)
+        draw.polygon(
+            [(key_x, top), (key_x + w * 0.12, top), (key_x + w * 0.2, h), (key_x - w * 0.02, h)],
+            outline=colour,
+            width=lw,
+        )
 
 
 def render_background(cam: Camera, rng: np.random.Generator) -> Image.Image:

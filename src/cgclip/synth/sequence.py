@@ -69,10 +69,10 @@ def visibilities(boxes: list[tuple[int, int, int, int]]) -> list[float]:
             out.append(0.0)
             continue
         free = np.ones((h, w), bool)
-        for a0, b0, a1, b1 in boxes[i + 1:]:
+        for a0, b0, a1, b1 in boxes[i + 1 :]:
             l, t, r, b = max(a0, x0), max(b0, y0), min(a1, x1), min(b1, y1)
             if l < r and t < b:
-                free[t - y0:b - y0, l - x0:r - x0] = False
+                free[t - y0 : b - y0, l - x0 : r - x0] = False
         out.append(float(free.mean()))
     return out
 
@@ -83,8 +83,9 @@ def format_visibility(v: float) -> str:
     return text or "0"
 
 
-def render_sequence(kind: str, plan: SequencePlan, identities: list[Identity], sizes: WorldSizes, seed: int,
-                    split_dir: Path) -> SequenceResult:
+def render_sequence(
+    kind: str, plan: SequencePlan, identities: list[Identity], sizes: WorldSizes, seed: int, split_dir: Path
+) -> SequenceResult:
     """Render ``plan`` into ``split_dir/<plan.name>/`` (img1/, gt/gt.txt, seqinfo.ini); returns counts."""
     rng = sequence_rng(seed, plan)
     cam = sample_camera(plan.scene, sizes.width, sizes.height, rng)
@@ -110,8 +111,9 @@ def render_sequence(kind: str, plan: SequencePlan, identities: list[Identity], s
         boxes: list[tuple[int, int, int, int]] = []
         for j in order:
             look = people[j].look
-            pose = pose_at(int(tracks.move[t, j]), int(tracks.view[t, j]), float(tracks.phase[t, j]),
-                           float(tracks.speed[t, j]))
+            pose = pose_at(
+                int(tracks.move[t, j]), int(tracks.view[t, j]), float(tracks.phase[t, j]), float(tracks.speed[t, j])
+            )
             height = int(round(float(cam.person_height(tracks.y[t, j])) / 2.0) * 2)
             key = (j, pose, height)
             sprite = sprites.get(key)
@@ -141,7 +143,9 @@ def render_sequence(kind: str, plan: SequencePlan, identities: list[Identity], s
     (tmp / "gt" / "gt.txt").write_text("".join(r[2] + "\n" for r in rows), encoding="utf-8")
     (tmp / "seqinfo.ini").write_text(
         f"[Sequence]\nname={plan.name}\nimDir=img1\nframeRate={sizes.frame_rate}\nseqLength={sizes.frames}\n"
-        f"imWidth={W}\nimHeight={H}\nimExt=.jpg\n", encoding="utf-8")
+        f"imWidth={W}\nimHeight={H}\nimExt=.jpg\n",
+        encoding="utf-8",
+    )
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

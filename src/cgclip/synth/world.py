@@ -50,10 +50,19 @@ class WorldSummary:
 
 def _config(kind: str, seed: int, sizes: WorldSizes) -> dict:
     sep, first_id, digits = MOT_STYLE[kind]
-    return {"kind": kind, "seed": int(seed), "sizes": asdict(sizes), "version": __version__,
-            "format_version": FORMAT_VERSION,
-            "mot_style": {"name": "SportsMOT" if kind == "sports" else "DanceTrack", "separator": sep,
-                          "first_track_id": first_id, "frame_name_digits": digits}}
+    return {
+        "kind": kind,
+        "seed": int(seed),
+        "sizes": asdict(sizes),
+        "version": __version__,
+        "format_version": FORMAT_VERSION,
+        "mot_style": {
+            "name": "SportsMOT" if kind == "sports" else "DanceTrack",
+            "separator": sep,
+            "first_track_id": first_id,
+            "frame_name_digits": digits,
+        },
+    }
 
 
 def _csv_text(header: list[str], rows: list[dict]) -> str:
@@ -67,8 +76,11 @@ def _csv_text(header: list[str], rows: list[dict]) -> str:
 def mapping_rows(kind: str, plans: list[SequencePlan], identities: list[Identity]) -> list[dict]:
     """Rows of ``track_mapping.csv``: (split, sequence, track_id, identity_id) for every track."""
     first_id = MOT_STYLE[kind][1]
-    return [{"split": p.split, "sequence": p.name, "track_id": k + first_id,
-             "identity_id": identities[i].identity_id} for p in plans for k, i in enumerate(p.identities)]
+    return [
+        {"split": p.split, "sequence": p.name, "track_id": k + first_id, "identity_id": identities[i].identity_id}
+        for p in plans
+        for k, i in enumerate(p.identities)
+    ]
 
 
 def _render_one(args: tuple) -> tuple:
@@ -86,8 +98,17 @@ def _count_boxes(seq_dir: Path) -> tuple[int, int]:
     return boxes, occluded
 
 
-def generate_world(kind: str, out: str | Path, seed: int = 0, *, preset: str = "default", workers: int = 1,
-                   overwrite: bool = False, contact_sheet: bool = True, **sizes: int | None) -> WorldSummary:
+def generate_world(
+    kind: str,
+    out: str | Path,
+    seed: int = 0,
+    *,
+    preset: str = "default",
+    workers: int = 1,
+    overwrite: bool = False,
+    contact_sheet: bool = True,
+    **sizes: int | None,
+) -> WorldSummary:
     """Render a synthetic ``kind`` ("sports" or "dance") world into ``out``; deterministic in ``seed``.
 
     ``preset`` ("default" or "tiny") gives the sizes; keyword ``sizes`` (train_identities, val_identities,
@@ -107,8 +128,9 @@ def generate_world(kind: str, out: str | Path, seed: int = 0, *, preset: str = "
             logger.info("%s already holds this world; reusing it", out)
             return _summary_from_disk(out, config, resolved, existing, start)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise CgclipError("output folder is not empty and holds a different world; pass --overwrite or choose "
-                          "another --out", path=out)
+        raise CgclipError(
+            "output folder is not empty and holds a different world; pass --overwrite or choose another --out", path=out
+        )
     identities, plans = plan_world(kind, resolved, seed)
     stage = out.parent / f".{out.name}.partial"
     if stage.exists() and (not (stage / "config.json").is_file() or read_json(stage / "config.json") != config):
@@ -136,8 +158,11 @@ def generate_world(kind: str, out: str | Path, seed: int = 0, *, preset: str = "
     atomic_write_text(stage / "track_mapping.csv", _csv_text(["split", "sequence", "track_id", "identity_id"], mapping))
     if contact_sheet:
         write_contact_sheet(stage, kind, identities, plans, seed)
-    world = dict(config, identities={"train": resolved.train_identities, "val": resolved.val_identities},
-                 sequences={s: [p.name for p in plans if p.split == s] for s in ("train", "val")})
+    world = dict(
+        config,
+        identities={"train": resolved.train_identities, "val": resolved.val_identities},
+        sequences={s: [p.name for p in plans if p.split == s] for s in ("train", "val")},
+    )
     write_json(stage / "world.json", world)
     (stage / "config.json").unlink()
     _swap_into_place(stage, out)
@@ -157,14 +182,24 @@ def _swap_into_place(stage: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _summary_from_disk(out: Path, config: dict, sizes: WorldSizes, world: dict, start: float,
-                       reused: bool = True) -> WorldSummary:
+def _summary_from_disk(
+    out: Path, config: dict, sizes: WorldSizes, world: dict, start: float, reused: bool = True
+) -> WorldSummary:
     names = [n for s in ("train", "val") for n in world.get("sequences", {}).get(s, [])]
     boxes = occluded = 0
     for split in ("train", "val"):
         for name in world.get("sequences", {}).get(split, []):
             b, o = _count_boxes(out / split / name)
             boxes, occluded = boxes + b, occluded + o
-    return WorldSummary(kind=config["kind"], seed=config["seed"], out=out, sizes=sizes,
-                        identities=dict(world.get("identities", {})), sequences=names, boxes=boxes,
-                        occluded_boxes=occluded, seconds=time.perf_counter() - start, reused=reused)
+    return WorldSummary(
+        kind=config["kind"],
+        seed=config["seed"],
+        out=out,
+        sizes=sizes,
+        identities=dict(world.get("identities", {})),
+        sequences=names,
+        boxes=boxes,
+        occluded_boxes=occluded,
+        seconds=time.perf_counter() - start,
+        reused=reused,
+    )

@@ -11,7 +11,6 @@ Main entry points (imported lazily so ``import cgclip.train`` stays cheap):
 
 from __future__ import annotations
 
-
 from cgclip.lazy import lazy_exports
 
 _EXPORTS = {
@@ -27,4 +26,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-__getattr__, __dir__ = lazy_exports('cgclip.train', _EXPORTS, globals())
+__getattr__, __dir__ = lazy_exports("cgclip.train", _EXPORTS, globals())

@@ -69,8 +69,10 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
             meta = dict(handle.metadata() or {})
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
-        raise CheckpointError(f"not a readable safetensors file ({exc}); delete it and retrain or resume from "
-                              "another checkpoint", path=path) from exc
+        raise CheckpointError(
+            f"not a readable safetensors file ({exc}); delete it and retrain or resume from another checkpoint",
+            path=path,
+        ) from exc
     return tensors, meta
 
 
@@ -81,8 +83,13 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode("ascii") for s in torch.cuda.get_rng_state_all()]
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state["numpy"] = {"name": name, "keys": keys.astype(np.int64).tolist(), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    state["numpy"] = {
+        "name": name,
+        "keys": keys.astype(np.int64).tolist(),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
     version, internal, gauss_next = random.getstate()
     state["python"] = {"version": version, "state": list(internal), "gauss_next": gauss_next}
     return state
@@ -97,8 +104,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
             if len(cuda) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(cuda)
         npst = state["numpy"]
-        np.random.set_state((npst["name"], np.asarray(npst["keys"], dtype=np.uint32), npst["pos"],
-                             npst["has_gauss"], npst["cached_gaussian"]))
+        np.random.set_state(
+            (
+                npst["name"],
+                np.asarray(npst["keys"], dtype=np.uint32),
+                npst["pos"],
+                npst["has_gauss"],
+                npst["cached_gaussian"],
+            )
+        )
         py = state["python"]
         random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -134,8 +148,15 @@ def join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 
 # ----------------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(folder: str | Path, tag: str, *, epoch: int, model_state: dict[str, torch.Tensor],
-                    optimizer_state: dict[str, Any] | None = None, state: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    tag: str,
+    *,
+    epoch: int,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
+) -> Path:
     """Write checkpoint ``tag`` (``TAG-eNNNN.safetensors`` + ``TAG.json``) atomically into ``folder``.
 
     ``state`` is any JSON-serialisable training state (schedule, scaler, rng, sampler, history, ...).
@@ -173,8 +194,9 @@ def load_checkpoint(folder: str | Path, tag: str) -> tuple[dict[str, torch.Tenso
     folder = Path(folder)
     side_path = folder / f"{tag}.json"
     if not side_path.is_file():
-        raise CheckpointError(f"no checkpoint {tag!r} here; train first (cgclip train) or pick another checkpoint",
-                              path=side_path)
+        raise CheckpointError(
+            f"no checkpoint {tag!r} here; train first (cgclip train) or pick another checkpoint", path=side_path
+        )
     try:
         sidecar = read_json(side_path)
     except Exception as exc:  # CgclipError with the path
@@ -183,16 +205,20 @@ def load_checkpoint(folder: str | Path, tag: str) -> tuple[dict[str, torch.Tenso
         raise CheckpointError("not a cgclip checkpoint sidecar", path=side_path)
     tensors, meta = load_tensors(folder / str(sidecar["tensors"]))
     if meta.get("token") != sidecar.get("token"):
-        raise CheckpointError(f"tensor file {sidecar['tensors']} does not belong to this sidecar (token mismatch); "
-                              "the checkpoint was overwritten by another run", path=side_path)
-    model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+        raise CheckpointError(
+            f"tensor file {sidecar['tensors']} does not belong to this sidecar (token mismatch); "
+            "the checkpoint was overwritten by another run",
+            path=side_path,
+        )
+    model_state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     if "optimizer" in sidecar:
         sidecar["optimizer_state"] = join_optimizer_state(tensors, sidecar["optimizer"])
     return model_state, sidecar
 
 
-def export_model(folder: str | Path, model_state: dict[str, torch.Tensor], info: dict[str, Any],
-                 name: str = "model") -> Path:
+def export_model(
+    folder: str | Path, model_state: dict[str, torch.Tensor], info: dict[str, Any], name: str = "model"
+) -> Path:
     """Write an inference export: ``NAME.safetensors`` (weights) and ``NAME.json`` (what is needed to rebuild it)."""
     folder = Path(folder)
     save_tensors(folder / f"{name}.safetensors", model_state, metadata={"format": "cgclip-model"})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cgclip.config import DataConfig
 from cgclip.data import TrackletDataset, detect_dataset, load_dataset

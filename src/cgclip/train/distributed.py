@@ -124,8 +124,9 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, find_unused_parameters: b
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None,
-                                   find_unused_parameters=find_unused_parameters)
+    return DistributedDataParallel(
+        model, device_ids=ids, output_device=ids[0] if ids else None, find_unused_parameters=find_unused_parameters
+    )
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -17,8 +17,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -27,8 +28,8 @@ from cgclip.data.tracklet import Tracklet
 from cgclip.data.transforms import build_transform
 from cgclip.data.video_dataset import VideoClipDataset, collate_clips
 from cgclip.errors import ConfigError
-from cgclip.runtime import autocast
 from cgclip.progress import progress
+from cgclip.runtime import autocast
 from cgclip.train.checkpoint import load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,36 @@ def tracklets_fingerprint(tracklets: Sequence[Tracklet], **settings: Any) -> str
     return h.hexdigest()[:24]
 
 
-def _loader(tracklets: Sequence[Tracklet], image_size: Sequence[int], seq_len: int, sampling: str,
-            batch_size: int, num_workers: int, cache_images: bool) -> DataLoader:
-    ds = VideoClipDataset(tracklets, seq_len, sampling,
-                          build_transform(size=(int(image_size[0]), int(image_size[1])), train=False),
-                          cache_images=cache_images)
+def _loader(
+    tracklets: Sequence[Tracklet],
+    image_size: Sequence[int],
+    seq_len: int,
+    sampling: str,
+    batch_size: int,
+    num_workers: int,
+    cache_images: bool,
+) -> DataLoader:
+    ds = VideoClipDataset(
+        tracklets,
+        seq_len,
+        sampling,
+        build_transform(size=(int(image_size[0]), int(image_size[1])), train=False),
+        cache_images=cache_images,
+    )
     per_load = batch_size if sampling != "dense" else max(1, batch_size // 4)
-    return DataLoader(ds, batch_size=per_load, shuffle=False, num_workers=num_workers, collate_fn=collate_clips,
-                      persistent_workers=False)
+    return DataLoader(
+        ds,
+        batch_size=per_load,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_clips,
+        persistent_workers=False,
+    )
 
 
-def _clip_batches(images: torch.Tensor | list[torch.Tensor], camids: torch.Tensor, dense: bool,
-                  batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _clip_batches(
+    images: torch.Tensor | list[torch.Tensor], camids: torch.Tensor, dense: bool, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(clips, camids, owner)``: forward batches of clips and the position of the tracklet each came from."""
     if not dense:
         yield images, camids, torch.arange(len(camids))  # type: ignore[misc]
@@ -73,13 +92,24 @@ def _clip_batches(images: torch.Tensor | list[torch.Tensor], camids: torch.Tenso
     owner = torch.cat([torch.full((x.shape[0],), i, dtype=torch.long) for i, x in enumerate(items)])
     cams = camids[owner]
     for s in range(0, clips.shape[0], batch_size):
-        yield clips[s:s + batch_size], cams[s:s + batch_size], owner[s:s + batch_size]
+        yield clips[s : s + batch_size], cams[s : s + batch_size], owner[s : s + batch_size]
 
 
 @torch.no_grad()
-def _extract_range(model: torch.nn.Module, tracklets: Sequence[Tracklet], *, image_size: Sequence[int], seq_len: int,
-                   sampling: str, batch_size: int, device: torch.device, precision: str, num_workers: int,
-                   cache_images: bool, bar: Any) -> torch.Tensor:
+def _extract_range(
+    model: torch.nn.Module,
+    tracklets: Sequence[Tracklet],
+    *,
+    image_size: Sequence[int],
+    seq_len: int,
+    sampling: str,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    num_workers: int,
+    cache_images: bool,
+    bar: Any,
+) -> torch.Tensor:
     loader = _loader(tracklets, image_size, seq_len, sampling, batch_size, num_workers, cache_images)
     out: list[torch.Tensor] = []
     dense = sampling == "dense"
@@ -101,11 +131,23 @@ def _extract_range(model: torch.nn.Module, tracklets: Sequence[Tracklet], *, ima
     return torch.cat(out, dim=0) if out else torch.zeros(0, 0)
 
 
-def extract_features(model: torch.nn.Module, tracklets: Sequence[Tracklet], *, image_size: Sequence[int] = (256, 128),
-                     seq_len: int = 8, sampling: str = "rrs_first", batch_size: int = 32,
-                     device: torch.device | str = "cpu", precision: str = "auto", num_workers: int = 0,
-                     cache_dir: str | Path | None = None, fingerprint: str = "", chunk_size: int = 512,
-                     cache_images: bool = False, desc: str = "extract") -> torch.Tensor:
+def extract_features(
+    model: torch.nn.Module,
+    tracklets: Sequence[Tracklet],
+    *,
+    image_size: Sequence[int] = (256, 128),
+    seq_len: int = 8,
+    sampling: str = "rrs_first",
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    precision: str = "auto",
+    num_workers: int = 0,
+    cache_dir: str | Path | None = None,
+    fingerprint: str = "",
+    chunk_size: int = 512,
+    cache_images: bool = False,
+    desc: str = "extract",
+) -> torch.Tensor:
     """Features ``[N, F]`` (float32, not normalised) of ``tracklets`` from ``model.extract`` (frames only).
 
     Args:
@@ -126,7 +168,7 @@ def extract_features(model: torch.nn.Module, tracklets: Sequence[Tracklet], *, i
     bar = progress(total=len(tracklets), desc=desc, unit="tracklet")
     try:
         for lo in range(0, len(tracklets), chunk_size):
-            part = tracklets[lo:lo + chunk_size]
+            part = tracklets[lo : lo + chunk_size]
             path = cache / f"chunk-{lo:08d}.safetensors" if cache is not None else None
             if path is not None and path.is_file():
                 tensors, meta = load_tensors(path)
@@ -134,9 +176,19 @@ def extract_features(model: torch.nn.Module, tracklets: Sequence[Tracklet], *, i
                     chunks.append(tensors["features"])
                     bar.update(len(part))
                     continue
-            feats = _extract_range(model, part, image_size=image_size, seq_len=seq_len, sampling=sampling,
-                                   batch_size=batch_size, device=device, precision=precision,
-                                   num_workers=num_workers, cache_images=cache_images, bar=bar)
+            feats = _extract_range(
+                model,
+                part,
+                image_size=image_size,
+                seq_len=seq_len,
+                sampling=sampling,
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
+                num_workers=num_workers,
+                cache_images=cache_images,
+                bar=bar,
+            )
             if path is not None:
                 save_tensors(path, {"features": feats}, metadata={"fingerprint": fingerprint})
             chunks.append(feats)
@@ -144,6 +196,11 @@ def extract_features(model: torch.nn.Module, tracklets: Sequence[Tracklet], *, i
         bar.close()
         model.train(was_training)
     elapsed = time.perf_counter() - start
-    log.info("%s: %d tracklets in %.1f s (%.1f tracklets/s)", desc, len(tracklets), elapsed,
-             len(tracklets) / max(elapsed, 1e-9))
+    log.info(
+        "%s: %d tracklets in %.1f s (%.1f tracklets/s)",
+        desc,
+        len(tracklets),
+        elapsed,
+        len(tracklets) / max(elapsed, 1e-9),
+    )
     return torch.cat(chunks, dim=0) if chunks else torch.zeros(0, 0)

@@ -49,18 +49,24 @@ def run_weights(run: RunDir, which: str = "best") -> tuple[dict[str, torch.Tenso
             if run.model_path.is_file():
                 state, meta = ckpt.load_tensors(run.model_path)
                 epoch = run.read("model.json").get("epoch")
-                return state, {"checkpoint": "final", "epoch": epoch, "token": f"final-{run.model_path.stat().st_mtime_ns}"}
+                return state, {
+                    "checkpoint": "final",
+                    "epoch": epoch,
+                    "token": f"final-{run.model_path.stat().st_mtime_ns}",
+                }
         elif ckpt.has_checkpoint(run.checkpoints, tag):
             state, side = ckpt.load_checkpoint(run.checkpoints, tag)
             if tag != which:
                 log.warning("run has no %r checkpoint; using %r (epoch %s)", which, tag, side["epoch"])
             return state, {"checkpoint": tag, "epoch": side["epoch"], "token": side["token"]}
-    raise CheckpointError("the run has no checkpoint yet; train it first (cgclip train) or resume it (--resume)",
-                          path=run.checkpoints)
+    raise CheckpointError(
+        "the run has no checkpoint yet; train it first (cgclip train) or resume it (--resume)", path=run.checkpoints
+    )
 
 
-def load_run_model(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu"
-                   ) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_run_model(
+    run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model of a run with the weights of ``checkpoint``, in eval mode on ``device``, and its ``model.json``
     (plus ``"checkpoint"``, ``"epoch"`` and ``"token"`` of the weights used)."""
     run = RunDir(run_dir)
@@ -74,24 +80,50 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best", device: str | 
     return model, {**info, **which}
 
 
-def extract_run_features(model: torch.nn.Module, info: dict[str, Any], tracklets: Sequence[Tracklet], *,
-                         cfg: Config, device: torch.device, precision: str, cache_dir: str | Path | None,
-                         sampling: str | None = None, batch_size: int | None = None, num_workers: int | None = None,
-                         desc: str = "extract") -> torch.Tensor:
+def extract_run_features(
+    model: torch.nn.Module,
+    info: dict[str, Any],
+    tracklets: Sequence[Tracklet],
+    *,
+    cfg: Config,
+    device: torch.device,
+    precision: str,
+    cache_dir: str | Path | None,
+    sampling: str | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    desc: str = "extract",
+) -> torch.Tensor:
     """Features of ``tracklets`` from a loaded run model with the run's test settings (overridable)."""
     sampling = sampling or cfg.eval.sampling
     if sampling not in TEST_SAMPLING:
         raise ConfigError(f"test sampling {sampling!r} is not one of {', '.join(TEST_SAMPLING)}")
     seq_len = cfg.eval.seq_len or cfg.data.seq_len
     # everything that changes the features: the weights, the frames, and the model's retrieval-feature switches
-    fp = tracklets_fingerprint(tracklets, token=info.get("token"), sampling=sampling, seq_len=seq_len,
-                               size=list(cfg.data.image_size), precision=precision,
-                               neck_feat=getattr(model, "neck_feat", None), part_norm=getattr(model, "part_norm", None))
-    return extract_features(model, tracklets, image_size=cfg.data.image_size, seq_len=seq_len, sampling=sampling,
-                            batch_size=batch_size or cfg.eval.batch_size, device=device, precision=precision,
-                            num_workers=cfg.train.num_workers if num_workers is None else num_workers,
-                            cache_dir=Path(cache_dir) / fp if cache_dir is not None else None, fingerprint=fp,
-                            desc=desc)
+    fp = tracklets_fingerprint(
+        tracklets,
+        token=info.get("token"),
+        sampling=sampling,
+        seq_len=seq_len,
+        size=list(cfg.data.image_size),
+        precision=precision,
+        neck_feat=getattr(model, "neck_feat", None),
+        part_norm=getattr(model, "part_norm", None),
+    )
+    return extract_features(
+        model,
+        tracklets,
+        image_size=cfg.data.image_size,
+        seq_len=seq_len,
+        sampling=sampling,
+        batch_size=batch_size or cfg.eval.batch_size,
+        device=device,
+        precision=precision,
+        num_workers=cfg.train.num_workers if num_workers is None else num_workers,
+        cache_dir=Path(cache_dir) / fp if cache_dir is not None else None,
+        fingerprint=fp,
+        desc=desc,
+    )
 
 
 @dataclass
@@ -115,9 +147,16 @@ def _apply_settings(cfg: Config, settings: dict[str, Any]) -> None:
             setattr(getattr(cfg, section), name, value)
 
 
-def open_run(run_dir: str | Path, dataset_root: str | Path | None = None, *, checkpoint: str = "best",
-             device: str | None = None, precision: str | None = None, settings: dict[str, Any] | None = None,
-             require_test: bool = False) -> OpenedRun:
+def open_run(
+    run_dir: str | Path,
+    dataset_root: str | Path | None = None,
+    *,
+    checkpoint: str = "best",
+    device: str | None = None,
+    precision: str | None = None,
+    settings: dict[str, Any] | None = None,
+    require_test: bool = False,
+) -> OpenedRun:
     """Load a run for inference: its configuration with ``settings`` applied (``{"eval.sampling": "dense"}``; None
     values keep the run's), the device and precision (None: the run's, resolved by :mod:`cgclip.runtime`), its
     dataset (``dataset_root`` or the one it trained on) and its model with the ``checkpoint`` weights.
@@ -136,11 +175,23 @@ def open_run(run_dir: str | Path, dataset_root: str | Path | None = None, *, che
     return OpenedRun(run, cfg, dev, prec, dataset, model, info)
 
 
-def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *, checkpoint: str = "best",
-                 sampling: str | None = None, gallery_mode: str | None = None, metric: str | None = None,
-                 rerank: bool | None = None, split: int | None = None, device: str | None = None,
-                 precision: str | None = None, batch_size: int | None = None, num_workers: int | None = None,
-                 output: str | Path | None = None, neck_feat: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    dataset_root: str | Path | None = None,
+    *,
+    checkpoint: str = "best",
+    sampling: str | None = None,
+    gallery_mode: str | None = None,
+    metric: str | None = None,
+    rerank: bool | None = None,
+    split: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    output: str | Path | None = None,
+    neck_feat: str | None = None,
+) -> dict[str, Any]:
     """Evaluate a trained run on its dataset's test split (query/gallery) and write ``results.json``.
 
     Every argument left as None takes the run's configuration (``neck_feat``: retrieve on the feature before or
@@ -150,38 +201,71 @@ def evaluate_run(run_dir: str | Path, dataset_root: str | Path | None = None, *,
     """
     from cgclip.eval import evaluate_features
 
-    opened = open_run(run_dir, dataset_root, checkpoint=checkpoint, device=device, precision=precision,
-                      require_test=True, settings={"eval.sampling": sampling, "eval.gallery_mode": gallery_mode,
-                                                   "eval.metric": metric,
-                                                   "eval.rerank": None if rerank is None else bool(rerank),
-                                                   "data.split": None if split is None else int(split),
-                                                   "model.neck_feat": neck_feat})
+    opened = open_run(
+        run_dir,
+        dataset_root,
+        checkpoint=checkpoint,
+        device=device,
+        precision=precision,
+        require_test=True,
+        settings={
+            "eval.sampling": sampling,
+            "eval.gallery_mode": gallery_mode,
+            "eval.metric": metric,
+            "eval.rerank": None if rerank is None else bool(rerank),
+            "data.split": None if split is None else int(split),
+            "model.neck_feat": neck_feat,
+        },
+    )
     run, cfg, dataset, model, info = opened.run, opened.cfg, opened.dataset, opened.model, opened.info
     dev, prec = opened.device, opened.precision
     cache = run.root / "cache"
     start = time.perf_counter()
-    common = dict(cfg=cfg, device=dev, precision=prec, cache_dir=cache, batch_size=batch_size,
-                  num_workers=num_workers)
+    common = dict(cfg=cfg, device=dev, precision=prec, cache_dir=cache, batch_size=batch_size, num_workers=num_workers)
     qf = extract_run_features(model, info, dataset.query, desc="query", **common)
     gf = extract_run_features(model, info, dataset.gallery, desc="gallery", **common)
     extract_s = time.perf_counter() - start
     t0 = time.perf_counter()
-    result = evaluate_features(qf.numpy(), gf.numpy(), [t.pid for t in dataset.query],
-                               [t.pid for t in dataset.gallery], [t.camid for t in dataset.query],
-                               [t.camid for t in dataset.gallery], metric=cfg.eval.metric,
-                               gallery_mode=cfg.eval.gallery_mode, rerank=cfg.eval.rerank)
+    result = evaluate_features(
+        qf.numpy(),
+        gf.numpy(),
+        [t.pid for t in dataset.query],
+        [t.pid for t in dataset.gallery],
+        [t.camid for t in dataset.query],
+        [t.camid for t in dataset.gallery],
+        metric=cfg.eval.metric,
+        gallery_mode=cfg.eval.gallery_mode,
+        rerank=cfg.eval.rerank,
+    )
     rank_s = time.perf_counter() - t0
     out = result.as_dict()
     protocol = dict(out.pop("protocol", {}))
-    protocol.update(test_sampling=cfg.eval.sampling, seq_len=cfg.eval.seq_len or cfg.data.seq_len,
-                    checkpoint=info["checkpoint"], epoch=info.get("epoch"), dataset=dataset.name,
-                    split=dataset.info.get("split"), test_half=dataset.info.get("test_half"),
-                    precision=prec, neck_feat=cfg.model.neck_feat)
+    protocol.update(
+        test_sampling=cfg.eval.sampling,
+        seq_len=cfg.eval.seq_len or cfg.data.seq_len,
+        checkpoint=info["checkpoint"],
+        epoch=info.get("epoch"),
+        dataset=dataset.name,
+        split=dataset.info.get("split"),
+        test_half=dataset.info.get("test_half"),
+        precision=prec,
+        neck_feat=cfg.model.neck_feat,
+    )
     n = len(dataset.query) + len(dataset.gallery)
-    out.update(protocol=protocol, model=info["model"]["name"], seed=cfg.train.seed, feature_dim=int(qf.shape[1]),
-               config=config_to_dict(cfg), dataset=dataset.statistics(),
-               timing={"extract_s": round(extract_s, 3), "tracklets_per_s": n / max(extract_s, 1e-9),
-                       "rank_s": round(rank_s, 3), "device": str(dev)})
+    out.update(
+        protocol=protocol,
+        model=info["model"]["name"],
+        seed=cfg.train.seed,
+        feature_dim=int(qf.shape[1]),
+        config=config_to_dict(cfg),
+        dataset=dataset.statistics(),
+        timing={
+            "extract_s": round(extract_s, 3),
+            "tracklets_per_s": n / max(extract_s, 1e-9),
+            "rank_s": round(rank_s, 3),
+            "device": str(dev),
+        },
+    )
     out = write_results(output or run.results_path, out)
     shutil.rmtree(cache, ignore_errors=True)
     log.info("%s: mAP %.4f, Rank-1 %.4f (%s)", run.root, out["mAP"], out["rank1"], protocol)
@@ -197,15 +281,27 @@ def check_features_dir(out: str | Path) -> None:
     from cgclip.io_utils import check_output_dir
 
     out = Path(out)
-    check_output_dir(out, (out / FEATURES_MARKER).is_file(),
-                     fix="choose a new --out (extract writes only into a new or empty folder, or one it wrote)")
+    check_output_dir(
+        out,
+        (out / FEATURES_MARKER).is_file(),
+        fix="choose a new --out (extract writes only into a new or empty folder, or one it wrote)",
+    )
 
 
-def extract_to_folder(run_dir: str | Path, out: str | Path, splits: Sequence[str] = ("query", "gallery"), *,
-                      dataset_root: str | Path | None = None, checkpoint: str = "best", sampling: str | None = None,
-                      device: str | None = None, precision: str | None = None, batch_size: int | None = None,
-                      num_workers: int | None = None,
-                      on_split: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
+def extract_to_folder(
+    run_dir: str | Path,
+    out: str | Path,
+    splits: Sequence[str] = ("query", "gallery"),
+    *,
+    dataset_root: str | Path | None = None,
+    checkpoint: str = "best",
+    sampling: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    on_split: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Write ``OUT/<split>.safetensors`` + ``OUT/<split>.json`` for each of ``splits`` of a run's dataset (``cgclip
     extract``); resumable from finished chunks under ``OUT/.cache`` (removed at the end).
 
@@ -219,8 +315,14 @@ def extract_to_folder(run_dir: str | Path, out: str | Path, splits: Sequence[str
         raise ConfigError(f"unknown split {unknown[0]!r}; use {', '.join(DATASET_SPLITS)}")
     out = Path(out)
     check_features_dir(out)
-    opened = open_run(run_dir, dataset_root, checkpoint=checkpoint, device=device, precision=precision,
-                      settings={"eval.sampling": sampling})
+    opened = open_run(
+        run_dir,
+        dataset_root,
+        checkpoint=checkpoint,
+        device=device,
+        precision=precision,
+        settings={"eval.sampling": sampling},
+    )
     out.mkdir(parents=True, exist_ok=True)
     if not (out / FEATURES_MARKER).exists():
         atomic_write_text(out / FEATURES_MARKER, "written by cgclip extract\n")
@@ -237,17 +339,40 @@ def extract_to_folder(run_dir: str | Path, out: str | Path, splits: Sequence[str
     return written
 
 
-def _save_split(opened: OpenedRun, split: str, tracklets: Sequence[Tracklet], out: Path, cache: Path,
-                batch_size: int | None, num_workers: int | None) -> dict[str, Any]:
+def _save_split(
+    opened: OpenedRun,
+    split: str,
+    tracklets: Sequence[Tracklet],
+    out: Path,
+    cache: Path,
+    batch_size: int | None,
+    num_workers: int | None,
+) -> dict[str, Any]:
     """Extract one split's features and save them as ``out/<split>``; ``{"path", "shape"}``."""
     from cgclip.eval.features_io import save_features
 
-    feats = extract_run_features(opened.model, opened.info, tracklets, cfg=opened.cfg, device=opened.device,
-                                 precision=opened.precision, cache_dir=cache, batch_size=batch_size,
-                                 num_workers=num_workers, desc=split)
+    feats = extract_run_features(
+        opened.model,
+        opened.info,
+        tracklets,
+        cfg=opened.cfg,
+        device=opened.device,
+        precision=opened.precision,
+        cache_dir=cache,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        desc=split,
+    )
     info, dataset = opened.info, opened.dataset
-    extra = {"run": str(opened.run.root.resolve()), "checkpoint": info["checkpoint"], "epoch": info.get("epoch"),
-             "model": info["model"]["name"], "split": split, "test_sampling": opened.cfg.eval.sampling,
-             "dataset": dataset.name, "root": dataset.root}
+    extra = {
+        "run": str(opened.run.root.resolve()),
+        "checkpoint": info["checkpoint"],
+        "epoch": info.get("epoch"),
+        "model": info["model"]["name"],
+        "split": split,
+        "test_sampling": opened.cfg.eval.sampling,
+        "dataset": dataset.name,
+        "root": dataset.root,
+    }
     path, _ = save_features(out / split, feats, tracklets, extra=extra)
     return {"path": path, "shape": tuple(feats.shape)}

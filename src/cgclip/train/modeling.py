@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -50,10 +51,17 @@ def _start_scale(model_cfg: ModelConfig, clip_scale: float) -> float:
     return min(100.0, max(1.0, float(clip_scale)))
 
 
-def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image_size: Sequence[int],
-                         num_classes: int, num_cameras: int, identities: Sequence[str],
-                         captions: Sequence[Sequence[str]] | None = None,
-                         trained_cameras: Sequence[int] | None = None) -> torch.nn.Module:
+def build_training_model(
+    model_cfg: ModelConfig,
+    *,
+    clip_path: str | Path,
+    image_size: Sequence[int],
+    num_classes: int,
+    num_cameras: int,
+    identities: Sequence[str],
+    captions: Sequence[Sequence[str]] | None = None,
+    trained_cameras: Sequence[int] | None = None,
+) -> torch.nn.Module:
     """Load CLIP from ``clip_path`` and build ``model_cfg.name`` for training (captions only for ``cgclip``;
     ``trained_cameras``: the camera ids of the training tracklets, for the SIE unseen-camera rule).
 
@@ -61,15 +69,26 @@ def build_training_model(model_cfg: ModelConfig, *, clip_path: str | Path, image
     from cgclip.models import build_model, load_clip
 
     model_cfg = resolve_model_defaults(model_cfg)
-    clip = load_clip(clip_path, image_size=(int(image_size[0]), int(image_size[1])),
-                     num_cameras=num_cameras if model_cfg.sie else 0, sie_coef=model_cfg.sie_coef,
-                     sie_tokens=str(model_cfg.sie_tokens), freeze_stem=bool(model_cfg.freeze_stem),
-                     trained_cameras=trained_cameras if model_cfg.sie else None)
+    clip = load_clip(
+        clip_path,
+        image_size=(int(image_size[0]), int(image_size[1])),
+        num_cameras=num_cameras if model_cfg.sie else 0,
+        sie_coef=model_cfg.sie_coef,
+        sie_tokens=str(model_cfg.sie_tokens),
+        freeze_stem=bool(model_cfg.freeze_stem),
+        trained_cameras=trained_cameras if model_cfg.sie else None,
+    )
     needs_text = model_cfg.name == "cgclip"
-    model = build_model(model_cfg.name, image_encoder=clip.image, num_classes=num_classes, num_cameras=num_cameras,
-                        captions=list(captions) if needs_text and captions is not None else None,
-                        text_encoder=clip.text if needs_text else None, identity_names=list(identities),
-                        **{**model_options(model_cfg), "logit_scale_init": _start_scale(model_cfg, clip.logit_scale)})
+    model = build_model(
+        model_cfg.name,
+        image_encoder=clip.image,
+        num_classes=num_classes,
+        num_cameras=num_cameras,
+        captions=list(captions) if needs_text and captions is not None else None,
+        text_encoder=clip.text if needs_text else None,
+        identity_names=list(identities),
+        **{**model_options(model_cfg), "logit_scale_init": _start_scale(model_cfg, clip.logit_scale)},
+    )
     return model
 
 
@@ -80,9 +99,14 @@ def save_clip_config(clip_path: str | Path, run_root: str | Path) -> None:
     shutil.copyfile(Path(clip_path) / "config.json", dst / "config.json")
 
 
-def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int], num_cameras: int,
-                              sie_coef: float, sie_tokens: str = "all",
-                              trained_cameras: Sequence[int] | None = None) -> torch.nn.Module:
+def image_encoder_from_config(
+    config_dir: str | Path,
+    image_size: Sequence[int],
+    num_cameras: int,
+    sie_coef: float,
+    sie_tokens: str = "all",
+    trained_cameras: Sequence[int] | None = None,
+) -> torch.nn.Module:
     """A randomly initialised CLIP image encoder with the architecture of ``config_dir/config.json`` (weights are
     loaded from a checkpoint afterwards)."""
     from transformers import CLIPConfig, CLIPVisionModelWithProjection
@@ -95,9 +119,15 @@ def image_encoder_from_config(config_dir: str | Path, image_size: Sequence[int],
     vision_config.projection_dim = config.projection_dim
     vision = CLIPVisionModelWithProjection(vision_config)
     apply_stem(vision.vision_model)
-    return ClipImageEncoder(vision.vision_model, vision.visual_projection,
-                            image_size=(int(image_size[0]), int(image_size[1])), num_cameras=num_cameras,
-                            sie_coef=sie_coef, sie_tokens=sie_tokens, trained_cameras=trained_cameras)
+    return ClipImageEncoder(
+        vision.vision_model,
+        vision.visual_projection,
+        image_size=(int(image_size[0]), int(image_size[1])),
+        num_cameras=num_cameras,
+        sie_coef=sie_coef,
+        sie_tokens=sie_tokens,
+        trained_cameras=trained_cameras,
+    )
 
 
 def build_inference_model(info: dict[str, Any], run_root: str | Path) -> torch.nn.Module:
@@ -112,18 +142,32 @@ def build_inference_model(info: dict[str, Any], run_root: str | Path) -> torch.n
     trained = info.get("sie_cameras") if sie_cams else None  # None (runs made before the rule): every row
     config_dir = Path(run_root) / "clip"
     if (config_dir / "config.json").is_file():
-        encoder = image_encoder_from_config(config_dir, image_size, sie_cams, model_cfg.sie_coef,
-                                            str(model_cfg.sie_tokens), trained_cameras=trained)
+        encoder = image_encoder_from_config(
+            config_dir, image_size, sie_cams, model_cfg.sie_coef, str(model_cfg.sie_tokens), trained_cameras=trained
+        )
     else:
         clip_path = info.get("clip_path")
         if not clip_path or not Path(clip_path).is_dir():
-            raise CheckpointError("the run has no clip/config.json and its CLIP directory is gone; retrain",
-                                  path=config_dir)
-        encoder = load_clip(clip_path, image_size=tuple(image_size), num_cameras=sie_cams,
-                            sie_coef=model_cfg.sie_coef, sie_tokens=str(model_cfg.sie_tokens),
-                            trained_cameras=trained).image
-    return build_model(model_cfg.name, image_encoder=encoder, num_classes=num_classes, num_cameras=num_cameras,
-                       inference_only=True, identity_names=info.get("identities"), **model_options(model_cfg))
+            raise CheckpointError(
+                "the run has no clip/config.json and its CLIP directory is gone; retrain", path=config_dir
+            )
+        encoder = load_clip(
+            clip_path,
+            image_size=tuple(image_size),
+            num_cameras=sie_cams,
+            sie_coef=model_cfg.sie_coef,
+            sie_tokens=str(model_cfg.sie_tokens),
+            trained_cameras=trained,
+        ).image
+    return build_model(
+        model_cfg.name,
+        image_encoder=encoder,
+        num_classes=num_classes,
+        num_cameras=num_cameras,
+        inference_only=True,
+        identity_names=info.get("identities"),
+        **model_options(model_cfg),
+    )
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
@@ -132,5 +176,8 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise CheckpointError(f"weights do not fit the model ({' '.join(first[:2])[:300]}); the run folder and its "
-                              "model.json/config.yaml disagree", path=source) from exc
+        raise CheckpointError(
+            f"weights do not fit the model ({' '.join(first[:2])[:300]}); the run folder and its "
+            "model.json/config.yaml disagree",
+            path=source,
+        ) from exc

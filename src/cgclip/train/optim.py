@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -33,9 +34,17 @@ def is_bias(name: str) -> bool:
     return "bias" in name.split(".")[-1]
 
 
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: Sequence[float] = (0.9, 0.999),
-                    eps: float = 1e-8, logit_scale_lr_mult: float = 1.0, bias_lr_factor: float = 1.0,
-                    weight_decay_bias: float | None = None, large_fc_lr_mult: float = 1.0) -> torch.optim.Adam:
+def build_optimizer(
+    model: torch.nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    logit_scale_lr_mult: float = 1.0,
+    bias_lr_factor: float = 1.0,
+    weight_decay_bias: float | None = None,
+    large_fc_lr_mult: float = 1.0,
+) -> torch.optim.Adam:
     """Adam over the parameters of ``model`` that require gradients (the frozen text tower is left out).
 
     Groups, the plain one first: every other parameter at ``lr`` / ``weight_decay``; bias parameters
@@ -65,27 +74,39 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, beta
             mult *= float(large_fc_lr_mult)
         buckets.setdefault((mult, decay), []).append(param)
     kept = [(mult, decay, params) for (mult, decay), params in buckets.items() if params]
-    log.debug("optimizer groups (lr factor, weight decay, parameters): %s",
-              [(mult, decay, len(params)) for mult, decay, params in kept])
-    groups: list[dict[str, Any]] = [{"params": params, "lr": lr * mult, "weight_decay": decay}
-                                    for mult, decay, params in kept]
+    log.debug(
+        "optimizer groups (lr factor, weight decay, parameters): %s",
+        [(mult, decay, len(params)) for mult, decay, params in kept],
+    )
+    groups: list[dict[str, Any]] = [
+        {"params": params, "lr": lr * mult, "weight_decay": decay} for mult, decay, params in kept
+    ]
     if scale and logit_scale_lr_mult > 0:
         groups.append({"params": scale, "lr": lr * float(logit_scale_lr_mult), "weight_decay": 0.0})
     elif scale:
         for p in scale:
             p.requires_grad_(False)
-    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1])),
-                            eps=eps)
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1])), eps=eps)
 
 
 def optimizer_from_config(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Adam:
     """:func:`build_optimizer` with the settings of an ``OptimConfig`` (the trainer's optimizer)."""
-    return build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.eps, cfg.logit_scale_lr_mult,
-                           cfg.bias_lr_factor, cfg.weight_decay_bias, cfg.large_fc_lr_mult)
+    return build_optimizer(
+        model,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.betas,
+        cfg.eps,
+        cfg.logit_scale_lr_mult,
+        cfg.bias_lr_factor,
+        cfg.weight_decay_bias,
+        cfg.large_fc_lr_mult,
+    )
 
 
-def lr_factor(progress: float, warmup_epochs: float, warmup_factor: float, milestones: Sequence[int],
-              gamma: float) -> float:
+def lr_factor(
+    progress: float, warmup_epochs: float, warmup_factor: float, milestones: Sequence[int], gamma: float
+) -> float:
     """Multiplier of the base lr after ``progress`` epochs (fractional with per-iteration scheduling).
 
     ``warmup_factor * (1 - a) + a`` with ``a = progress / warmup_epochs`` during warm-up, times
@@ -108,8 +129,15 @@ class WarmupStepSchedule:
             fractional epoch ``epoch + i / iters_per_epoch``).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, warmup_epochs: float, warmup_factor: float,
-                 milestones: Sequence[int], gamma: float, unit: str = "epoch") -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        warmup_epochs: float,
+        warmup_factor: float,
+        milestones: Sequence[int],
+        gamma: float,
+        unit: str = "epoch",
+    ) -> None:
         if unit not in ("epoch", "iteration"):
             raise ValueError(f"unit must be 'epoch' or 'iteration' (got {unit!r})")
         self.optimizer = optimizer
@@ -139,10 +167,16 @@ class WarmupStepSchedule:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state."""
-        return {"position": self.position, "warmup_epochs": self.warmup_epochs, "warmup_factor": self.warmup_factor,
-                "milestones": self.milestones, "gamma": self.gamma, "unit": self.unit,
-                "initial_lrs": [g["initial_lr"] for g in self.optimizer.param_groups],
-                "lrs": self.get_lr()}
+        return {
+            "position": self.position,
+            "warmup_epochs": self.warmup_epochs,
+            "warmup_factor": self.warmup_factor,
+            "milestones": self.milestones,
+            "gamma": self.gamma,
+            "unit": self.unit,
+            "initial_lrs": [g["initial_lr"] for g in self.optimizer.param_groups],
+            "lrs": self.get_lr(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the position and the groups' base and current lr."""
@@ -152,7 +186,9 @@ class WarmupStepSchedule:
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"schedule state is incomplete ({exc}); the checkpoint is damaged") from exc
         if len(initial) != len(self.optimizer.param_groups):
-            raise CheckpointError("schedule state has a different number of parameter groups than the model; "
-                                  "resume with the same configuration")
+            raise CheckpointError(
+                "schedule state has a different number of parameter groups than the model; "
+                "resume with the same configuration"
+            )
         for group, base, lr in zip(self.optimizer.param_groups, initial, current):
             group["initial_lr"], group["lr"] = float(base), float(lr)

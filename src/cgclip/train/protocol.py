@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,21 +52,28 @@ def aggregate(per_split: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_split_protocol(cfg: Config, out_dir: str | Path, splits: Sequence[int], *,
-                       captions: Sequence[Sequence[str]] | None = None,
-                       on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                       on_split: Callable[[int, dict[str, Any]], None] | None = None,
-                       command: Sequence[str] | None = None, **evaluate_options: Any) -> dict[str, Any]:
+def run_split_protocol(
+    cfg: Config,
+    out_dir: str | Path,
+    splits: Sequence[int],
+    *,
+    captions: Sequence[Sequence[str]] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_split: Callable[[int, dict[str, Any]], None] | None = None,
+    command: Sequence[str] | None = None,
+    **evaluate_options: Any,
+) -> dict[str, Any]:
     """Train and evaluate every split in ``splits`` (see the module docstring); returns the aggregate results."""
+    from cgclip.train.distributed import env_world_size
     from cgclip.train.inference import evaluate_run
     from cgclip.train.run_dir import RunDir
     from cgclip.train.trainer import train
 
-    from cgclip.train.distributed import env_world_size
-
     if env_world_size() > 1:
-        raise ConfigError("the split protocol runs one split after another in one process; under torchrun train "
-                          "each split with `cgclip train --set data.split=K` and evaluate it with `cgclip evaluate`")
+        raise ConfigError(
+            "the split protocol runs one split after another in one process; under torchrun train "
+            "each split with `cgclip train --set data.split=K` and evaluate it with `cgclip evaluate`"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     per_split: dict[int, dict[str, Any]] = {}
@@ -86,8 +94,13 @@ def run_split_protocol(cfg: Config, out_dir: str | Path, splits: Sequence[int], 
         if on_split is not None:
             on_split(split, result)
     parts = protocol_summary(per_split)
-    summary = {"protocol": parts["protocol"], "model": next(iter(per_split.values())).get("model"),
-               "metrics": parts["metrics"], "splits": parts["splits"], "config": config_to_dict(cfg)}
+    summary = {
+        "protocol": parts["protocol"],
+        "model": next(iter(per_split.values())).get("model"),
+        "metrics": parts["metrics"],
+        "splits": parts["splits"],
+        "config": config_to_dict(cfg),
+    }
     summary = write_results(out / "results.json", summary)
     write_json(out / "protocol.json", {"kind": "splits", "splits": list(per_split)})
     return summary
@@ -99,9 +112,11 @@ def protocol_summary(per_split: dict[int, dict[str, Any]]) -> dict[str, Any]:
     (each split's headline metrics)."""
     first = next(iter(per_split.values()))
     protocol = {k: v for k, v in first.get("protocol", {}).items() if k not in ("split", "epoch")}
-    return {"protocol": {**protocol, "splits": list(per_split), "aggregate": "mean and std (ddof=1) over splits"},
-            "metrics": aggregate(per_split),
-            "splits": {str(s): {k: r[k] for k in METRICS if k in r} for s, r in per_split.items()}}
+    return {
+        "protocol": {**protocol, "splits": list(per_split), "aggregate": "mean and std (ddof=1) over splits"},
+        "metrics": aggregate(per_split),
+        "splits": {str(s): {k: r[k] for k in METRICS if k in r} for s, r in per_split.items()},
+    }
 
 
 def is_protocol_dir(root: str | Path) -> bool:
@@ -110,9 +125,14 @@ def is_protocol_dir(root: str | Path) -> bool:
     return (root / "protocol.json").is_file() and not (root / "config.yaml").is_file()
 
 
-def evaluate_protocol(root: str | Path, dataset_root: str | Path | None = None, *, output: str | Path | None = None,
-                      on_split: Callable[[int, dict[str, Any]], None] | None = None,
-                      **evaluate_options: Any) -> dict[str, Any]:
+def evaluate_protocol(
+    root: str | Path,
+    dataset_root: str | Path | None = None,
+    *,
+    output: str | Path | None = None,
+    on_split: Callable[[int, dict[str, Any]], None] | None = None,
+    **evaluate_options: Any,
+) -> dict[str, Any]:
     """Evaluate every split of a protocol folder again (:func:`cgclip.train.inference.evaluate_run` with
     ``evaluate_options``) and write the updated summary to ``output`` (default ``ROOT/results.json``); returns it."""
     from cgclip.train.inference import evaluate_run
@@ -124,8 +144,10 @@ def evaluate_protocol(root: str | Path, dataset_root: str | Path | None = None, 
         if on_split is not None:
             on_split(split, per_split[split])
     if not per_split:
-        raise ConfigError("protocol.json lists no splits; rerun the protocol (cgclip train --protocol-splits)",
-                          path=root / "protocol.json")
+        raise ConfigError(
+            "protocol.json lists no splits; rerun the protocol (cgclip train --protocol-splits)",
+            path=root / "protocol.json",
+        )
     summary = read_results(root / "results.json") if (root / "results.json").is_file() else {}
     summary.update(protocol_summary(per_split))
     return write_results(Path(output) if output else root / "results.json", summary)

@@ -31,7 +31,6 @@ from cgclip.config import Config, config_from_dict, config_to_yaml
 from cgclip.errors import ConfigError
 from cgclip.io_utils import atomic_write_text, read_json, write_json
 
-
 #: The file that marks a folder as a cgclip run (written first, before any other file of the run).
 MARKER = ".cgclip-run"
 
@@ -86,8 +85,10 @@ class RunDir:
     def load_config(self) -> Config:
         """Read the run's saved configuration back."""
         if not self.config_path.is_file():
-            raise ConfigError("no config.yaml: this is not a cgclip run folder (pass the --out of cgclip train)",
-                              path=self.config_path)
+            raise ConfigError(
+                "no config.yaml: this is not a cgclip run folder (pass the --out of cgclip train)",
+                path=self.config_path,
+            )
         try:
             tree = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 import resource
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,19 +39,36 @@ def peak_memory_mb(device: torch.device) -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def train_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo) -> tuple[DataLoader, PKSampler,
-                                                                                 VideoClipDataset]:
+def train_loader(
+    tracklets: Sequence[Any], cfg: Config, info: DistInfo
+) -> tuple[DataLoader, PKSampler, VideoClipDataset]:
     d = cfg.data
-    transform = build_transform(size=(d.image_size[0], d.image_size[1]), train=True, flip_p=d.flip_p,
-                                erase_p=d.erase_p, erase_mode=d.erase_mode)
-    dataset = VideoClipDataset(tracklets, d.seq_len, "rrs", transform, seed=cfg.train.seed,
-                               cache_images=d.cache_images)
-    sampler = PKSampler([t.pid for t in tracklets], d.p, d.k, seed=cfg.train.seed, rank=info.rank,
-                        world_size=info.world_size, epoch_mode=d.epoch_mode, cameras=[t.camid for t in tracklets],
-                        spread_cameras=d.spread_cameras, same_camera_ids=d.same_camera_identities)
-    loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.train.num_workers, collate_fn=collate_clips,
-                        pin_memory=info.device.type == "cuda", persistent_workers=False)
+    transform = build_transform(
+        size=(d.image_size[0], d.image_size[1]), train=True, flip_p=d.flip_p, erase_p=d.erase_p, erase_mode=d.erase_mode
+    )
+    dataset = VideoClipDataset(tracklets, d.seq_len, "rrs", transform, seed=cfg.train.seed, cache_images=d.cache_images)
+    sampler = PKSampler(
+        [t.pid for t in tracklets],
+        d.p,
+        d.k,
+        seed=cfg.train.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        epoch_mode=d.epoch_mode,
+        cameras=[t.camid for t in tracklets],
+        spread_cameras=d.spread_cameras,
+        same_camera_ids=d.same_camera_identities,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=sampler.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.train.num_workers,
+        collate_fn=collate_clips,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=False,
+    )
     return loader, sampler, dataset
 
 
@@ -63,28 +81,48 @@ def prepare_loader(tracklets: Sequence[Any], cfg: Config, info: DistInfo, sampli
     """
     d = cfg.data
     share = [t for i, t in enumerate(tracklets) if i % info.world_size == info.rank]
-    dataset = VideoClipDataset(share, d.seq_len, sampling,
-                               build_transform(size=(d.image_size[0], d.image_size[1]), train=False),
-                               cache_images=d.cache_images)
+    dataset = VideoClipDataset(
+        share,
+        d.seq_len,
+        sampling,
+        build_transform(size=(d.image_size[0], d.image_size[1]), train=False),
+        cache_images=d.cache_images,
+    )
     per_batch = cfg.eval.batch_size if sampling != "dense" else max(1, cfg.eval.batch_size // 4)
-    return DataLoader(dataset, batch_size=per_batch, shuffle=False, num_workers=cfg.train.num_workers,
-                      collate_fn=collate_clips)
+    return DataLoader(
+        dataset, batch_size=per_batch, shuffle=False, num_workers=cfg.train.num_workers, collate_fn=collate_clips
+    )
 
 
-def validate(model: torch.nn.Module, split: ValidationSplit, cfg: Config, device: torch.device,
-             precision: str) -> dict[str, float]:
+def validate(
+    model: torch.nn.Module, split: ValidationSplit, cfg: Config, device: torch.device, precision: str
+) -> dict[str, float]:
     """Retrieval metrics of ``model`` on the validation split (never the test set)."""
     from cgclip.eval import evaluate_features
 
     seq_len = cfg.eval.seq_len or cfg.data.seq_len
-    kwargs = dict(image_size=cfg.data.image_size, seq_len=seq_len, sampling="rrs_first",
-                  batch_size=cfg.eval.batch_size, device=device, precision=precision, num_workers=0,
-                  cache_images=cfg.data.cache_images)
+    kwargs = dict(
+        image_size=cfg.data.image_size,
+        seq_len=seq_len,
+        sampling="rrs_first",
+        batch_size=cfg.eval.batch_size,
+        device=device,
+        precision=precision,
+        num_workers=0,
+        cache_images=cfg.data.cache_images,
+    )
     qf = extract_features(model, split.query, desc="val query", **kwargs)
     gf = extract_features(model, split.gallery, desc="val gallery", **kwargs)
-    result = evaluate_features(qf.numpy(), gf.numpy(), [t.pid for t in split.query], [t.pid for t in split.gallery],
-                               [t.camid for t in split.query], [t.camid for t in split.gallery],
-                               metric=cfg.eval.metric, gallery_mode="gallery")
+    result = evaluate_features(
+        qf.numpy(),
+        gf.numpy(),
+        [t.pid for t in split.query],
+        [t.pid for t in split.gallery],
+        [t.camid for t in split.query],
+        [t.camid for t in split.gallery],
+        metric=cfg.eval.metric,
+        gallery_mode="gallery",
+    )
     return {"mAP": float(result.mAP), "rank1": result.rank(1), "rank5": result.rank(5), "mINP": float(result.mINP)}
 
 

@@ -14,9 +14,10 @@ import itertools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -25,27 +26,52 @@ from cgclip.config import Config, ModelConfig, OptimConfig, config_to_dict, diff
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
-from cgclip.io_utils import check_output_dir
 from cgclip.errors import CgclipError, ConfigError
+from cgclip.io_utils import check_output_dir
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
 from cgclip.train.datasets import identity_names, open_dataset, training_cameras
-from cgclip.train.distributed import (DistInfo, barrier, broadcast_object, cleanup, init_distributed, max_across_ranks,
-                                      sum_across_ranks, unwrap, wrap_model)
+from cgclip.train.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_object,
+    cleanup,
+    init_distributed,
+    max_across_ranks,
+    sum_across_ranks,
+    unwrap,
+    wrap_model,
+)
 from cgclip.train.extract import autocast_context
 from cgclip.train.loop_state import LoopState, resume_state, save_last_state
 from cgclip.train.modeling import build_training_model, resolve_clip_path, save_clip_config
 from cgclip.train.optim import WarmupStepSchedule, optimizer_from_config
 from cgclip.train.run_dir import RunDir, environment
-from cgclip.train.setup import (load_captions, peak_memory_mb, prepare_loader,  # noqa: F401 (re-exported)
-                                resolve_precision, seed_everything, train_loader, validate)
+from cgclip.train.setup import (  # noqa: F401 (re-exported)
+    load_captions,
+    peak_memory_mb,
+    prepare_loader,
+    resolve_precision,
+    seed_everything,
+    train_loader,
+    validate,
+)
 from cgclip.train.validation import carve_validation
 
 log = logging.getLogger(__name__)
 
 #: Settings that may change when a run is resumed (everything else must match the saved configuration).
-RESUMABLE_CHANGES = {"train.epochs", "train.eval_every", "train.num_workers", "train.log_every", "train.save_every",
-                     "data.root", "data.captions", "model.clip_path", "eval.batch_size"}
+RESUMABLE_CHANGES = {
+    "train.epochs",
+    "train.eval_every",
+    "train.num_workers",
+    "train.log_every",
+    "train.save_every",
+    "data.root",
+    "data.captions",
+    "model.clip_path",
+    "eval.batch_size",
+}
 
 
 class TrainingError(CgclipError):
@@ -93,8 +119,11 @@ def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
     changed = [k for k in diff_configs(saved, cfg) if k not in RESUMABLE_CHANGES]
     # a setting left at its default on the command line (e.g. no --clip) keeps the saved value
     if changed:
-        raise ConfigError(f"--resume with settings that differ from the run's config.yaml: {', '.join(changed)}; "
-                          "resume with the same settings or start a new run with another --out", path=run.config_path)
+        raise ConfigError(
+            f"--resume with settings that differ from the run's config.yaml: {', '.join(changed)}; "
+            "resume with the same settings or start a new run with another --out",
+            path=run.config_path,
+        )
     for key in RESUMABLE_CHANGES:
         section, name = key.split(".")
         new = getattr(getattr(cfg, section), name)
@@ -103,10 +132,16 @@ def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
     return saved
 
 
-def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None = None,
-          captions: Sequence[Sequence[str]] | None = None, resume: bool = False,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None, command: Sequence[str] | None = None
-          ) -> TrainResult:
+def train(
+    cfg: Config,
+    out_dir: str | Path,
+    *,
+    dataset: TrackletDataset | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    command: Sequence[str] | None = None,
+) -> TrainResult:
     """Train ``cfg.model.name`` on ``dataset`` (default: the one ``cfg.data`` names) into the run folder ``out_dir``.
 
     Args:
@@ -120,13 +155,19 @@ def train(cfg: Config, out_dir: str | Path, *, dataset: TrackletDataset | None =
         command: the command line, recorded in ``run.json``.
     """
     run = RunDir(out_dir)
-    check_output_dir(run.root, run.is_ours(), fix="choose a new --out (cgclip train writes only into a new or empty "
-                                                  "folder, or one of its own runs)")
+    check_output_dir(
+        run.root,
+        run.is_ours(),
+        fix="choose a new --out (cgclip train writes only into a new or empty folder, or one of its own runs)",
+    )
     if run.has_checkpoint() and not resume:
-        raise ConfigError("this run folder already holds a training run; pass --resume to continue it or choose a "
-                          "new --out", path=run.root)
-    cfg = dataclasses.replace(resolve_defaults(cfg),
-                              optim=dataclasses.replace(cfg.optim))  # the run records the model's own defaults
+        raise ConfigError(
+            "this run folder already holds a training run; pass --resume to continue it or choose a new --out",
+            path=run.root,
+        )
+    cfg = dataclasses.replace(
+        resolve_defaults(cfg), optim=dataclasses.replace(cfg.optim)
+    )  # the run records the model's own defaults
     cfg = _resolve_config(cfg, run, resume)
     info = init_distributed(cfg.train.device)
     try:
@@ -157,8 +198,9 @@ class TrainingData:
         return self.cameras[-1] + 1 if self.cameras else 0
 
 
-def _training_data(cfg: Config, dataset: TrackletDataset | None,
-                   captions: Sequence[Sequence[str]] | None) -> TrainingData:
+def _training_data(
+    cfg: Config, dataset: TrackletDataset | None, captions: Sequence[Sequence[str]] | None
+) -> TrainingData:
     """Open the dataset, carve the validation identities, and line CG-CLIP's captions up with the train pids."""
     if dataset is None:
         dataset = open_dataset(cfg.data)
@@ -174,55 +216,103 @@ def _training_data(cfg: Config, dataset: TrackletDataset | None,
     return TrainingData(dataset, split, identities, training_cameras(split.train), captions)
 
 
-def _record_start(run: RunDir, cfg: Config, data: TrainingData, clip_path: Path, info: DistInfo, precision: str,
-                  command: Sequence[str] | None) -> None:
+def _record_start(
+    run: RunDir,
+    cfg: Config,
+    data: TrainingData,
+    clip_path: Path,
+    info: DistInfo,
+    precision: str,
+    command: Sequence[str] | None,
+) -> None:
     """Create the run folder and write its configuration, CLIP config, dataset statistics and ``run.json``."""
     run.create()
     run.save_config(cfg)
     save_clip_config(clip_path, run.root)
     stats = data.dataset.statistics()
     stats["validation"] = data.split.summary() if data.split.enabled else None
-    stats["train_used"] = {"identities": data.num_classes, "tracklets": len(data.split.train),
-                           "cameras": data.num_cameras}
+    stats["train_used"] = {
+        "identities": data.num_classes,
+        "tracklets": len(data.split.train),
+        "cameras": data.num_cameras,
+    }
     run.write("dataset.json", stats)
     run.write("environment.json", environment(info.device, info.world_size))
-    run.write("run.json", {"status": "running", "seed": cfg.train.seed, "model": cfg.model.name,
-                           "clip_path": str(clip_path),
-                           "dataset": {"name": data.dataset.name, "root": data.dataset.root},
-                           "world_size": info.world_size, "precision": precision,
-                           "command": list(command) if command else None,
-                           "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    run.write(
+        "run.json",
+        {
+            "status": "running",
+            "seed": cfg.train.seed,
+            "model": cfg.model.name,
+            "clip_path": str(clip_path),
+            "dataset": {"name": data.dataset.name, "root": data.dataset.root},
+            "world_size": info.world_size,
+            "precision": precision,
+            "command": list(command) if command else None,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
 
 
-def _record_end(run: RunDir, cfg: Config, model: torch.nn.Module, data: TrainingData, clip_path: Path,
-                state: LoopState) -> None:
+def _record_end(
+    run: RunDir, cfg: Config, model: torch.nn.Module, data: TrainingData, clip_path: Path, state: LoopState
+) -> None:
     """Export the final model and mark ``run.json`` completed with the selected epoch."""
-    model_info = model_description(cfg, model, data.num_classes, data.num_cameras, data.identities, clip_path,
-                                   cameras=data.cameras, epoch=cfg.train.epochs)
+    model_info = model_description(
+        cfg,
+        model,
+        data.num_classes,
+        data.num_cameras,
+        data.identities,
+        clip_path,
+        cameras=data.cameras,
+        epoch=cfg.train.epochs,
+    )
     ckpt.export_model(run.root, model.state_dict(), model_info)
     meta = run.read("run.json")
-    meta.update(status="completed", finished=time.strftime("%Y-%m-%d %H:%M:%S"), epochs=cfg.train.epochs,
-                best_epoch=state.best_epoch, best_val_mAP=state.best_metric,
-                selection="validation mAP" if data.split.enabled else "last epoch (no validation split)")
+    meta.update(
+        status="completed",
+        finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+        epochs=cfg.train.epochs,
+        best_epoch=state.best_epoch,
+        best_val_mAP=state.best_metric,
+        selection="validation mAP" if data.split.enabled else "last epoch (no validation split)",
+    )
     run.write("run.json", meta)
 
 
-def _validate_and_select(model: torch.nn.Module, data: TrainingData, cfg: Config, info: DistInfo, precision: str,
-                         run: RunDir, epoch: int, state: LoopState) -> dict[str, Any]:
+def _validate_and_select(
+    model: torch.nn.Module,
+    data: TrainingData,
+    cfg: Config,
+    info: DistInfo,
+    precision: str,
+    run: RunDir,
+    epoch: int,
+    state: LoopState,
+) -> dict[str, Any]:
     """Validation mAP after ``epoch`` (0-based), on every rank; a new best is kept as the ``best`` checkpoint."""
     val = validate(model, data.split, cfg, info.device, precision) if info.is_main else None
     val = broadcast_object(val, info)
     if state.best_metric is None or val["mAP"] > state.best_metric:
         state.best_epoch, state.best_metric = epoch + 1, val["mAP"]
         if info.is_main and cfg.train.keep_best:
-            ckpt.save_checkpoint(run.checkpoints, "best", epoch=epoch + 1, model_state=model.state_dict(),
-                                 state={"val": val})
+            ckpt.save_checkpoint(
+                run.checkpoints, "best", epoch=epoch + 1, model_state=model.state_dict(), state={"val": val}
+            )
     return val
 
 
-def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | None,
-           captions: Sequence[Sequence[str]] | None, resume: bool,
-           on_epoch: Callable[[dict[str, Any]], None] | None, command: Sequence[str] | None) -> TrainResult:
+def _train(
+    cfg: Config,
+    run: RunDir,
+    info: DistInfo,
+    dataset: TrackletDataset | None,
+    captions: Sequence[Sequence[str]] | None,
+    resume: bool,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    command: Sequence[str] | None,
+) -> TrainResult:
     device = info.device
     precision = resolve_precision(cfg.train.precision, device)
     seed_everything(cfg.train.seed + info.rank)
@@ -232,16 +322,39 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
         _record_start(run, cfg, data, clip_path, info, precision, command)
     barrier(info)
 
-    model = build_training_model(cfg.model, clip_path=clip_path, image_size=cfg.data.image_size,
-                                 num_classes=data.num_classes, num_cameras=data.num_cameras,
-                                 identities=data.identities, captions=data.captions,
-                                 trained_cameras=data.cameras).to(device)
+    model = build_training_model(
+        cfg.model,
+        clip_path=clip_path,
+        image_size=cfg.data.image_size,
+        num_classes=data.num_classes,
+        num_cameras=data.num_cameras,
+        identities=data.identities,
+        captions=data.captions,
+        trained_cameras=data.cameras,
+    ).to(device)
     if info.is_main:
-        run.write("model.json", model_description(cfg, model, data.num_classes, data.num_cameras, data.identities,
-                                                  clip_path, epoch=None, cameras=data.cameras))
+        run.write(
+            "model.json",
+            model_description(
+                cfg,
+                model,
+                data.num_classes,
+                data.num_cameras,
+                data.identities,
+                clip_path,
+                epoch=None,
+                cameras=data.cameras,
+            ),
+        )
     optimizer = optimizer_from_config(model, cfg.optim)
-    schedule = WarmupStepSchedule(optimizer, cfg.optim.warmup_epochs, cfg.optim.warmup_factor, cfg.optim.milestones,
-                                  cfg.optim.gamma, cfg.optim.schedule_unit)
+    schedule = WarmupStepSchedule(
+        optimizer,
+        cfg.optim.warmup_epochs,
+        cfg.optim.warmup_factor,
+        cfg.optim.milestones,
+        cfg.optim.gamma,
+        cfg.optim.schedule_unit,
+    )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     loader, sampler, train_ds = train_loader(data.split.train, cfg, info)
 
@@ -251,20 +364,29 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
         state = LoopState()
         if hasattr(model, "prepare"):
             with autocast_context(device, precision):
-                model.prepare(prepare_loader(data.split.train, cfg, info,
-                                             getattr(model, "prepare_sampling", "rrs_first")))
+                model.prepare(
+                    prepare_loader(data.split.train, cfg, info, getattr(model, "prepare_sampling", "rrs_first"))
+                )
 
     ddp_model = wrap_model(model, info, cfg.train.find_unused_parameters)
     if info.is_main:
         run.write_metrics([r for r in state.history if r["epoch"] <= state.start_epoch])
-        log.info("training %s: %d identities, %d tracklets, ~%d iterations/epoch, %d epochs, %s, %s on %s",
-                 cfg.model.name, data.num_classes, len(data.split.train),
-                 _iterations(sampler, cfg, state.start_epoch), cfg.train.epochs, precision,
-                 f"{info.world_size} rank(s)", device)
+        log.info(
+            "training %s: %d identities, %d tracklets, ~%d iterations/epoch, %d epochs, %s, %s on %s",
+            cfg.model.name,
+            data.num_classes,
+            len(data.split.train),
+            _iterations(sampler, cfg, state.start_epoch),
+            cfg.train.epochs,
+            precision,
+            f"{info.world_size} rank(s)",
+            device,
+        )
 
     for epoch in range(state.start_epoch, cfg.train.epochs):
-        record = _train_epoch(ddp_model, loader, sampler, train_ds, optimizer, schedule, scaler, cfg, info, epoch,
-                              precision)
+        record = _train_epoch(
+            ddp_model, loader, sampler, train_ds, optimizer, schedule, scaler, cfg, info, epoch, precision
+        )
         if isinstance(getattr(model, "logit_scale", None), torch.Tensor):
             record["logit_scale"] = round(float(model.logit_scale.detach().float().exp()), 4)
         last = epoch + 1 == cfg.train.epochs
@@ -285,17 +407,33 @@ def _train(cfg: Config, run: RunDir, info: DistInfo, dataset: TrackletDataset | 
     return TrainResult(run.root, cfg.train.epochs, state.best_epoch, state.best_metric, state.history)
 
 
-def model_description(cfg: Config, model: torch.nn.Module, num_classes: int, num_cameras: int,
-                      identities: Sequence[str], clip_path: Path, epoch: int | None,
-                      cameras: Sequence[int] | None = None) -> dict[str, Any]:
+def model_description(
+    cfg: Config,
+    model: torch.nn.Module,
+    num_classes: int,
+    num_cameras: int,
+    identities: Sequence[str],
+    clip_path: Path,
+    epoch: int | None,
+    cameras: Sequence[int] | None = None,
+) -> dict[str, Any]:
     """``model.json``: what is needed to rebuild the model for inference and how to feed it (``sie_cameras``: the
     camera ids training saw; others follow the unseen-camera rule)."""
-    return {"format": "cgclip-model", "version": 1, "model": config_to_dict(cfg)["model"],
-            "clip_path": str(clip_path), "num_classes": num_classes, "num_cameras": num_cameras,
-            "sie_cameras": list(cameras) if cameras is not None else None,
-            "identities": list(identities), "image_size": list(cfg.data.image_size), "seq_len": cfg.data.seq_len,
-            "feature_dim": int(getattr(unwrap(model), "feature_dim", 0)), "eval": config_to_dict(cfg)["eval"],
-            "epoch": epoch}
+    return {
+        "format": "cgclip-model",
+        "version": 1,
+        "model": config_to_dict(cfg)["model"],
+        "clip_path": str(clip_path),
+        "num_classes": num_classes,
+        "num_cameras": num_cameras,
+        "sie_cameras": list(cameras) if cameras is not None else None,
+        "identities": list(identities),
+        "image_size": list(cfg.data.image_size),
+        "seq_len": cfg.data.seq_len,
+        "feature_dim": int(getattr(unwrap(model), "feature_dim", 0)),
+        "eval": config_to_dict(cfg)["eval"],
+        "epoch": epoch,
+    }
 
 
 def _summary(record: dict[str, Any]) -> str:
@@ -306,9 +444,17 @@ def _summary(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def train_step(model: torch.nn.Module, images: torch.Tensor, camids: torch.Tensor, pids: torch.Tensor,
-               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, device: torch.device,
-               precision: str, grad_clip: float = 0.0) -> dict[str, Any]:
+def train_step(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    camids: torch.Tensor,
+    pids: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    device: torch.device,
+    precision: str,
+    grad_clip: float = 0.0,
+) -> dict[str, Any]:
     """One optimisation step on a batch: forward under autocast, backward (scaled for fp16), optional gradient
     clipping, optimizer step. Returns the model's output dict with ``"loss"`` detached. A non-finite loss skips the
     update (the caller decides what to do)."""
@@ -340,15 +486,26 @@ def _iterations(sampler: PKSampler, cfg: Config, epoch: int) -> int:
     full = len(sampler) // sampler.batch_size
     iters = min(full, cfg.train.max_iters) if cfg.train.max_iters else full
     if iters < 1:
-        raise ConfigError(f"epoch {epoch + 1} has no full P×K batch (data.p={cfg.data.p}, data.k={cfg.data.k}, "
-                          f"{len(sampler.ids)} identities); lower data.p or data.k")
+        raise ConfigError(
+            f"epoch {epoch + 1} has no full P×K batch (data.p={cfg.data.p}, data.k={cfg.data.k}, "
+            f"{len(sampler.ids)} identities); lower data.p or data.k"
+        )
     return iters
 
 
-def _train_epoch(model: torch.nn.Module, loader: DataLoader, sampler: PKSampler, dataset: VideoClipDataset,
-                 optimizer: torch.optim.Optimizer, schedule: WarmupStepSchedule,
-                 scaler: torch.amp.GradScaler | None, cfg: Config, info: DistInfo, epoch: int,
-                 precision: str) -> dict[str, Any]:
+def _train_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    sampler: PKSampler,
+    dataset: VideoClipDataset,
+    optimizer: torch.optim.Optimizer,
+    schedule: WarmupStepSchedule,
+    scaler: torch.amp.GradScaler | None,
+    cfg: Config,
+    info: DistInfo,
+    epoch: int,
+    precision: str,
+) -> dict[str, Any]:
     device = info.device
     iters = _iterations(sampler, cfg, epoch)
     dataset.set_epoch(epoch)
@@ -371,8 +528,10 @@ def _train_epoch(model: torch.nn.Module, loader: DataLoader, sampler: PKSampler,
             out = train_step(model, images, camids, pids, optimizer, scaler, device, precision, cfg.optim.grad_clip)
             loss = out["loss"]
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1}; lower optim.lr "
-                                    "or use train.precision=fp32")
+                raise TrainingError(
+                    f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1}; lower optim.lr "
+                    "or use train.precision=fp32"
+                )
             steps += 1
             sums["loss"] += float(loss.detach())
             for name, value in out.get("losses", {}).items():
@@ -388,8 +547,9 @@ def _train_epoch(model: torch.nn.Module, loader: DataLoader, sampler: PKSampler,
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - start
-    totals = sum_across_ranks({**sums, "steps": steps, "tracklets": tracklets, "frames": frames,
-                               "data_time": data_time}, info)
+    totals = sum_across_ranks(
+        {**sums, "steps": steps, "tracklets": tracklets, "frames": frames, "data_time": data_time}, info
+    )
     elapsed = max_across_ranks(elapsed, info)
     peak = max_across_ranks(peak_memory_mb(device), info)
     n = max(totals["steps"], 1.0)
@@ -397,7 +557,7 @@ def _train_epoch(model: torch.nn.Module, loader: DataLoader, sampler: PKSampler,
         "epoch": epoch + 1,
         "lr": lr,
         "loss": totals["loss"] / n,
-        "losses": {k[len("losses."):]: totals[k] / n for k in sorted(totals) if k.startswith("losses.")},
+        "losses": {k[len("losses.") :]: totals[k] / n for k in sorted(totals) if k.startswith("losses.")},
         "iterations": steps,
         "tracklets": int(totals["tracklets"]),
         "frames": int(totals["frames"]),

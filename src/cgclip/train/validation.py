@@ -17,8 +17,9 @@ the test's people do (a test sequence shows teammates and opponents together).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,16 +45,22 @@ class ValidationSplit:
 
     def summary(self) -> dict[str, Any]:
         """Counts for the run's dataset record."""
-        return {"identities": self.identities, "num_identities": len(self.identities),
-                "query": len(self.query), "gallery": len(self.gallery),
-                "train_identities": len({t.pid for t in self.train}), "train_tracklets": len(self.train)}
+        return {
+            "identities": self.identities,
+            "num_identities": len(self.identities),
+            "query": len(self.query),
+            "gallery": len(self.gallery),
+            "train_identities": len({t.pid for t in self.train}),
+            "train_tracklets": len(self.train),
+        }
 
 
 SELECTIONS = ("cameras", "random")
 
 
-def _draw_identities(cams: dict[int, set[int]], eligible: list[int], n: int, selection: str,
-                     rng: np.random.Generator) -> set[int]:
+def _draw_identities(
+    cams: dict[int, set[int]], eligible: list[int], n: int, selection: str, rng: np.random.Generator
+) -> set[int]:
     """``n`` of the ``eligible`` pids: at random, or camera by camera (``cameras``; see the module docstring)."""
     if selection == "random":
         return {int(p) for p in rng.choice(eligible, size=n, replace=False)}
@@ -66,8 +73,9 @@ def _draw_identities(cams: dict[int, set[int]], eligible: list[int], n: int, sel
     return set(held)
 
 
-def carve_validation(train: Sequence[Tracklet], num_identities: int, seed: int = 0,
-                     selection: str = "cameras") -> ValidationSplit:
+def carve_validation(
+    train: Sequence[Tracklet], num_identities: int, seed: int = 0, selection: str = "cameras"
+) -> ValidationSplit:
     """Hold out ``num_identities`` train identities as a validation retrieval task (see the module docstring).
 
     ``selection`` is ``cameras`` (held-out people share cameras, as test people do) or ``random``.
@@ -85,11 +93,15 @@ def carve_validation(train: Sequence[Tracklet], num_identities: int, seed: int =
         cams.setdefault(t.pid, set()).add(t.camid)
     eligible = sorted(pid for pid, c in cams.items() if len(c) >= 2)
     if len(eligible) < num_identities:
-        raise DataError(f"data.val_identities={num_identities} but only {len(eligible)} train identities appear in two "
-                        "or more cameras; lower data.val_identities (0 disables validation)")
+        raise DataError(
+            f"data.val_identities={num_identities} but only {len(eligible)} train identities appear in two "
+            "or more cameras; lower data.val_identities (0 disables validation)"
+        )
     if len(cams) - num_identities < 2:
-        raise DataError(f"holding out {num_identities} of {len(cams)} train identities leaves too few to train on; "
-                        "lower data.val_identities")
+        raise DataError(
+            f"holding out {num_identities} of {len(cams)} train identities leaves too few to train on; "
+            "lower data.val_identities"
+        )
     rng = np.random.default_rng([int(seed), 7919])
     held = _draw_identities(cams, eligible, num_identities, selection, rng)
     kept = [t for t in train if t.pid not in held]
@@ -108,6 +120,12 @@ def carve_validation(train: Sequence[Tracklet], num_identities: int, seed: int =
     # queries themselves, so also put every query in the gallery (same-pid-same-camera matches are ignored).
     gallery = gallery + query
     names = sorted({t.identity or str(t.pid) for t in out})
-    log.info("validation: %d identities held out by %s (%d queries, %d gallery tracklets); %d identities left to train",
-             num_identities, selection, len(query), len(gallery), len({t.pid for t in relabelled}))
+    log.info(
+        "validation: %d identities held out by %s (%d queries, %d gallery tracklets); %d identities left to train",
+        num_identities,
+        selection,
+        len(query),
+        len(gallery),
+        len({t.pid for t in relabelled}),
+    )
     return ValidationSplit(relabelled, query, gallery, names)
