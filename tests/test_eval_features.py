@@ -145,7 +145,7 @@ def test_feature_file_errors(tmp_path):
     save_features(tmp_path / "c", feats, tracklets(3))
     _, js_c = feature_paths(tmp_path / "c")
     js_c.write_text("{not json")
-    with pytest.raises(EvaluationError, match="corrupt JSON"):
+    with pytest.raises(EvaluationError, match="not valid JSON"):
         load_features(tmp_path / "c")
     save_features(tmp_path / "d", feats, tracklets(3))
     _, js_d = feature_paths(tmp_path / "d")

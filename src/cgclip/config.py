@@ -241,23 +241,46 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 def check_allowed(key: str, value: Any, meta: Mapping[str, Any], source: str | None = None) -> None:
     """Raise ConfigError naming ``key`` when ``value`` is not among the field's ``choices`` or outside its ``bounds``
-    (NaN and infinity are outside every bound); ``meta`` is the field's metadata (:func:`option`)."""
+    (NaN and infinity are outside every bound; a list or tuple is checked element by element); ``meta`` is the
+    field's metadata (:func:`option`)."""
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}", path=source)
     bounds = meta.get("bounds")
     if bounds is None or value is None:
         return
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+        _check_bounds(key, item, bounds, bool(meta.get("open_min")), bool(meta.get("open_max")), source)
+
+
+def _check_bounds(
+    key: str, value: Any, bounds: tuple[Any, Any], open_min: bool, open_max: bool, source: str | None
+) -> None:
     lo, hi = bounds
-    open_max = bool(meta.get("open_max"))
+    span = (
+        f"{'(' if open_min or lo is None else '['}{lo if lo is not None else '-inf'}, "
+        f"{hi if hi is not None else 'inf'}{')' if open_max or hi is None else ']'}"
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number in {span} (got {value!r})", path=source)
     inside = (
         math.isfinite(value)
-        and (lo is None or value >= lo)
+        and (lo is None or (value > lo if open_min else value >= lo))
         and (hi is None or (value < hi if open_max else value <= hi))
     )
     if not inside:
-        span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{')' if open_max else ']'}"
         raise ConfigError(f"{key}: {value!r} is outside {span}", path=source)
+
+
+def check_options(
+    obj: Any, names: Mapping[str, str] | None = None, prefix: str = "", source: str | None = None
+) -> None:
+    """Check every field of the dataclass instance ``obj`` against the choices and bounds declared on it
+    (:func:`option`); raise ConfigError naming the field as the user spells it (``names`` maps field names to, say,
+    command-line flags; otherwise ``prefix`` + the field name)."""
+    for fld in dataclasses.fields(obj):
+        key = (names or {}).get(fld.name, f"{prefix}{fld.name}")
+        check_allowed(key, getattr(obj, fld.name), fld.metadata, source)
 
 
 def check_field(key: str, value: Any, cls: type, name: str, source: str | None = None) -> Any:
@@ -271,10 +294,8 @@ def check_field(key: str, value: Any, cls: type, name: str, source: str | None =
 
 def validate(cfg: Config, source: str | None = None) -> Config:
     """Check choices, ranges and cross-field rules; return ``cfg`` or raise ConfigError naming the key."""
-    for section, cls in SECTIONS.items():
-        obj = getattr(cfg, section)
-        for fld in dataclasses.fields(cls):
-            check_allowed(f"{section}.{fld.name}", getattr(obj, fld.name), fld.metadata, source)
+    for section in SECTIONS:
+        check_options(getattr(cfg, section), prefix=f"{section}.", source=source)
     size = cfg.data.image_size
     if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
         raise ConfigError(f"data.image_size: expected [H, W] of two positive integers (got {size!r})", path=source)
@@ -287,6 +308,12 @@ def validate(cfg: Config, source: str | None = None) -> Config:
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise ConfigError(f"optim.betas: expected two numbers in [0, 1) (got {betas!r})", path=source)
     cfg.optim.betas = [float(b) for b in betas]
+    if cfg.model.w_tri > 0 and cfg.data.k < 2:
+        raise ConfigError(
+            f"data.k: {cfg.data.k} tracklet per identity leaves the triplet loss no positive pair; use data.k >= 2 "
+            "(or model.w_tri=0)",
+            path=source,
+        )
     dev = cfg.train.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"train.device: {dev!r} is not auto, cpu, cuda or cuda:N", path=source)

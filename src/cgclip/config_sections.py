@@ -16,6 +16,8 @@ from cgclip.registry import DATASETS, MODELS
 from cgclip.runtime import PRECISIONS
 
 MODEL_NAMES = MODELS.names()
+#: The largest seed numpy accepts (seeds are 32-bit unsigned).
+SEED_MAX = 2**32 - 1
 DATASET_KINDS = ("auto", *DATASETS.names())
 
 
@@ -24,17 +26,20 @@ def option(
     *,
     choices: Sequence[Any] | None = None,
     bounds: tuple[float | None, float | None] | None = None,
+    open_min: bool = False,
     open_max: bool = False,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A configuration field with its allowed values: ``choices`` (a sequence) or inclusive ``bounds`` ``(lo, hi)``
-    (None = unbounded on that side; ``open_max`` excludes ``hi``), read by :func:`cgclip.config.check_allowed` for
-    YAML, ``--set`` and ``build_model`` alike."""
+    (None = unbounded on that side; ``open_min`` / ``open_max`` exclude ``lo`` / ``hi``; a list or tuple value is
+    checked element by element), read by :func:`cgclip.config.check_allowed` for YAML, ``--set``, ``build_model``
+    and every other options dataclass (:func:`cgclip.config.check_options`) alike."""
     metadata = {
         k: v
         for k, v in (
             ("choices", tuple(choices) if choices is not None else None),
             ("bounds", bounds),
+            ("open_min", open_min or None),
             ("open_max", open_max or None),
         )
         if v is not None
@@ -80,7 +85,7 @@ class DataConfig:
     captions: str | None = None
     image_size: list = field(default_factory=lambda: [256, 128])
     seq_len: int = option(8, bounds=(1, None))
-    p: int = option(8, bounds=(1, None))
+    p: int = option(8, bounds=(2, None))  # the losses need negatives: at least two identities per batch
     k: int = option(4, bounds=(1, None))
     epoch_mode: str = option("tracklet", choices=("tracklet", "identity"))
     spread_cameras: bool = False
@@ -190,7 +195,7 @@ class TrainConfig:
             models that use every parameter (DDP names the unused ones at the second iteration otherwise).
     """
 
-    seed: int = 0
+    seed: int = option(0, bounds=(0, SEED_MAX))
     epochs: int = option(60, bounds=(1, None))
     eval_every: int = option(5, bounds=(1, None))
     device: str = "auto"

@@ -28,6 +28,8 @@ def atomic_open(
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
     path = Path(path)
+    if path.is_symlink():  # write through the link: a shared file stays shared, the link stays a link
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -70,19 +72,79 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file, raising :class:`cgclip.errors.CgclipError` with the file name if it is missing or corrupt."""
+def read_json(path: str | Path, fix: str = "delete or regenerate it", error: type[Exception] | None = None) -> Any:
+    """Read a JSON file; a missing, unreadable, non-UTF-8 or invalid file raises ``error`` (default
+    :class:`cgclip.errors.CgclipError`) naming the file, the problem and ``fix``."""
     from cgclip.errors import CgclipError
 
+    err = error or CgclipError
     path = Path(path)
-    if not path.is_file():
-        raise CgclipError("file not found", path=path)
+    if not path.exists():
+        raise err(f"file not found; {fix}", path=path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8-sig")
+    except IsADirectoryError:
+        raise err(f"is a folder, not a JSON file; {fix}", path=path) from None
+    except UnicodeDecodeError:
+        raise err(f"is not UTF-8 text, so not JSON; {fix}", path=path) from None
+    except OSError as exc:
+        raise err(f"cannot be read ({exc.strerror or exc}); {fix}", path=path) from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CgclipError(
-            f"not valid JSON ({exc.msg} at line {exc.lineno}); delete or regenerate it", path=path
-        ) from exc
+        raise err(f"not valid JSON ({exc.msg} at line {exc.lineno}); {fix}", path=path) from None
+
+
+#: JSON's names for the Python types a JSON file's values can have (for error messages).
+_JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number"}
+
+
+def _json_type_ok(value: Any, kind: type | tuple[type, ...]) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, int) and float in kinds:
+        return True
+    return isinstance(value, kinds)
+
+
+def _json_type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(_JSON_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+
+
+def read_json_object(
+    path: str | Path,
+    required: dict[str, type | tuple[type, ...]] | None = None,
+    optional: dict[str, type | tuple[type, ...]] | None = None,
+    *,
+    fix: str = "delete or regenerate it",
+    error: type[Exception] | None = None,
+    extra: bool = True,
+) -> dict[str, Any]:
+    """Read a JSON object and check the types of its keys: ``required`` ones must be there, ``optional`` ones may
+    be missing or null, and other keys are refused unless ``extra``. Every problem (see :func:`read_json` too)
+    raises ``error`` (default :class:`cgclip.errors.CgclipError`) naming the file, the key and ``fix``: the one
+    checked reader behind manifests, run metadata and resumable states."""
+    from cgclip.errors import CgclipError
+
+    err = error or CgclipError
+    obj = read_json(path, fix, err)
+    if not isinstance(obj, dict):
+        raise err(f"expected a JSON object, found {_json_type_name(type(obj))}; {fix}", path=path)
+    for key, kind in (required or {}).items():
+        if key not in obj:
+            raise err(f"the key {key!r} is missing; {fix}", path=path)
+        if not _json_type_ok(obj[key], kind):
+            raise err(f"{key!r} should be {_json_type_name(kind)}, found {obj[key]!r:.60}; {fix}", path=path)
+    for key, kind in (optional or {}).items():
+        if obj.get(key) is not None and not _json_type_ok(obj[key], kind):
+            raise err(f"{key!r} should be {_json_type_name(kind)}, found {obj[key]!r:.60}; {fix}", path=path)
+    if not extra:
+        unknown = sorted(set(obj) - set(required or {}) - set(optional or {}))
+        if unknown:
+            raise err(f"unknown key {', '.join(map(repr, unknown))}; {fix}", path=path)
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
@@ -101,17 +163,39 @@ def _json_default(obj: Any) -> Any:
 
 
 def check_parents(path: str | Path, option: str = "--out") -> None:
-    """Refuse, before any work starts, an output path below an existing *file* (nothing can be made under it)."""
+    """Refuse, before any work starts, an output path that cannot be written: one below an existing *file*, through
+    a symlink loop, or whose nearest existing folder does not let this process create files."""
     from cgclip.errors import ConfigError
 
     path = Path(path)
+    try:
+        path.resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
+        raise ConfigError(f"{option}: the path cannot be resolved ({exc}); choose another path", path=path) from None
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(
                     f"{option}: {parent} is a file, so nothing can be written under it; choose another path", path=path
                 )
+            check_writable(parent, option, path)
             return
+
+
+def check_writable(folder: Path, option: str, path: Path) -> None:
+    """Refuse a ``folder`` this process cannot create a file in (probed with a file made and removed at once, so
+    read-only mounts and access rules count as well as permission bits)."""
+    from cgclip.errors import ConfigError
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cgclip-write-check-", dir=folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"{option}: cannot write in {folder} ({exc.strerror or exc}); choose another path or make it writable",
+            path=path,
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: str = "choose a new folder") -> None:
@@ -133,6 +217,8 @@ def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: s
             f"{option} is a folder of files cgclip did not write (e.g. {example}); nothing was changed: {fix}",
             path=path,
         )
+    if path.is_dir():
+        check_writable(path, option, path)
 
 
 def _json_with(keys: tuple[str, ...]) -> Callable[[Path], bool]:

@@ -124,6 +124,18 @@ def parse_caption(d: Any, path: Path, line: int) -> CaptionRecord:
     )
 
 
+def _attempts(d: dict[str, Any], path: Path, line: int) -> int:
+    value = d.get("attempts", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataError(
+            f"failure record has 'attempts' {value!r}, not a count; fix the line or delete the failures file to "
+            "retry everything",
+            path=path,
+            line=line,
+        )
+    return value
+
+
 def parse_failure(d: Any, path: Path, line: int) -> FailureRecord:
     """Validate one decoded JSON line as a :class:`FailureRecord`."""
     if not isinstance(d, dict) or not d.get("item") or not d.get("task"):
@@ -137,7 +149,7 @@ def parse_failure(d: Any, path: Path, line: int) -> FailureRecord:
         error=str(d.get("error", "")),
         tracklet=_opt_str(d, "tracklet"),
         frame=_opt_str(d, "frame"),
-        attempts=int(d.get("attempts", 1)),
+        attempts=_attempts(d, path, line),
         model=_opt_str(d, "model"),
         prompt_id=_opt_str(d, "prompt_id"),
         time=str(d.get("time") or ""),

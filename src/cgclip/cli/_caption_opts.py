@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_splits_option
+from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_splits_option, in_range
 from cgclip.errors import CgclipError
 
 
@@ -18,12 +18,18 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--endpoint", help="base URL, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--model", help="model name the endpoint serves")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    g.add_argument("--concurrency", type=int, default=8, help="parallel requests (default 8)")
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    g.add_argument("--retries", type=int, default=3, help="retries per item on errors and rate limits (default 3)")
-    g.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each time")
-    g.add_argument("--temperature", type=float, default=0.2)
-    g.add_argument("--max-tokens", type=int, default=160, help="longest reply in tokens (default 160)")
+    g.add_argument("--concurrency", type=in_range(int, 1), default=8, help="parallel requests (default 8)")
+    g.add_argument(
+        "--timeout", type=in_range(float, 0, open_min=True), default=60.0, help="seconds per request (default 60)"
+    )
+    g.add_argument(
+        "--retries", type=in_range(int, 0), default=3, help="retries per item on errors and rate limits (default 3)"
+    )
+    g.add_argument(
+        "--backoff", type=in_range(float, 0), default=1.0, help="first retry delay in seconds, doubled each time"
+    )
+    g.add_argument("--temperature", type=in_range(float, 0, 2), default=0.2)
+    g.add_argument("--max-tokens", type=in_range(int, 1), default=160, help="longest reply in tokens (default 160)")
     g = p.add_argument_group("local transformers model")
     g.add_argument(
         "--model-dir",
@@ -32,7 +38,7 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     )
     _, precision = add_runtime_options(g)
     add_deprecated_alias(g, "--dtype", precision)
-    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--batch-size", type=in_range(int, 1), default=8)
     g.add_argument("--prefix", help="text prefix for models without a chat template (e.g. <MORE_DETAILED_CAPTION>)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code shipped in --model-dir")
 
@@ -109,6 +115,19 @@ def frame_items(args: argparse.Namespace) -> list:
     return select_frames(tracklets, k, args.dataset)
 
 
+def check_identity_splits(wanted: Sequence[str], present: Sequence[str], path: Path) -> None:
+    """Refuse ``--identity-splits`` names no identity has (``all`` is always fine): one line naming those there are."""
+    from cgclip.errors import DataError
+
+    unknown = [s for s in wanted if s != "all" and s not in present]
+    if unknown:
+        raise DataError(
+            f"--identity-splits: no identity has split {', '.join(map(repr, unknown))}; the splits here are "
+            f"{', '.join(sorted(present)) or 'none'} (or all)",
+            path=path,
+        )
+
+
 def dataset_identities(folder: Path, splits: Sequence[str]) -> tuple[list[str], list[str]]:
     """(identities needing captions, all identities) of a dataset folder: from identities.csv when present
     (rows whose split is in ``splits``; ``all`` = every row), else from the dataset's tracklets (the identities of
@@ -119,12 +138,14 @@ def dataset_identities(folder: Path, splits: Sequence[str]) -> tuple[list[str], 
         from cgclip.data.identity_table import read_identity_table
 
         rows = read_identity_table(table)
+        check_identity_splits(sorted(wanted), sorted({r.split for r in rows}), table)
         known = [r.identity_id for r in rows]
         return [r.identity_id for r in rows if "all" in wanted or r.split in wanted], known
     from cgclip.data import detect_dataset, load_dataset
 
     ds = load_dataset(detect_dataset(folder), folder)
     per_split = {s: sorted({t.identity or str(t.pid) for t in getattr(ds, s)}) for s in ("train", "query", "gallery")}
+    check_identity_splits(sorted(wanted), [s for s, ids in per_split.items() if ids], folder)
     known = sorted({i for ids in per_split.values() for i in ids})
     expected = known if "all" in wanted else sorted({i for s in wanted & set(per_split) for i in per_split[s]})
     return expected, known

@@ -39,6 +39,30 @@ device_type = _argument_type(check_device)
 precision_type = _argument_type(precision_name)
 
 
+def in_range(
+    kind: type, lo: float | None = None, hi: float | None = None, *, open_min: bool = False
+) -> Callable[[str], Any]:
+    """An argparse ``type`` for an ``int`` or ``float`` option that must lie in ``[lo, hi]`` (None = unbounded;
+    ``open_min`` excludes ``lo``): NaN, infinity and values outside are refused with the accepted range, by the same
+    check as configuration fields (:func:`cgclip.config.check_allowed`)."""
+
+    def convert(text: str) -> Any:
+        from cgclip.config import check_allowed
+
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        try:
+            check_allowed("value", value, {"bounds": (lo, hi), "open_min": open_min})
+        except CgclipError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its "invalid int value" messages
+    return convert
+
+
 def command_help(description: str, *examples: str) -> dict[str, Any]:
     """``add_parser`` keywords for a description (paragraphs split on blank lines, wrapped) and example lines."""
     width = max(40, min(HELP_WIDTH, shutil.get_terminal_size().columns - 2))  # argparse's own width rule

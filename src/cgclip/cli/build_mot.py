@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._options import add_deprecated_alias, command_help
+from cgclip.cli._options import add_deprecated_alias, command_help, in_range
+from cgclip.config_sections import SEED_MAX
 from cgclip.data.vreid import QUERY_GALLERY_RULE
 
 
@@ -36,13 +37,19 @@ def register(subparsers: Any) -> None:
         help="the MOT split folders: train folder, then val folder (default: train val)",
     )
     add_deprecated_alias(p, "--splits", folders)
-    p.add_argument("--min-height", type=int, default=32, help="smallest crop height in pixels (default 32)")
-    p.add_argument("--min-width", type=int, default=12, help="smallest crop width in pixels (default 12)")
-    p.add_argument("--min-visibility", type=float, default=0.3, help="smallest gt visibility (default 0.3)")
-    p.add_argument("--max-len", type=int, default=50, help="most frames per tracklet (default 50)")
-    p.add_argument("--min-len", type=int, default=2, help="fewest frames per tracklet (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the query choice (default 0)")
-    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
+    p.add_argument(
+        "--min-height", type=in_range(int, 1), default=32, help="smallest crop height in pixels (default 32)"
+    )
+    p.add_argument("--min-width", type=in_range(int, 1), default=12, help="smallest crop width in pixels (default 12)")
+    p.add_argument(
+        "--min-visibility", type=in_range(float, 0, 1), default=0.3, help="smallest gt visibility (default 0.3)"
+    )
+    p.add_argument("--max-len", type=in_range(int, 1), default=50, help="most frames per tracklet (default 50)")
+    p.add_argument("--min-len", type=in_range(int, 1), default=2, help="fewest frames per tracklet (default 2)")
+    p.add_argument("--seed", type=in_range(int, 0, SEED_MAX), default=0, help="seed of the query choice (default 0)")
+    p.add_argument(
+        "--jpeg-quality", type=in_range(int, 1, 100), default=95, help="JPEG quality of the crops (default 95)"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--classes",

@@ -17,10 +17,12 @@ from cgclip.cli._caption_opts import (
     add_backend_options,
     add_frame_options,
     build_backend,
+    check_identity_splits,
     dataset_identities,
     frame_items,
 )
-from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_word_list, command_help
+from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_word_list, command_help, in_range
+from cgclip.config_sections import SEED_MAX
 
 #: ``--identity-splits``: identities whose split (the identity table's ``split`` column, or for a dataset without
 #: one the partitions it appears in) is one of these.
@@ -58,8 +60,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("table", type=Path, help="identities.csv, or a dataset folder holding one")
     p.add_argument("--out", type=Path, required=True, help="caption store to write (.jsonl; added to if it exists)")
-    p.add_argument("--num", type=int, default=10, help="captions per identity (default 10, as in the paper)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--num", type=in_range(int, 1), default=10, help="captions per identity (default 10, as in the paper)"
+    )
+    p.add_argument("--seed", type=in_range(int, 0, SEED_MAX), default=0)
     splits = add_word_list(p, "--identity-splits", None, IDENTITY_SPLITS_HELP + " (default all)")
     add_deprecated_alias(p, "--splits", splits)
     p.add_argument(
@@ -90,7 +94,7 @@ def register(subparsers: Any) -> None:
     add_frame_options(p)
     p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl); a rerun fills what is missing")
     p.add_argument("--prompt-file", type=Path, help="prompt text (default: the paper's few-shot prompt)")
-    p.add_argument("--limit", type=int, help="caption at most this many new frames")
+    p.add_argument("--limit", type=in_range(int, 0), help="caption at most this many new frames")
     add_backend_options(p)
     p.set_defaults(func=run_mllm)
 
@@ -106,8 +110,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--captions", type=Path, required=True, help="caption store to read and add to")
     p.add_argument("--sources", default="mllm", help="paraphrase captions of these sources (default mllm)")
-    p.add_argument("--per-caption", type=int, default=1, help="paraphrases per caption (default 1)")
-    p.add_argument("--limit", type=int, help="at most this many new paraphrases")
+    p.add_argument("--per-caption", type=in_range(int, 1), default=1, help="paraphrases per caption (default 1)")
+    p.add_argument("--limit", type=in_range(int, 0), help="at most this many new paraphrases")
     add_backend_options(p)
     p.set_defaults(func=run_augment)
 
@@ -126,11 +130,15 @@ def register(subparsers: Any) -> None:
     splits = add_word_list(p, "--identity-splits", ["train"], IDENTITY_SPLITS_HELP + " (default train)")
     add_deprecated_alias(p, "--splits", splits)
     p.add_argument("--clip", type=Path, help="CLIP directory: also compare identities' mean caption features")
-    p.add_argument("--jaccard", type=float, default=0.9, help="near-identical token Jaccard (default 0.9)")
-    p.add_argument("--cosine", type=float, default=0.95, help="near-identical CLIP cosine (default 0.95)")
+    p.add_argument(
+        "--jaccard", type=in_range(float, 0, 1), default=0.9, help="near-identical token Jaccard (default 0.9)"
+    )
+    p.add_argument(
+        "--cosine", type=in_range(float, -1, 1), default=0.95, help="near-identical CLIP cosine (default 0.95)"
+    )
     add_runtime_options(p, precision=False)
     p.add_argument("--out", type=Path, help="write the JSON summary here")
-    p.add_argument("--show", type=int, default=10, help="collision groups to print (default 10)")
+    p.add_argument("--show", type=in_range(int, 0), default=10, help="collision groups to print (default 10)")
     p.set_defaults(func=run_report)
 
     p = sub.add_parser(
@@ -147,7 +155,7 @@ def register(subparsers: Any) -> None:
     add_frame_options(p, default_frames="4")
     p.add_argument("--clip", default="default", help="Hugging Face CLIP directory (default: the embedded tiny CLIP)")
     p.add_argument("--out", type=Path, required=True, help="caption store (.jsonl)")
-    p.add_argument("--max-frames", type=int, default=16, help="frames per identity at most (default 16)")
+    p.add_argument("--max-frames", type=in_range(int, 1), default=16, help="frames per identity at most (default 16)")
     p.add_argument("--attributes", help="comma-separated subset of gender,hair,upper,lower,shoes,number")
     add_runtime_options(p, precision=False)
     p.add_argument("--scores-out", type=Path, help="write each identity's attribute probabilities (JSON)")
@@ -183,6 +191,7 @@ def run_from_annotations(args: argparse.Namespace) -> int:
     table = identity_table_path(args.table) or args.table
     rows = read_identity_table(table)
     if args.identity_splits and "all" not in args.identity_splits:
+        check_identity_splits(args.identity_splits, sorted({r.split for r in rows}), table)
         rows = [r for r in rows if r.split in args.identity_splits]
     backend = build_backend(args) if (args.translate or args.paraphraser == "llm") else None
     if args.translate:

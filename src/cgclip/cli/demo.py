@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._options import add_runtime_options, command_help
+from cgclip.cli._options import add_runtime_options, command_help, in_range
+from cgclip.config_sections import SEED_MAX
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="a short first look (under 5 minutes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=in_range(int, 0, SEED_MAX), default=0)
     p.add_argument("--worlds", default="sports,dance", help="comma-separated: sports,dance")
     p.add_argument("--models", default="tap,tfclip,cgclip", help="comma-separated: tap,tfclip,cgclip")
     p.add_argument("--clip", type=Path, default=None, help="a CLIP checkpoint directory instead of the tiny CLIP")

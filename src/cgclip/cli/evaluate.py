@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._options import add_deprecated_alias, add_runtime_options, command_help
+from cgclip.cli._options import add_deprecated_alias, add_runtime_options, command_help, in_range
 from cgclip.config import CHOICES
 
 
@@ -45,10 +45,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--metric", choices=CHOICES["eval.metric"], help="distance (default cosine)")
     p.add_argument("--rerank", action="store_true", default=None, help="k-reciprocal re-ranking")
-    p.add_argument("--split", type=int, help="iLIDS-VID split to test (default: the run's)")
+    p.add_argument("--split", type=in_range(int, 0, 9), help="iLIDS-VID split to test (default: the run's)")
     add_runtime_options(p, inherit="the run's")
-    p.add_argument("--batch-size", type=int, help="clips per forward pass")
-    p.add_argument("--num-workers", type=int, help="data loader workers")
+    p.add_argument("--batch-size", type=in_range(int, 1), help="clips per forward pass")
+    p.add_argument("--num-workers", type=in_range(int, 0), help="data loader workers")
     p.add_argument(
         "--neck-feat",
         choices=CHOICES["model.neck_feat"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cgclip.cli._options import add_runtime_options, add_splits_option, command_help
+from cgclip.cli._options import add_runtime_options, add_splits_option, command_help, in_range
 from cgclip.config import CHOICES
 
 
@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", choices=("best", "last", "final"), default="best", help="weights (default best)")
     p.add_argument("--test-sampling", choices=CHOICES["eval.sampling"], help="frame sampling (default: the run's)")
     add_runtime_options(p, inherit="the run's")
-    p.add_argument("--batch-size", type=int, help="clips per forward pass")
-    p.add_argument("--num-workers", type=int, help="data loader workers")
+    p.add_argument("--batch-size", type=in_range(int, 1), help="clips per forward pass")
+    p.add_argument("--num-workers", type=in_range(int, 0), help="data loader workers")
     p.set_defaults(func=run)
 
 

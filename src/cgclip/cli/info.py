@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._options import add_deprecated_alias, command_help
+from cgclip.cli._options import add_deprecated_alias, command_help, in_range
 from cgclip.data import DATASETS
 
 COLUMNS = ("split", "identities", "tracklets", "cameras", "sequences", "frames", "len min", "len mean", "len max")
@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("dir", type=Path, help="dataset folder")
     kind = p.add_argument("--dataset-kind", choices=DATASETS, help="dataset format (default: detected from the folder)")
     add_deprecated_alias(p, "--kind", kind)
-    p.add_argument("--split", type=int, default=0, help="iLIDS-VID split index 0-9 (default 0)")
+    p.add_argument("--split", type=in_range(int, 0, 9), default=0, help="iLIDS-VID split index 0-9 (default 0)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(func=run)
 

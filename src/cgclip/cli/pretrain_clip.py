@@ -109,6 +109,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+#: How the command line spells the :class:`PretrainConfig` fields it sets (for error messages).
+FLAGS = {
+    "architecture": "--arch",
+    "train_identities_per_kind": "--identities",
+    "crops_per_identity": "--crops",
+    "heldout_identities_per_kind": "--heldout",
+    **{
+        f: "--" + f.replace("_", "-")
+        for f in (
+            "minutes steps seed batch_size number_batch lr warmup_steps caption_mix attribute_weight stem_steps "
+            "stem_weight joint_digit_weight crop_style number_crops"
+        ).split()
+    },
+}
+
+
 def _command(args: argparse.Namespace) -> str:
     """The full command line of this run, every option spelled out (recorded in the checkpoint's manifest)."""
     import shlex
@@ -147,11 +163,8 @@ def _command(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Pretrain, save, and print the zero-shot attribute accuracies next to chance."""
-    from cgclip.errors import ConfigError
-    from cgclip.pretrain.run import REPORT_NAME, pretrain_clip
+    from cgclip.pretrain.config import check_pretrain_config
 
-    if args.steps < 1 or args.stem_steps < 0 or args.minutes is not None and args.minutes <= 0 or args.batch_size < 2:
-        raise ConfigError("--steps must be >= 1, --minutes > 0 and --batch-size >= 2")
     budget = {"steps": None, "minutes": args.minutes} if args.minutes is not None else {"steps": args.steps}
     cfg = PretrainConfig(
         seed=args.seed,
@@ -172,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
         architecture=args.arch,
         **budget,
     )
+    check_pretrain_config(cfg, FLAGS)
+    from cgclip.pretrain.run import REPORT_NAME, pretrain_clip
+
     out = args.out
     report = pretrain_clip(
         out, cfg, overwrite=args.overwrite, command=_command(args), device=args.device, precision=args.precision

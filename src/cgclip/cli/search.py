@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cgclip.cli._options import command_help
+from cgclip.cli._options import command_help, in_range
 from cgclip.errors import EvaluationError
 
 
@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
         metavar="FEATS_OR_ITEMS",
         help="query feature file, or gallery item numbers such as 0,5,17",
     )
-    p.add_argument("--topk", type=int, default=10, metavar="K", help="results per query (default 10)")
+    p.add_argument("--topk", type=in_range(int, 1), default=10, metavar="K", help="results per query (default 10)")
     p.add_argument(
         "--index-type",
         choices=("exact", "ivf", "hnsw"),
@@ -78,11 +78,18 @@ def _grid(args: argparse.Namespace, gallery: Any, queries: Any, scores: Any, idx
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cgclip search``; returns the exit status."""
+    from cgclip.eval.search import check_search_params
     from cgclip.eval.search_results import open_gallery, rank_gallery, read_queries
     from cgclip.io_utils import check_output_file, write_json
 
-    if args.topk < 1:  # before any output is checked or any file read
-        raise EvaluationError(f"--topk must be >= 1, got {args.topk}")
+    check_search_params(  # before any output is checked or any file read
+        topk=args.topk,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+        hnsw_m=args.hnsw_m,
+        ef_search=args.ef_search,
+        grid_queries=args.grid_queries,
+    )
     if args.out:
         check_output_file(args.out, "--out", ours=("gallery", "query", "queries"), example="results.json")
     if args.save_index:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from cgclip.cli._options import command_help
+from cgclip.cli._options import command_help, in_range
+from cgclip.config_sections import SEED_MAX
 
 SIZE_OPTIONS = [
     "train_identities",
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("kind", choices=["sports", "dance"], help="world kind")
     parser.add_argument("--out", required=True, help="output folder (created; written atomically)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=in_range(int, 0, SEED_MAX), default=0, help="random seed (default 0)")
     parser.add_argument(
         "--size",
         default="default",
@@ -44,14 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name in SIZE_OPTIONS:
         parser.add_argument(
             "--" + name.replace("_", "-"),
-            type=int,
+            type=in_range(int, 1),
             default=None,
             metavar="N",
             help=f"{name.replace('_', ' ')} (default: from --size)",
         )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=in_range(int, 0),
         default=0,
         help="parallel processes rendering sequences (0 = one per CPU core, at most 4)",
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cgclip.errors import CheckpointError
-from cgclip.io_utils import read_json, write_json
+from cgclip.io_utils import read_json, read_json_object, write_json
 
 EMBEDDED_NAME = "tiny-clip-v5"
 MANIFEST_NAME = "manifest.json"
@@ -66,14 +66,31 @@ def verify_clip_dir(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"the embedded CLIP is missing ({MANIFEST_NAME} not found); {_rebuild_hint(path)}", path=path
         )
-    manifest = read_json(manifest_path)
-    for name, digest in manifest.get("sha256", {}).items():
+    manifest = read_json_object(
+        manifest_path,
+        {"sha256": dict},
+        fix=f"the embedded CLIP's manifest is damaged: {_rebuild_hint(path)}",
+        error=CheckpointError,
+    )
+    uncovered = [n for n in ("config.json", "model.safetensors") if n not in manifest["sha256"]]
+    if uncovered:
+        raise CheckpointError(
+            f"the embedded CLIP's manifest has no checksum of {', '.join(uncovered)}; {_rebuild_hint(path)}",
+            path=manifest_path,
+        )
+    for name, digest in manifest["sha256"].items():
         file = path / name
         if not file.is_file():
             raise CheckpointError(
                 f"the embedded CLIP is incomplete ({name} is missing); {_rebuild_hint(path)}", path=path
             )
-        if _sha256(file) != digest:
+        try:
+            actual = _sha256(file)
+        except OSError as exc:
+            raise CheckpointError(
+                f"the embedded CLIP cannot be read ({name}: {exc.strerror or exc}); {_rebuild_hint(path)}", path=file
+            ) from None
+        if actual != digest:
             raise CheckpointError(
                 f"the embedded CLIP is damaged ({name} does not match its checksum); {_rebuild_hint(path)}", path=file
             )
@@ -89,4 +106,5 @@ def embedded_clip_dir() -> Path:
 
 def embedded_report() -> dict[str, Any]:
     """The shipped checkpoint's ``pretrain_report.json``."""
-    return read_json(embedded_clip_dir() / "pretrain_report.json")
+    path = embedded_clip_dir()
+    return read_json(path / "pretrain_report.json", _rebuild_hint(path), CheckpointError)

@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cgclip.errors import ConfigError
+
 
 def square_grid(num_patches: int) -> tuple[int, int]:
     """``(g, g)`` for a table of ``g*g`` patch positions; raise ``ValueError`` if ``num_patches`` is not square."""
@@ -26,7 +28,10 @@ def grid_for_image(image_size: tuple[int, int], patch_size: int) -> tuple[int, i
     """Patch grid ``(rows, cols)`` of a ``(height, width)`` image with non-overlapping patches (stride = patch)."""
     height, width = image_size
     if height < patch_size or width < patch_size:
-        raise ValueError(f"image size {height}x{width} is smaller than the patch size {patch_size}")
+        raise ConfigError(
+            f"data.image_size: {height}x{width} is smaller than the CLIP's patch size {patch_size}; pass at least "
+            f"[{patch_size}, {patch_size}] (256x128 for the paper's ViT-B/16)"
+        )
     return height // patch_size, width // patch_size
 
 

@@ -11,6 +11,7 @@ The names, loaders and format detectors are registered in :data:`cgclip.registry
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,22 @@ def load_dataset(name: str, root: str | Path, **options: Any) -> TrackletDataset
         loader = REGISTRY[name.lower()].load("loader")
     except ConfigError as exc:
         raise DataError(str(exc)) from None
+    _check_loader_options(name, loader, options)
     return loader(root, **options)
+
+
+def _check_loader_options(name: str, loader: Any, options: dict[str, Any]) -> None:
+    """Refuse keyword options ``loader`` does not take, naming them and the ones it does (``data.options``)."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in list(params.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"data.options: {', '.join(map(repr, unknown))} is not an option of the {name} loader "
+            f"(its options: {', '.join(known) or 'none'})"
+        )
 
 
 def detect_dataset(root: str | Path) -> str:

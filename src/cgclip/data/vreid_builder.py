@@ -281,13 +281,17 @@ _Sequences = list[tuple[str, MotSequence, dict[int, list[MotBox]]]]
 _Parts = dict[str, list[tuple[Tracklet, _Piece]]]
 
 
-def _claim_output(out: Path) -> None:
-    """Refuse a folder build-mot did not write; mark the folder as ours."""
+def _check_output(out: Path) -> None:
+    """Refuse a folder build-mot did not write (before any input is read)."""
     check_output_dir(
         out,
         _is_our_build(out),
         fix="choose a new --out (build-mot writes only into a new or empty folder, or one it built)",
     )
+
+
+def _claim_output(out: Path) -> None:
+    """Create the output folder and mark it as ours (once the input has passed its checks)."""
     out.mkdir(parents=True, exist_ok=True)
     if not (out / BUILD_MARKER).exists():
         atomic_write_text(out / BUILD_MARKER, "written by cgclip build-mot; this folder is a cgclip dataset build\n")
@@ -442,7 +446,7 @@ def build_vreid(
     """
     _check_parameters(splits, min_height, min_width, min_visibility, max_len, min_len, jpeg_quality)
     mot_root, out = Path(mot_root).resolve(), Path(out).resolve()
-    _claim_output(out)
+    _check_output(out)
     params = dict(
         splits=list(splits),
         min_height=min_height,
@@ -458,6 +462,7 @@ def build_vreid(
     summary = BuildSummary(str(out))
     sequences = _read_sequences(mot_root, splits, classes, keep_zero_conf, summary)
     resolved = _resolve_identities(sequences, identities_csv, mapping_csv, splits, summary)
+    _claim_output(out)
     (out / MANIFEST).unlink(missing_ok=True)  # the folder is not a valid dataset until the new manifest is written
     pieces: list[_Piece] = []
     for camid, (split, seq, tracks) in enumerate(sequences):

@@ -205,8 +205,9 @@ DEMO_MARKER = ".cgclip-demo"
 
 
 def _is_demo_dir(out: Path) -> bool:
-    """Whether ``out`` is a folder an earlier ``cgclip demo`` wrote (its marker, or the layout demos wrote before)."""
-    return (out / DEMO_MARKER).is_file() or all((out / d).is_dir() for d in ("worlds", "datasets"))
+    """Whether ``out`` is a folder an earlier ``cgclip demo`` wrote: its marker file, nothing else (a user's folder
+    that happens to hold ``worlds/`` and ``datasets/`` is not ours to write into)."""
+    return (out / DEMO_MARKER).is_file()
 
 
 def run_demo(
@@ -236,6 +237,12 @@ def run_demo(
     """
     from cgclip.demo.report import write_report
 
+    if not worlds or not models:
+        raise ConfigError(
+            f"no {'world' if not worlds else 'model'} to run: name at least one ({', '.join(WORLDS)} / "
+            f"{', '.join(MODELS)})"
+        )
+    worlds, models = list(dict.fromkeys(worlds)), list(dict.fromkeys(models))
     unknown = [w for w in worlds if w not in WORLDS] + [m for m in models if m not in MODELS]
     if unknown:
         raise ConfigError(

@@ -13,7 +13,6 @@ tensors first.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ import numpy as np
 
 from cgclip.data.tracklet import Tracklet
 from cgclip.errors import EvaluationError
-from cgclip.io_utils import atomic_write_bytes, write_json
+from cgclip.io_utils import atomic_write_bytes, read_json_object, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +142,14 @@ def load_features(path: str | Path) -> FeatureSet:
     missing = [k for k in ("features", "pids", "camids") if k not in tensors]
     if missing:
         raise EvaluationError(f"missing tensor(s) {', '.join(missing)}; not a cgclip feature file", path=st_path)
-    try:
-        side = json.loads(json_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"corrupt JSON sidecar ({exc}); re-extract the features", path=json_path) from exc
-    if not isinstance(side, dict) or not isinstance(side.get("items"), list):
-        raise EvaluationError("sidecar has no 'items' list; not a cgclip feature file", path=json_path)
+    side = read_json_object(
+        json_path,
+        {"items": list},
+        fix="not a cgclip feature file's sidecar; re-extract the features",
+        error=EvaluationError,
+    )
+    if not all(isinstance(it, dict) for it in side["items"]):
+        raise EvaluationError("sidecar items must be JSON objects; re-extract the features", path=json_path)
     feats = tensors["features"]
     n = feats.shape[0] if feats.ndim == 2 else -1
     if n < 0 or tensors["pids"].shape != (n,) or tensors["camids"].shape != (n,):

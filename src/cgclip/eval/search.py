@@ -25,6 +25,31 @@ INDEX_TYPES = ("exact", "ivf", "hnsw")
 SIDECAR_FORMAT = "cgclip-index/1"
 
 
+#: The smallest value of each index parameter FAISS can work with (``hnsw_m`` below 2 aborts or hangs inside it).
+SEARCH_PARAM_MIN = {
+    "topk": 1,
+    "nlist": 1,
+    "nprobe": 1,
+    "hnsw_m": 2,
+    "ef_construction": 1,
+    "ef_search": 1,
+    "train_size": 1,
+    "grid_queries": 1,
+}
+
+
+def check_search_params(**params: Any) -> None:
+    """Raise EvaluationError naming the first parameter (``topk``, ``nlist``, ``nprobe``, ``hnsw_m``,
+    ``ef_construction``, ``ef_search``, ``train_size``) that is not an integer at least its minimum
+    (:data:`SEARCH_PARAM_MIN`); None means "the default" and passes. Called before FAISS sees any of them."""
+    for name, value in params.items():
+        if value is None:
+            continue
+        low = SEARCH_PARAM_MIN[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise EvaluationError(f"--{name.replace('_', '-')}: {value!r} is outside [{low}, inf) (an integer)")
+
+
 def default_nlist(n: int) -> int:
     """IVF list count ≈ 4·√N, at least 1 and at most N / 39 (FAISS wants ≥ 39 training points per list)."""
     return int(max(1, min(round(4 * math.sqrt(max(n, 1))), n // 39 or 1)))
@@ -87,6 +112,14 @@ class SearchIndex:
 
         if index_type not in INDEX_TYPES:
             raise EvaluationError(f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
+        check_search_params(
+            nlist=nlist,
+            nprobe=nprobe,
+            hnsw_m=hnsw_m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+            train_size=train_size,
+        )
         x = l2_normalize(as_features(features, "gallery features"))
         n, d = x.shape
         if n == 0:
@@ -119,6 +152,7 @@ class SearchIndex:
         return cls(index, index_type, id_list, params, meta)
 
     def _apply_search_params(self) -> None:
+        check_search_params(nprobe=self.params.get("nprobe"), ef_search=self.params.get("ef_search"))
         if self.index_type == "ivf":
             self.index.nprobe = int(self.params.get("nprobe", 16))
         elif self.index_type == "hnsw":
@@ -126,6 +160,7 @@ class SearchIndex:
 
     def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Change the speed/recall trade-off of an IVF (``nprobe``) or HNSW (``ef_search``) index."""
+        check_search_params(nprobe=nprobe, ef_search=ef_search)
         if nprobe is not None:
             self.params["nprobe"] = int(nprobe)
         if ef_search is not None:
@@ -144,9 +179,10 @@ class SearchIndex:
                 f"queries are {q.shape[1]}-d but the index holds {self.dim}-d features:"
                 " use features from the same model"
             )
-        if topk < 1:
-            raise EvaluationError(f"topk must be >= 1, got {topk}")
+        check_search_params(topk=topk)
         k = min(int(topk), self.ntotal)
+        if self.index_type == "hnsw":  # HNSW returns at most efSearch items: search at least k wide
+            self.index.hnsw.efSearch = max(int(self.params.get("ef_search", 128)), k)
         scores = np.empty((len(q), k), dtype=np.float32)
         indices = np.empty((len(q), k), dtype=np.int64)
         for a in range(0, len(q), batch_size):

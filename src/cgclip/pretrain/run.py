@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from cgclip.clip.random_clip import finalize_dir, save_clip_model
 from cgclip.errors import CheckpointError, ConfigError
 from cgclip.io_utils import check_output_dir, write_json
-from cgclip.pretrain.config import SHIPPED_STEPS, PretrainConfig  # noqa: F401 - re-exported, declared without torch
+from cgclip.pretrain.config import SHIPPED_STEPS, PretrainConfig, check_pretrain_config  # noqa: F401 - re-exported
 from cgclip.pretrain.targets import attribute_text_loss
 from cgclip.progress import progress
 from cgclip.runtime import autocast as precision_autocast
@@ -231,23 +231,6 @@ def stem_step(
     return {"loss": float(loss.detach()), "stem": float(loss.detach())}
 
 
-def _check_config(cfg: PretrainConfig) -> None:
-    if len(cfg.caption_mix) != 3 or min(cfg.caption_mix) < 0 or sum(cfg.caption_mix) <= 0:
-        raise ConfigError(f"caption_mix needs 3 non-negative weights (long, sentence, phrase), got {cfg.caption_mix}")
-    if cfg.number_batch > cfg.number_crops:
-        raise ConfigError(f"number_batch ({cfg.number_batch}) cannot exceed number_crops ({cfg.number_crops})")
-    from cgclip.clip.random_clip import TINY_SIZES
-
-    if cfg.architecture not in TINY_SIZES:
-        raise ConfigError(f"architecture must be one of {', '.join(TINY_SIZES)}, got {cfg.architecture!r}")
-    if cfg.crop_style not in ("tight", "loose"):
-        raise ConfigError(f"crop_style must be tight or loose, got {cfg.crop_style!r}")
-    if cfg.stem_steps and cfg.architecture == "tiny-vit":
-        raise ConfigError("stem_steps needs a conv-stem architecture (tiny or tiny-cnn)")
-    if cfg.steps is not None and cfg.steps < 1 or cfg.batch_size < 2 or cfg.max_values < 2:
-        raise ConfigError("steps must be >= 1, batch_size >= 2 and max_values >= 2")
-
-
 def _tokenizer(scratch: Path, cfg: PretrainConfig, corpus: list[str]) -> tuple[Path, dict[str, int], Any]:
     from transformers import CLIPTokenizer
 
@@ -287,7 +270,7 @@ def pretrain_clip(
     from cgclip.pretrain.zero_shot import zero_shot_attributes
 
     cfg = config or PretrainConfig()
-    _check_config(cfg)
+    check_pretrain_config(cfg)
     dev, prec = resolve_runtime(device, precision)
     if prec == "fp16":
         raise ConfigError(

@@ -70,25 +70,25 @@ def load_state(
     path = work / STATE_NAME
     if not path.is_file():
         return None
-    saved = read_json(work / "config.json") if (work / "config.json").is_file() else None
+    fix = "delete this folder to start over"
+    saved = read_json(work / "config.json", fix, CheckpointError) if (work / "config.json").is_file() else None
     if saved != json.loads(json.dumps(recipe)):
         raise CheckpointError(
             "holds an interrupted pretraining with another recipe; rerun it with the same options "
             "or delete this folder",
             path=work,
         )
-    try:
+    try:  # weights_only: a pickled or damaged file is refused, never run
         state = torch.load(path, weights_only=True, map_location="cpu")
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, KeyError, EOFError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot resume ({type(exc).__name__}); delete this folder to start over", path=path
-        ) from exc
-    rng.bit_generator.state = json.loads(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    return json.loads(state["extra"])
+        rng.bit_generator.state = json.loads(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        return json.loads(state["extra"])
+    except Exception as exc:  # noqa: BLE001 - torch, pickle and zipfile each raise their own types for damaged files
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot resume ({type(exc).__name__}: {first}); {fix}", path=path) from exc
 
 
 def clear_state(work: Path) -> None:

@@ -49,7 +49,7 @@ def tracklets_fingerprint(tracklets: Sequence[Tracklet], **settings: Any) -> str
     """A short hash of the tracklets (frames, pids, cameras) and of ``settings`` (checkpoint, sampling, ...)."""
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for t in tracklets:
-        h.update(f"{t.pid}|{t.camid}|{len(t.frames)}|{t.frames[0] if t.frames else ''}\n".encode())
+        h.update(f"{t.pid}|{t.camid}|{'|'.join(map(str, t.frames))}\n".encode())
     return h.hexdigest()[:24]
 
 

@@ -27,7 +27,8 @@ from cgclip.runtime import resolve_runtime
 from cgclip.train import checkpoint as ckpt
 from cgclip.train.datasets import open_dataset
 from cgclip.train.extract import TEST_SAMPLING, extract_features, tracklets_fingerprint
-from cgclip.train.modeling import build_inference_model, load_weights
+from cgclip.train.modeling import build_inference_model, load_weights, read_model_info
+from cgclip.train.results_key import RESULTS_VERSION
 from cgclip.train.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def run_weights(run: RunDir, which: str = "best") -> tuple[dict[str, torch.Tenso
         if tag == "final":
             if run.model_path.is_file():
                 state, meta = ckpt.load_tensors(run.model_path)
-                epoch = run.read("model.json").get("epoch")
+                epoch = read_model_info(run.root).get("epoch")
                 return state, {
                     "checkpoint": "final",
                     "epoch": epoch,
@@ -70,9 +71,7 @@ def load_run_model(
     """The model of a run with the weights of ``checkpoint``, in eval mode on ``device``, and its ``model.json``
     (plus ``"checkpoint"``, ``"epoch"`` and ``"token"`` of the weights used)."""
     run = RunDir(run_dir)
-    if not run.model_info_path.is_file():
-        raise CheckpointError("no model.json: not a cgclip run folder, or training has not started", path=run.root)
-    info = run.read("model.json")
+    info = read_model_info(run.root)
     state, which = run_weights(run, checkpoint)
     model = build_inference_model(info, run.root)
     load_weights(model, state, run.root)
@@ -99,7 +98,8 @@ def extract_run_features(
     if sampling not in TEST_SAMPLING:
         raise ConfigError(f"test sampling {sampling!r} is not one of {', '.join(TEST_SAMPLING)}")
     seq_len = cfg.eval.seq_len or cfg.data.seq_len
-    # everything that changes the features: the weights, the frames, and the model's retrieval-feature switches
+    # everything that changes the features: the weights, the frames, every model option (the retrieval-feature
+    # switches among them), the test sampling, the precision, and the code (RESULTS_VERSION)
     fp = tracklets_fingerprint(
         tracklets,
         token=info.get("token"),
@@ -107,8 +107,10 @@ def extract_run_features(
         seq_len=seq_len,
         size=list(cfg.data.image_size),
         precision=precision,
+        model=config_to_dict(cfg)["model"],
         neck_feat=getattr(model, "neck_feat", None),
         part_norm=getattr(model, "part_norm", None),
+        code=RESULTS_VERSION,
     )
     return extract_features(
         model,

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from cgclip.config import ModelConfig, resolve_model_defaults
+from cgclip.config import ConfigError, ModelConfig, check_field, resolve_model_defaults
 from cgclip.errors import CheckpointError
+from cgclip.io_utils import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,49 @@ def build_training_model(
     return model
 
 
+#: The keys of a run's ``model.json`` (written by the trainer) and their JSON types.
+MODEL_INFO_REQUIRED: dict[str, Any] = {"model": dict, "num_classes": int, "num_cameras": int, "image_size": list}
+MODEL_INFO_OPTIONAL: dict[str, Any] = {
+    "format": str,
+    "version": int,
+    "clip_path": str,
+    "sie_cameras": list,
+    "identities": list,
+    "seq_len": int,
+    "feature_dim": int,
+    "eval": dict,
+    "epoch": int,
+}
+
+
+def read_model_info(run_root: str | Path) -> dict[str, Any]:
+    """A run's ``model.json``, checked: its keys and their types, the image size, and every model option against
+    :class:`ModelConfig` (an unknown option or a value outside its range is named with the file)."""
+    path = Path(run_root) / "model.json"
+    if not path.is_file():
+        raise CheckpointError(
+            "no model.json: not a cgclip run folder, or training has not started", path=Path(run_root)
+        )
+    fix = "the run folder is damaged or from another cgclip version; retrain it"
+    info = read_json_object(path, MODEL_INFO_REQUIRED, MODEL_INFO_OPTIONAL, fix=fix, error=CheckpointError, extra=False)
+    size = info["image_size"]
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise CheckpointError(
+            f"'image_size' should be [H, W] of two positive integers, found {size!r}; {fix}", path=path
+        )
+    if info["num_classes"] < 1 or info["num_cameras"] < 0:
+        raise CheckpointError(f"'num_classes' and 'num_cameras' should be positive; {fix}", path=path)
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    for key, value in info["model"].items():
+        if key not in fields:
+            raise CheckpointError(f"unknown model option {key!r}; {fix}", path=path)
+        try:
+            check_field(f"model.{key}", value, ModelConfig, key)
+        except ConfigError as exc:
+            raise CheckpointError(f"{exc}; {fix}", path=path) from None
+    return info
+
+
 def save_clip_config(clip_path: str | Path, run_root: str | Path) -> None:
     """Copy the CLIP checkpoint's ``config.json`` into ``RUN/clip/`` (the architecture, for inference rebuilds)."""
     dst = Path(run_root) / "clip"
@@ -114,11 +158,19 @@ def image_encoder_from_config(
     from cgclip.clip.backbone import ClipImageEncoder
     from cgclip.clip.conv_stem import apply_stem
 
-    config = CLIPConfig.from_pretrained(str(config_dir), local_files_only=True)
-    vision_config = config.vision_config
-    vision_config.projection_dim = config.projection_dim
-    vision = CLIPVisionModelWithProjection(vision_config)
-    apply_stem(vision.vision_model)
+    try:  # the run's copy of its CLIP's config.json: transformers and the stem raise their own types when damaged
+        config = CLIPConfig.from_pretrained(str(config_dir), local_files_only=True)
+        vision_config = config.vision_config
+        vision_config.projection_dim = config.projection_dim
+        vision = CLIPVisionModelWithProjection(vision_config)
+        apply_stem(vision.vision_model)
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot build the CLIP image tower from it ({first}); copy the config.json of the CLIP the run was "
+            "trained with here, or retrain",
+            path=Path(config_dir) / "config.json",
+        ) from exc
     return ClipImageEncoder(
         vision.vision_model,
         vision.visual_projection,

@@ -28,8 +28,8 @@ import torch
 import yaml
 
 from cgclip.config import Config, config_from_dict, config_to_yaml
-from cgclip.errors import ConfigError
-from cgclip.io_utils import atomic_write_text, read_json, write_json
+from cgclip.errors import CheckpointError, ConfigError
+from cgclip.io_utils import atomic_write_text, read_json, read_text, write_json
 
 #: The file that marks a folder as a cgclip run (written first, before any other file of the run).
 MARKER = ".cgclip-run"
@@ -105,14 +105,22 @@ class RunDir:
         return read_json(self.root / name)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """All per-epoch metric records (empty when none yet)."""
+        """All per-epoch metric records (empty when none yet); a damaged line is named (CheckpointError)."""
         if not self.metrics_path.is_file():
             return []
         rows = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line:
-                rows.append(json.loads(line))
+        for n, line in enumerate(read_text(self.metrics_path, "metrics file").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CheckpointError(
+                    f"line {n} is not valid JSON ({exc.msg}); delete the line or the file", path=self.metrics_path
+                ) from None
+            if not isinstance(row, dict):
+                raise CheckpointError(f"line {n} is not a JSON object; delete the line", path=self.metrics_path)
+            rows.append(row)
         return rows
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:

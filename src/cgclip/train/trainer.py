@@ -26,7 +26,7 @@ from cgclip.config import Config, ModelConfig, OptimConfig, config_to_dict, diff
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
-from cgclip.errors import CgclipError, ConfigError
+from cgclip.errors import CgclipError, ConfigError, DataError
 from cgclip.io_utils import check_output_dir
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
@@ -207,6 +207,13 @@ def _training_data(
     all_identities = dataset.train_identities()
     split = carve_validation(dataset.train, cfg.data.val_identities, cfg.train.seed, cfg.data.val_selection)
     identities = identity_names(split.train)
+    if len(identities) < 2:
+        raise DataError(
+            f"training needs at least 2 identities (its losses compare people), but {len(identities)} remain"
+            + (f" after holding out data.val_identities={cfg.data.val_identities}" if split.enabled else "")
+            + "; use a dataset with more train identities",
+            path=dataset.root or None,
+        )
     if cfg.model.name == "cgclip":
         if captions is None:
             captions = load_captions(cfg, dataset, identities)
@@ -318,10 +325,8 @@ def _train(
     seed_everything(cfg.train.seed + info.rank)
     data = _training_data(cfg, dataset, captions)
     clip_path = resolve_clip_path(cfg.model.clip_path)
-    if info.is_main:
-        _record_start(run, cfg, data, clip_path, info, precision, command)
-    barrier(info)
-
+    # everything that can refuse the configuration or the data (the model, the sampler) is built before the run
+    # folder is written, so a refused run leaves nothing behind
     model = build_training_model(
         cfg.model,
         clip_path=clip_path,
@@ -332,7 +337,9 @@ def _train(
         captions=data.captions,
         trained_cameras=data.cameras,
     ).to(device)
+    loader, sampler, train_ds = train_loader(data.split.train, cfg, info)
     if info.is_main:
+        _record_start(run, cfg, data, clip_path, info, precision, command)
         run.write(
             "model.json",
             model_description(
@@ -346,6 +353,7 @@ def _train(
                 cameras=data.cameras,
             ),
         )
+    barrier(info)
     optimizer = optimizer_from_config(model, cfg.optim)
     schedule = WarmupStepSchedule(
         optimizer,
@@ -356,7 +364,6 @@ def _train(
         cfg.optim.schedule_unit,
     )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loader, sampler, train_ds = train_loader(data.split.train, cfg, info)
 
     if resume and run.has_checkpoint():
         state = resume_state(run, model, optimizer, schedule, scaler, info)
