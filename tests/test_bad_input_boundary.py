@@ -144,7 +144,7 @@ def test_an_output_folder_nobody_can_write_is_refused_before_work(tmp_path, caps
 def test_a_symlink_loop_is_refused_before_work(tmp_path, capsys):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
-    _one_line_error(capsys, ["pretrain-clip", "--out", str(tmp_path / "a" / "clip"), "--steps", "1"], "resolved")
+    _one_line_error(capsys, ["pretrain-clip", "--out", str(tmp_path / "a" / "clip"), "--steps", "1"], "cannot be used")
 
 
 def _store(tmp_path: Path) -> Path:
@@ -399,3 +399,29 @@ def test_identity_splits_no_identity_has_are_refused(tmp_path, capsys):
         capsys, ["caption", "from-annotations", str(table), "--out", str(out), "--identity-splits", "tran"], "'tran'"
     )
     assert "the splits here are train" in err and not out.exists()
+
+
+def test_awkward_paths_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    long = "x" * 300
+    _one_line_error(capsys, ["pretrain-clip", "--out", long, "--steps", "1"], "File name too long")
+    _one_line_error(capsys, ["demo", "--quick", "--out", f"{long}/demo"], "File name too long")
+    _one_line_error(capsys, ["search", "--gallery", "", "--query", "0"], "an empty argument after --gallery")
+    _one_line_error(capsys, ["search", "--gallery", "g", "--query", "0", "--out", ""], "an empty argument after --out")
+    store = _store(tmp_path)
+    if Path("/dev/full").exists():
+        _one_line_error(capsys, ["caption", "report", "--captions", str(store), "--out", "/dev/full"], "a device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["caps.jsonl"]
+
+
+def test_a_pipe_is_not_read_as_a_file(tmp_path):
+    import os
+
+    from cgclip.io_utils import read_json, read_text
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="a device or a pipe"):
+        read_text(fifo)
+    with pytest.raises(Exception, match="not a regular file"):
+        read_json(fifo)

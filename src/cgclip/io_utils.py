@@ -81,6 +81,8 @@ def read_json(path: str | Path, fix: str = "delete or regenerate it", error: typ
     path = Path(path)
     if not path.exists():
         raise err(f"file not found; {fix}", path=path)
+    if not path.is_file() and not path.is_dir():
+        raise err(f"is not a regular file (a device or a pipe), so not JSON; {fix}", path=path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except IsADirectoryError:
@@ -170,8 +172,12 @@ def check_parents(path: str | Path, option: str = "--out") -> None:
     path = Path(path)
     try:
         path.resolve()
-    except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
-        raise ConfigError(f"{option}: the path cannot be resolved ({exc}); choose another path", path=path) from None
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # a new path, or one under a file (named just below)
+        pass
+    except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"; OSError: name too long ...
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{option}: the path cannot be used ({reason}); choose another path", path=path) from None
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -198,17 +204,24 @@ def check_writable(folder: Path, option: str, path: Path) -> None:
     os.unlink(probe)
 
 
-def check_output_dir(path: str | Path, ours: bool, option: str = "--out", fix: str = "choose a new folder") -> None:
+def check_output_dir(
+    path: str | Path,
+    ours: bool | Callable[[Path], bool],
+    option: str = "--out",
+    fix: str = "choose a new folder",
+) -> None:
     """Refuse, before any work starts, an output folder that would overwrite what cgclip did not write.
 
     ``path`` may be missing or an empty folder (both fine), or a folder that cgclip wrote itself (``ours``, recognised
-    by the caller's marker: it may be reused or resumed). A file, a path under a file, or a non-empty folder of other
-    files raises :class:`cgclip.errors.ConfigError` naming the path and the fix.
+    by the caller's marker — a predicate on the path, asked only once the path itself passed its checks: it may be
+    reused or resumed). A file, a path under a file, or a non-empty folder of other files raises
+    :class:`cgclip.errors.ConfigError` naming the path and the fix.
     """
     from cgclip.errors import ConfigError
 
     path = Path(path)
     check_parents(path, option)
+    ours = ours(path) if callable(ours) else ours
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} names a file, not a folder: {fix}", path=path)
     if path.is_dir() and not ours and any(path.iterdir()):
@@ -253,6 +266,8 @@ def check_output_file(
     check_parents(path, option)
     if path.is_dir():
         raise ConfigError(f"{option} names a folder; give a file name (e.g. {path / example})", path=path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{option} names a device or a pipe, not a file; choose another path", path=path)
     test = _json_with(ours) if isinstance(ours, tuple) else ours
     if path.exists() and not test(path):
         raise ConfigError(
@@ -291,6 +306,8 @@ def read_text(path: str | Path, what: str = "text file") -> str:
     from cgclip.errors import DataError
 
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise DataError(f"expected a {what}, found a device or a pipe", path=path)
     try:
         data = path.read_bytes()
     except PermissionError:

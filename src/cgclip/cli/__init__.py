@@ -4,7 +4,8 @@ Each module in this package that defines ``register(subparsers)`` contributes on
 ``register`` adds an :mod:`argparse` sub-parser and sets ``func`` to a callable ``(args) -> int``. Modules are
 discovered automatically, so adding a command means adding a file here.
 
-User errors (:class:`cgclip.errors.CgclipError`) are printed as one line on stderr with exit status 2. Anything else
+User errors (:class:`cgclip.errors.CgclipError`, and an :class:`OSError` about a named file: a name too long, a
+full disk) are printed as one line on stderr with exit status 2. Anything else
 that escapes a command (a bug, or bad input no check caught) is the last line of defence: one line naming the
 exception, where its full traceback was written and how to see it on screen (``--debug``), exit status 3.
 """
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cgclip`` console command; returns the process exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    empty = [i for i, a in enumerate(argv) if not a.strip()]
+    if empty:  # an empty path would silently mean "the current folder" (or "no output") further down
+        after = f" after {argv[empty[0] - 1]}" if empty[0] else ""
+        parser.error(f"an empty argument{after}; give a value (quote paths that hold spaces)")
     args = parser.parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else (logging.INFO if args.verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -68,20 +74,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CgclipError as exc:
         print(f"cgclip {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # about a file the user named (name too long, disk full, ...): one line, not a bug
+        if exc.filename is None or args.debug:
+            return _unexpected(args, exc)
+        print(f"cgclip {args.command}: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cgclip {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence, see the module docstring
-        if args.debug:
-            raise
-        where = write_traceback(exc)
-        saved = f"full traceback in {where}" if where else "the traceback could not be saved"
-        print(
-            f"cgclip {args.command}: unexpected error: {type(exc).__name__}: {_first_line(exc)} ({saved}; rerun "
-            "with cgclip --debug to see it, and report it if the input was valid)",
-            file=sys.stderr,
-        )
-        return 3
+        return _unexpected(args, exc)
+
+
+def _unexpected(args: argparse.Namespace, exc: Exception) -> int:
+    """Report an error no check caught: one line, the traceback saved to a file (``--debug`` raises it)."""
+    if args.debug:
+        raise exc
+    where = write_traceback(exc)
+    saved = f"full traceback in {where}" if where else "the traceback could not be saved"
+    print(
+        f"cgclip {args.command}: unexpected error: {type(exc).__name__}: {_first_line(exc)} ({saved}; rerun "
+        "with cgclip --debug to see it, and report it if the input was valid)",
+        file=sys.stderr,
+    )
+    return 3
 
 
 def _first_line(exc: BaseException) -> str:

@@ -200,7 +200,7 @@ def import_openai_clip(
     pt_path = Path(pt_path)
     check_output_dir(
         out_dir,
-        overwrite and Path(out_dir).is_dir(),
+        lambda p: overwrite and p.is_dir(),
         fix="choose a new --out (or pass --overwrite to replace a folder)",
     )
     if tokenizer_dir is None:

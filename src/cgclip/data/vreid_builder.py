@@ -285,7 +285,7 @@ def _check_output(out: Path) -> None:
     """Refuse a folder build-mot did not write (before any input is read)."""
     check_output_dir(
         out,
-        _is_our_build(out),
+        _is_our_build,
         fix="choose a new --out (build-mot writes only into a new or empty folder, or one it built)",
     )
 

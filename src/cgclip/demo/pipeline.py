@@ -249,7 +249,7 @@ def run_demo(
             f"unknown world or model {', '.join(unknown)}; worlds: {', '.join(WORLDS)}; models: {', '.join(MODELS)}"
         )
     out = Path(out)
-    check_output_dir(out, _is_demo_dir(out), fix="choose a new --out")
+    check_output_dir(out, _is_demo_dir, fix="choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).touch()
     settings = settings or demo_settings(quick)

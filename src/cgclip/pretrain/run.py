@@ -284,7 +284,7 @@ def pretrain_clip(
             path=out_dir,
         )
     check_output_dir(
-        out_dir, overwrite and out_dir.is_dir(), fix="choose a new --out (or pass --overwrite to replace a folder)"
+        out_dir, lambda p: overwrite and p.is_dir(), fix="choose a new --out (or pass --overwrite to replace a folder)"
     )
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)

@@ -285,7 +285,7 @@ def check_features_dir(out: str | Path) -> None:
     out = Path(out)
     check_output_dir(
         out,
-        (out / FEATURES_MARKER).is_file(),
+        lambda p: (p / FEATURES_MARKER).is_file(),
         fix="choose a new --out (extract writes only into a new or empty folder, or one it wrote)",
     )
 

@@ -157,7 +157,7 @@ def train(
     run = RunDir(out_dir)
     check_output_dir(
         run.root,
-        run.is_ours(),
+        lambda _p: run.is_ours(),
         fix="choose a new --out (cgclip train writes only into a new or empty folder, or one of its own runs)",
     )
     if run.has_checkpoint() and not resume:
