@@ -425,3 +425,12 @@ def test_a_pipe_is_not_read_as_a_file(tmp_path):
         read_text(fifo)
     with pytest.raises(Exception, match="not a regular file"):
         read_json(fifo)
+
+
+def test_split_on_a_dataset_without_people_splits_is_refused(tiny_run, tmp_path):
+    from cgclip.train.inference import open_run
+    from fixtures_reid import write_mars
+
+    write_mars(tmp_path / "mars")
+    with pytest.raises(ConfigError, match="--split chooses an iLIDS-VID people split; this mars dataset"):
+        open_run(tiny_run[0], tmp_path / "mars", settings={"data.split": 3})

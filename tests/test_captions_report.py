@@ -16,6 +16,7 @@ from cgclip.captions.mllm import frames_from_folder
 from cgclip.captions.report import caption_report, jaccard_pairs, normalise
 from cgclip.captions.store import CaptionRecord, CaptionStore
 from cgclip.cli import main
+from cgclip.errors import CgclipError
 from fixtures_clip import tiny_clip
 
 
@@ -168,6 +169,8 @@ def test_attribute_captioner_picks_most_likely_values(tmp_path):
         assert rec.text == f"A person is wearing a {truth} top, with {truth} shoes." and rec.source == "attribute"
         assert result["scores"][rec.identity]["upper"]["probability"] > 0.9
     assert caption_attributes(items, captioner, CaptionStore(store.path), model_name="fake")["skipped"] == 4
+    with pytest.raises(CgclipError, match="made with fake, not other"):  # never mixed with another captioner's
+        caption_attributes(items, captioner, CaptionStore(store.path), model_name="other")
 
 
 def test_compose_caption_and_cli_attributes(tmp_path, clip_dir):

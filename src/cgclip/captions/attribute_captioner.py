@@ -145,7 +145,8 @@ def caption_attributes(
     model_name: str,
     max_frames: int = 16,
 ) -> dict[str, Any]:
-    """Write one attribute caption per identity of ``items`` (identities already done are skipped).
+    """Write one attribute caption per identity of ``items`` (identities already done are skipped; a store holding
+    attribute captions of another ``model_name`` is refused).
 
     Returns ``{"captioned": n, "skipped": n, "failed": n, "scores": {identity: scores}}``.
     """
@@ -154,6 +155,15 @@ def caption_attributes(
     by_identity: dict[str, list[FrameItem]] = defaultdict(list)
     for it in items:
         by_identity[it.identity].append(it)
+    others = sorted({str(r.model) for r in store.captions if r.source == "attribute" and r.model != model_name})
+    if others:  # a store's attribute captions come from one captioner: adding another's would mix them silently
+        from cgclip.errors import CgclipError
+
+        raise CgclipError(
+            f"the store holds attribute captions made with {others[0]}, not {model_name}; write to a new --out, or "
+            "pass the --clip that made them",
+            path=store.path,
+        )
     done = store.done_items("attribute", PROMPT_ID)
     todo = [i for i in by_identity if f"attribute:{i}" not in done]
     result: dict[str, Any] = {"captioned": 0, "skipped": len(by_identity) - len(todo), "failed": 0, "scores": {}}

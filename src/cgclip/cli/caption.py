@@ -335,10 +335,12 @@ def run_attributes(args: argparse.Namespace) -> int:
     attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
     from cgclip.clip.features import ClipFeatures
     from cgclip.train.modeling import resolve_clip_path
+    from cgclip.train.results_key import clip_fingerprint
 
     clip = resolve_clip_path(args.clip)
     captioner = load_attribute_captioner(ClipFeatures(clip, args.device), attrs)
-    result = caption_attributes(items, captioner, store, model_name=clip.name, max_frames=args.max_frames)
+    model_name = f"{clip.name}@{clip_fingerprint(clip)}"  # the content, so two CLIPs of one folder name differ
+    result = caption_attributes(items, captioner, store, model_name=model_name, max_frames=args.max_frames)
     print(
         f"attribute captions: {result['captioned']} identities captioned, {result['failed']} failed, "
         f"{result['skipped']} already done; written to {args.out}"

@@ -170,6 +170,11 @@ def open_run(
     _apply_settings(cfg, settings or {})
     dev, prec = resolve_runtime(device or cfg.train.device, precision or cfg.train.precision)
     dataset = open_dataset(cfg.data, dataset_root)
+    if (settings or {}).get("data.split") is not None and "split" not in dataset.info:
+        raise ConfigError(
+            f"--split chooses an iLIDS-VID people split; this {dataset.name} dataset has none (leave it out)",
+            path=dataset.root,
+        )
     if require_test and (not dataset.query or not dataset.gallery):
         raise ConfigError("the dataset has no query/gallery split to evaluate on", path=dataset.root)
     model, info = load_run_model(run.root, checkpoint, dev)
