@@ -17,6 +17,7 @@ class CgclipError(Exception):
     def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None) -> None:
         self.path = str(path) if path is not None else None
         self.line = line
+        self.message = message
         where = ""
         if self.path is not None:
             where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "

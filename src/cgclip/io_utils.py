@@ -75,22 +75,16 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path, fix: str = "delete or regenerate it", error: type[Exception] | None = None) -> Any:
     """Read a JSON file; a missing, unreadable, non-UTF-8 or invalid file raises ``error`` (default
     :class:`cgclip.errors.CgclipError`) naming the file, the problem and ``fix``."""
-    from cgclip.errors import CgclipError
+    from cgclip.errors import CgclipError, DataError
 
     err = error or CgclipError
     path = Path(path)
     if not path.exists():
         raise err(f"file not found; {fix}", path=path)
-    if not path.is_file() and not path.is_dir():
-        raise err(f"is not a regular file (a device or a pipe), so not JSON; {fix}", path=path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except IsADirectoryError:
-        raise err(f"is a folder, not a JSON file; {fix}", path=path) from None
-    except UnicodeDecodeError:
-        raise err(f"is not UTF-8 text, so not JSON; {fix}", path=path) from None
-    except OSError as exc:
-        raise err(f"cannot be read ({exc.strerror or exc}); {fix}", path=path) from None
+        text = read_text(path, "JSON file")
+    except DataError as exc:  # unreadable, a folder, a device or a pipe, not UTF-8: the same words as every text file
+        raise err(f"{exc.message}; {fix}", path=path, line=exc.line) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -307,7 +301,7 @@ def read_text(path: str | Path, what: str = "text file") -> str:
 
     path = Path(path)
     if path.exists() and not path.is_file() and not path.is_dir():
-        raise DataError(f"expected a {what}, found a device or a pipe", path=path)
+        raise DataError(f"expected a {what}, found a device or a pipe (not a regular file)", path=path)
     try:
         data = path.read_bytes()
     except PermissionError:
