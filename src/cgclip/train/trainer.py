@@ -26,11 +26,10 @@ from cgclip.config import Config, ModelConfig, OptimConfig, config_to_dict, diff
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
-from cgclip.errors import CgclipError, ConfigError, DataError
+from cgclip.errors import CgclipError, ConfigError
 from cgclip.io_utils import check_output_dir
 from cgclip.progress import progress
 from cgclip.train import checkpoint as ckpt
-from cgclip.train.datasets import identity_names, open_dataset, training_cameras
 from cgclip.train.distributed import (
     DistInfo,
     barrier,
@@ -56,7 +55,7 @@ from cgclip.train.setup import (  # noqa: F401 (re-exported)
     train_loader,
     validate,
 )
-from cgclip.train.validation import carve_validation
+from cgclip.train.training_data import TrainingData, training_data
 
 log = logging.getLogger(__name__)
 
@@ -176,53 +175,6 @@ def train(
         cleanup(info)
 
 
-@dataclass
-class TrainingData:
-    """What training sees of a dataset: the train split (less the validation identities), their names, captions
-    and cameras."""
-
-    dataset: TrackletDataset
-    split: Any  # cgclip.train.validation.ValidationSplit
-    identities: list[str]
-    cameras: list[int]
-    captions: Sequence[Sequence[str]] | None
-
-    @property
-    def num_classes(self) -> int:
-        """Training identities."""
-        return len(self.identities)
-
-    @property
-    def num_cameras(self) -> int:
-        """Size of the camera table: the largest training camera id + 1."""
-        return self.cameras[-1] + 1 if self.cameras else 0
-
-
-def _training_data(
-    cfg: Config, dataset: TrackletDataset | None, captions: Sequence[Sequence[str]] | None
-) -> TrainingData:
-    """Open the dataset, carve the validation identities, and line CG-CLIP's captions up with the train pids."""
-    if dataset is None:
-        dataset = open_dataset(cfg.data)
-    all_identities = dataset.train_identities()
-    split = carve_validation(dataset.train, cfg.data.val_identities, cfg.train.seed, cfg.data.val_selection)
-    identities = identity_names(split.train)
-    if len(identities) < 2:
-        raise DataError(
-            f"training needs at least 2 identities (its losses compare people), but {len(identities)} remain"
-            + (f" after holding out data.val_identities={cfg.data.val_identities}" if split.enabled else "")
-            + "; use a dataset with more train identities",
-            path=dataset.root or None,
-        )
-    if cfg.model.name == "cgclip":
-        if captions is None:
-            captions = load_captions(cfg, dataset, identities)
-        elif len(captions) == len(all_identities) and len(all_identities) != len(identities):
-            by_name = dict(zip(all_identities, captions))
-            captions = [by_name[name] for name in identities]
-    return TrainingData(dataset, split, identities, training_cameras(split.train), captions)
-
-
 def _record_start(
     run: RunDir,
     cfg: Config,
@@ -323,7 +275,7 @@ def _train(
     device = info.device
     precision = resolve_precision(cfg.train.precision, device)
     seed_everything(cfg.train.seed + info.rank)
-    data = _training_data(cfg, dataset, captions)
+    data = training_data(cfg, dataset, captions)
     clip_path = resolve_clip_path(cfg.model.clip_path)
     # everything that can refuse the configuration or the data (the model, the sampler) is built before the run
     # folder is written, so a refused run leaves nothing behind
