@@ -118,14 +118,16 @@ class ClipImageEncoder(nn.Module):
         training did not see (the unseen-camera rule, see the class docstring)."""
         if self.sie_embed is None:
             raise ValueError("this image encoder has no SIE camera table")
-        if camids.numel() and int(camids.min()) < 0:
+        exporting = torch.compiler.is_exporting()  # ONNX export: no data-dependent branches (ids checked by caller)
+        if not exporting and camids.numel() and int(camids.min()) < 0:
             raise ValueError(f"camera ids must be >= 0, got {int(camids.min())}")
-        inside = camids.clamp(max=self.num_cameras - 1)
-        seen = (camids < self.num_cameras) & self.sie_trained[inside]
+        inside = camids.clamp(min=0, max=self.num_cameras - 1)
+        seen = (camids >= 0) & (camids < self.num_cameras) & self.sie_trained[inside]
         rows = self.sie_embed[inside]
-        if bool(seen.all()):
+        if not exporting and bool(seen.all()):
             return rows
-        mean = self.sie_embed[self.sie_trained].mean(dim=0)
+        trained = self.sie_trained.to(self.sie_embed.dtype).unsqueeze(1)
+        mean = (self.sie_embed * trained).sum(dim=0) / trained.sum()
         return torch.where(seen.unsqueeze(1), rows, mean.unsqueeze(0))
 
     def train(self, mode: bool = True) -> ClipImageEncoder:

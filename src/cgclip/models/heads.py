@@ -94,7 +94,7 @@ class VideoReIDModel(nn.Module):
             camids = torch.as_tensor(camids, device=images.device).long().reshape(-1)
             if camids.numel() != b:
                 raise ValueError(f"got {camids.numel()} camera ids for {b} tracklets")
-            frame_camids = camids.repeat_interleave(t)
+            frame_camids = camids.unsqueeze(1).expand(b, t).reshape(-1)  # repeat_interleave(t), ONNX-exportable
         tokens = self.image_encoder(images.flatten(0, 1), frame_camids)
         return tokens.reshape(b, t, *tokens.shape[1:])
 
