@@ -356,3 +356,40 @@ def test_cli_export_checks_on_the_runs_dataset(tmp_path, capsys):
     assert "differs from PyTorch by" in capsys.readouterr().err and out.stat().st_mtime_ns == before
     assert main(["export", "--run", str(tmp_path / "run"), "--out", str(out), "--opset", "99"]) == 2
     assert "--opset 99 is not supported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["reid_across_sequences.py", "tracker_adapter.py"])
+def test_examples_run_on_a_mot_world(world, exported, tmp_path, script):
+    import subprocess
+
+    from fixtures_mot import write_mot_world
+
+    _, runs, _, _ = world
+    mot = write_mot_world(tmp_path / "mot")
+    example = Path(__file__).resolve().parents[1] / "examples" / script
+    for model in (runs["tap"], exported["tap", False]["path"]):
+        done = subprocess.run(
+            [sys.executable, str(example), "--model", str(model), "--world", str(mot)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        if script.startswith("reid"):
+            # VA and VB share P1 and P4: two tracks of VA have their player in VB
+            assert "of 2 tracks of VA whose player appears in VB matched that player" in done.stdout
+        else:
+            assert "VA:" in done.stdout and "boxes" in done.stdout
+
+
+def test_highest_supported_opset_exports(world, tmp_path):
+    import onnx
+
+    from cgclip.embed import export_run
+    from cgclip.embed.settings import OPSET_RANGE
+
+    _, runs, _, tracklets = world
+    report = export_run(runs["tfclip"], tmp_path / "hi.onnx", tracklets=tracklets, opset=OPSET_RANGE[1])
+    assert report["max_abs_diff"] <= report["tolerance"]
+    opsets = {o.domain: o.version for o in onnx.load(str(tmp_path / "hi.onnx")).opset_import}
+    assert opsets[""] == OPSET_RANGE[1]
