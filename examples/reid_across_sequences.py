@@ -44,20 +44,29 @@ def track_crops(seq_dir: Path, max_crops: int) -> dict[int, list[np.ndarray]]:
     return {tid: c for tid, c in crops.items() if c}
 
 
+def most_shared(sequences: list[str], mapping: dict[tuple[str, int], str]) -> tuple[str, str]:
+    """The two sequences that share the most players (the first pair in name order on ties)."""
+    players = {s: {who for (seq, _), who in mapping.items() if seq == s} for s in sequences}
+    pairs = [(a, b) for i, a in enumerate(sequences) for b in sequences[i + 1 :]]
+    return max(pairs, key=lambda p: len(players[p[0]] & players[p[1]]))
+
+
 def main() -> int:
     """Match the tracks of two sequences and print the matches."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="a run folder (cgclip train) or an ONNX file (cgclip export)")
     p.add_argument("--world", required=True, type=Path, help="a MOT world (cgclip synth) with track_mapping.csv")
     p.add_argument("--split", default="val", help="split folder of the world (default val)")
-    p.add_argument("--a", help="sequence A (default: the split's first)")
-    p.add_argument("--b", help="sequence B (default: the split's second)")
+    p.add_argument("--a", help="sequence A (default: of the two sequences sharing most players)")
+    p.add_argument("--b", help="sequence B (default: the other of that pair)")
     p.add_argument("--crops", type=int, default=16, help="crops per track (default 16)")
     args = p.parse_args()
 
     sequences = [s.name for s in list_sequences(args.world / args.split)]
-    a, b = args.a or sequences[0], args.b or sequences[1]
     mapping = {(r.sequence, r.track_id): r.identity_id for r in read_track_mapping(args.world / "track_mapping.csv")}
+    a, b = args.a, args.b
+    if a is None or b is None:
+        a, b = most_shared(sequences, mapping)
     embedder = Embedder.load(args.model)
     print(embedder)
     tracks = {s: track_crops(args.world / args.split / s, args.crops) for s in (a, b)}

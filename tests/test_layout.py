@@ -53,3 +53,16 @@ def test_old_module_path_is_the_moved_module_with_a_deprecation_warning():
 def test_unknown_old_path_still_fails():
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("cgclip.models.no_such_module")
+
+
+def test_only_the_cli_uses_the_embed_room():
+    """``embed`` sits after ``train``/``eval`` in the pipeline: nothing below it imports it."""
+    for path in sorted(SRC.rglob("*.py")):
+        room = path.relative_to(SRC).parts[0]
+        if room in ("embed", "cli"):
+            continue
+        bad = [m for m in _imported_modules(path) if m == "cgclip.embed" or m.startswith("cgclip.embed.")]
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+    for path in sorted((SRC / "embed").glob("*.py")):
+        bad = [m for m in _imported_modules(path) if m.split(".")[:2] in (["cgclip", "demo"], ["cgclip", "cli"])]
+        assert not bad, f"embed/{path.name} imports {bad}"
