@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -63,7 +64,8 @@ def clip_dir(layout: str, scratch: Path) -> Path:
         return embedded_clip_dir()
     from cgclip.clip.random_clip import save_random_clip
 
-    return save_random_clip(scratch / "vit-b-16", size="vit-b-16")
+    path = scratch / "vit-b-16"
+    return path if path.is_dir() else save_random_clip(path, size="vit-b-16")
 
 
 def build(layout: str, name: str, scratch: Path) -> torch.nn.Module:
@@ -91,7 +93,12 @@ def sessions(model: torch.nn.Module, layout: str, scratch: Path, threads: int) -
         path = scratch / f"{layout}-{'crops' if per_frame else 'tracklets'}.onnx"
         export_model(model, path, info, per_frame=per_frame)
         quant = path.with_suffix(".int8.onnx")
-        quantize_dynamic(str(path), str(quant), weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level, root.level = root.level, logging.ERROR  # its advice to pre-process is printed for every file
+        try:
+            quantize_dynamic(str(path), str(quant), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         for engine, file in (("onnxruntime fp32", path), ("onnxruntime int8", quant)):
             out[engine, per_frame] = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
     return out
@@ -173,7 +180,7 @@ def markdown(rows: list[dict], tolerance: float) -> str:
         speedup = base[r["layout"], r["model"], r["input"]] / r["seconds"]
         same = "yes" if r["max_abs_diff"] <= tolerance else "no"
         lines.append(
-            f"| {r['layout']} | {r['model']} | {r['input']} | {r['engine']} | {rate:.1f} | {speedup:.2f} | "
+            f"| {r['layout']} | {r['model']} | {r['input']} | {r['engine']} | {rate:.3g} | {speedup:.2f} | "
             f"{r['max_abs_diff']:.1e} | {r['min_cos']:.5f} | {same} |"
         )
     return "\n".join(lines)

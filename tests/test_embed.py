@@ -393,3 +393,19 @@ def test_highest_supported_opset_exports(world, tmp_path):
     assert report["max_abs_diff"] <= report["tolerance"]
     opsets = {o.domain: o.version for o in onnx.load(str(tmp_path / "hi.onnx")).opset_import}
     assert opsets[""] == OPSET_RANGE[1]
+
+
+def test_export_model_keeps_the_callers_model(world, tmp_path):
+    import torch
+
+    from cgclip.embed import Embedder, export_model
+
+    _, runs, _, _ = world
+    emb = Embedder.from_run(runs["tap"], precision="fp32")
+    model = emb.backend.model
+    model.train()
+    half = Embedder.from_run(runs["tap"], precision="fp32").backend.model.to(torch.bfloat16)
+    export_model(model, tmp_path / "a.onnx", emb.info)
+    export_model(half, tmp_path / "b.onnx", emb.info)
+    assert model.training and next(half.parameters()).dtype == torch.bfloat16
+    assert Embedder.load(tmp_path / "b.onnx").feature_dim == emb.feature_dim

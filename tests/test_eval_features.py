@@ -66,6 +66,7 @@ def test_protocol_and_rerank_path():
     assert res.protocol == {
         "metric": "cosine",
         "gallery_mode": "gallery",
+        "same_camera": "drop",
         "rerank": True,
         "num_query": 40,
         "num_gallery": 150,

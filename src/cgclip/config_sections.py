@@ -190,6 +190,8 @@ class TrainConfig:
         keep_best: keep a ``best`` checkpoint by validation mAP.
         max_iters: cap on iterations per epoch (0 = the sampler's full epoch); for smoke tests and benchmarks.
         log_every: iterations between progress-bar loss updates.
+        init: a run folder to fine-tune from (``cgclip train --init``, :mod:`cgclip.train.init_weights`): its best
+            weights are loaded except what depends on the training data; None = start from the CLIP.
         find_unused_parameters: passed to DistributedDataParallel. True is safe for every model and ablation
             (TAP, for one, never uses CLIP's visual projection); False saves a graph traversal per iteration for
             models that use every parameter (DDP names the unused ones at the second iteration otherwise).
@@ -206,6 +208,7 @@ class TrainConfig:
     max_iters: int = option(0, bounds=(0, None))
     log_every: int = option(10, bounds=(1, None))
     find_unused_parameters: bool = True
+    init: str | None = None
 
 
 @dataclass
@@ -217,6 +220,9 @@ class EvalConfig:
             clips, features averaged).
         seq_len: frames per test clip (None = ``data.seq_len``).
         gallery_mode: ``gallery`` (torchreid) or ``query+gallery`` (TF-CLIP, original MARS code).
+        same_camera: what a query's ranking does with gallery tracklets of its identity seen by its own camera:
+            ``drop`` them (torchreid) or ``keep`` them (footage without camera ids, e.g. one video; the query
+            itself is never its own match). Read by :mod:`cgclip.eval.rank`.
         metric: ``cosine`` or ``euclidean``.
         rerank: k-reciprocal re-ranking.
         batch_size: clips per forward pass during feature extraction.
@@ -225,6 +231,7 @@ class EvalConfig:
     sampling: str = option("rrs_first", choices=("rrs_first", "dense"))
     seq_len: int | None = option(None, bounds=(1, None))
     gallery_mode: str = option("gallery", choices=("gallery", "query+gallery"))
+    same_camera: str = option("drop", choices=("drop", "keep"))
     metric: str = option("cosine", choices=("cosine", "euclidean"))
     rerank: bool = False
     batch_size: int = option(32, bounds=(1, None))

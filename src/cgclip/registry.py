@@ -110,6 +110,11 @@ DATASETS.register(
     description="MARS (bbox_train/, bbox_test/, info/)",
 )
 DATASETS.register(
+    "lsvid",
+    {"loader": "cgclip.data.lsvid:load_lsvid", "detector": "cgclip.data.lsvid:detect"},
+    description="LS-VID (info/list_sequence/, info/data/info_test.mat)",
+)
+DATASETS.register(
     "ilidsvid",
     {"loader": "cgclip.data.ilidsvid:load_ilidsvid", "detector": "cgclip.data.ilidsvid:detect"},
     description="iLIDS-VID (i-LIDS-VID/, train-test people splits/)",
@@ -118,4 +123,9 @@ DATASETS.register(
     "vreid",
     {"loader": "cgclip.data.vreid:load_vreid", "detector": "cgclip.data.vreid:detect"},
     description="a folder written by cgclip build-mot (manifest.json)",
+)
+DATASETS.register(
+    "folder",
+    {"loader": "cgclip.data.tracklet_folder:load_tracklet_folder", "detector": "cgclip.data.tracklet_folder:detect"},
+    description="a tracklet folder (train/, query/, gallery/ of PID/TRACKLET/ frame folders; cameras.csv optional)",
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cgclip.cli._options import add_deprecated_alias, add_runtime_options, add_splits_option, in_range
+from cgclip.config import DATASET_KINDS
 from cgclip.errors import CgclipError
 
 
@@ -83,7 +84,9 @@ def add_frame_options(p: argparse.ArgumentParser, default_frames: str = "all") -
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", type=Path, help="dataset folder (cgclip build-mot output, MARS, iLIDS-VID)")
     src.add_argument("--images", type=Path, help="folder laid out <identity>/[<tracklet>/]*.jpg")
-    kind = p.add_argument("--dataset-kind", help="dataset format (vreid, mars, ilidsvid); detected when left out")
+    kind = p.add_argument(
+        "--dataset-kind", help=f"dataset format ({', '.join(DATASET_KINDS[1:])}); detected when left out"
+    )
     add_deprecated_alias(p, "--kind", kind)
     add_splits_option(p, ("train",), "the dataset's tracklets to caption")
     p.add_argument(

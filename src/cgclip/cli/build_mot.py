@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
             "Crop the tracks of MOT-format sequences (MOT/train/SEQ and MOT/val/SEQ with seqinfo.ini, "
             "img1/, gt/gt.txt) into tracklets, map tracks to identities, and write a dataset folder that "
             "`cgclip info` and training read. Re-running on the same --out resumes and replaces the "
-            "build.\n\nQuery/gallery rule: " + QUERY_GALLERY_RULE,
+            "build. A sequence may hold one video file (.mp4 .avi .mkv .mov .webm) instead of img1/, and "
+            "gt/gt.txt may be a tracker's MOT output; a track no mapping names is its own identity."
+            "\n\nQuery/gallery rule: " + QUERY_GALLERY_RULE,
             "cgclip build-mot --mot worlds/sports --out data/sports",
             "cgclip build-mot --mot SportsMOT --out data/sportsvreid --mot-splits train val --min-height 48",
         ),

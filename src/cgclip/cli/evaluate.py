@@ -22,6 +22,7 @@ def register(subparsers: Any) -> None:
             "and mean ± std reported.",
             "cgclip evaluate --run runs/sports-cgclip --test-sampling dense",
             "cgclip evaluate --run runs/sports-cgclip --neck-feat after --out after.json",
+            "cgclip evaluate --run runs/my-video --same-camera keep",
         ),
     )
     p.add_argument("--run", required=True, metavar="RUN", help="run folder written by cgclip train")
@@ -42,6 +43,11 @@ def register(subparsers: Any) -> None:
         "--gallery-mode",
         choices=CHOICES["eval.gallery_mode"],
         help="gallery (torchreid) or query+gallery (TF-CLIP / original MARS code)",
+    )
+    p.add_argument(
+        "--same-camera",
+        choices=CHOICES["eval.same_camera"],
+        help="drop a query's matches seen by its own camera (torchreid) or keep them (footage without camera ids)",
     )
     p.add_argument("--metric", choices=CHOICES["eval.metric"], help="distance (default cosine)")
     p.add_argument("--rerank", action="store_true", default=None, help="k-reciprocal re-ranking")
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         sampling=args.test_sampling,
         gallery_mode=args.gallery_mode,
+        same_camera=args.same_camera,
         metric=args.metric,
         rerank=args.rerank,
         device=args.device,
@@ -94,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     proto = result["protocol"]
     print(
         f"{result['model']} on {proto.get('dataset')} ({proto['num_query']} queries, {proto['num_gallery']} gallery; "
-        f"{proto['gallery_mode']}, {proto['test_sampling']}, {proto['checkpoint']} epoch {proto.get('epoch')})"
+        f"{proto['gallery_mode']}, same camera: {proto['same_camera']}, {proto['test_sampling']}, "
+        f"{proto['checkpoint']} epoch {proto.get('epoch')})"
     )
     print(format_result(result))
     print(f"results: {out}")

@@ -1,4 +1,4 @@
-"""``cgclip info``: per-split statistics of a dataset folder (MARS, iLIDS-VID or a VReID folder)."""
+"""``cgclip info``: per-split statistics of a dataset folder (any registered format)."""
 
 from __future__ import annotations
 

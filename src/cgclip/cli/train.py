@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from cgclip.cli._options import add_deprecated_alias, add_runtime_options, command_help
@@ -17,7 +19,8 @@ def register(subparsers: Any) -> None:
         help="train a video ReID model into a run folder",
         **command_help(
             "Train CG-CLIP or a baseline on a tracklet dataset. The configuration is a preset (Table "
-            "S.7 recipes: mars, ilidsvid, sports, dance; tiny for CPU) and/or a YAML file (with _base_), "
+            "S.7 recipes: mars, ilidsvid, sports, dance; lsvid from MARS's; tiny for CPU) and/or a YAML file "
+            "(with _base_), "
             "then --set overrides. Writes the resolved config, dataset statistics, metrics.jsonl per "
             "epoch and checkpoints every epoch into --out. Under torchrun it trains with "
             "DistributedDataParallel.",
@@ -26,9 +29,9 @@ def register(subparsers: Any) -> None:
             "--protocol-splits 0-9",
         ),
     )
-    p.add_argument("--preset", help="built-in preset: mars, ilidsvid, sports, dance or tiny")
+    p.add_argument("--preset", help="built-in preset: mars, lsvid, ilidsvid, sports, dance or tiny")
     p.add_argument("--config", metavar="YAML", help="YAML configuration file (may name a preset with _base_)")
-    p.add_argument("--dataset", metavar="DIR", help="dataset folder (MARS, iLIDS-VID or a cgclip build-mot folder)")
+    p.add_argument("--dataset", metavar="DIR", help="dataset folder (any format of --dataset-kind)")
     p.add_argument("--dataset-kind", choices=DATASET_KINDS, help="dataset format (default: from the config / detected)")
     p.add_argument("--model", choices=MODEL_NAMES, help="model to train (default: from the config, cgclip)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
@@ -39,6 +42,12 @@ def register(subparsers: Any) -> None:
         "(default: the dataset folder's identities.csv)",
     )
     p.add_argument("--clip", metavar="DIR", help="Hugging Face CLIP directory (default: the embedded tiny CLIP)")
+    p.add_argument(
+        "--init",
+        metavar="RUN",
+        help="fine-tune from a trained run of the same model and CLIP layout (its best weights; classifiers, "
+        "memories and the camera table start afresh); writes RUN_OUT/init.json",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -74,6 +83,8 @@ def build_config(args: argparse.Namespace) -> Any:
         overrides.append(f"model.name={args.model}")
     if args.clip:
         overrides.append(f"model.clip_path={args.clip}")
+    if args.init:
+        overrides.append(f"train.init={args.init}")
     if args.captions:
         overrides.append(f"data.captions={args.captions}")
     for key, value in (
@@ -147,5 +158,13 @@ def run(args: argparse.Namespace) -> int:
             else ""
         )
         print(f"trained {cfg.model.name} for {result.epochs} epochs into {result.run_dir}{best}")
+        init = Path(result.run_dir) / "init.json"
+        if cfg.train.init and init.is_file():
+            r = json.loads(init.read_text())
+            print(
+                f"started from {r['run']} ({r['checkpoint']}): {len(r['loaded'])} tensors loaded, "
+                f"{len(r['reinitialised'])} re-initialised, {len(r['kept'])} kept as built, "
+                f"{len(r['skipped'])} skipped (list: {init})"
+            )
         print(f"next: cgclip evaluate --run {result.run_dir}")
     return 0

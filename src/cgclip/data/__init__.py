@@ -3,8 +3,10 @@
 ``load_dataset(name, root, **options)`` is the one entry point for reading a dataset from disk:
 
 * ``"mars"`` — MARS (``bbox_train/``, ``bbox_test/``, ``info/``), see :mod:`cgclip.data.mars`.
+* ``"lsvid"`` — LS-VID (``info/list_sequence/``, ``info/data/info_test.mat``), see :mod:`cgclip.data.lsvid`.
 * ``"ilidsvid"`` — iLIDS-VID with options ``split`` (0–9) and ``test_half``, see :mod:`cgclip.data.ilidsvid`.
 * ``"vreid"`` — a dataset folder written by ``cgclip build-mot``, see :mod:`cgclip.data.vreid`.
+* ``"folder"`` — plain ``train/``, ``query/``, ``gallery/`` tracklet folders, see :mod:`cgclip.data.tracklet_folder`.
 
 The names, loaders and format detectors are registered in :data:`cgclip.registry.DATASETS`.
 """

@@ -227,5 +227,6 @@ def load_mars(root: str | Path, verify_frames: bool = False) -> TrackletDataset:
 
 
 def detect(root: Path) -> bool:
-    """Whether ``root`` holds MARS (an ``info/`` and a ``bbox_test/`` folder)."""
-    return (root / "info").is_dir() and (root / "bbox_test").is_dir()
+    """Whether ``root`` holds MARS (``info/`` and ``bbox_test/`` folders, but not LS-VID's ``info/list_sequence/``)."""
+    info = root / "info"
+    return info.is_dir() and (root / "bbox_test").is_dir() and not (info / "list_sequence").is_dir()

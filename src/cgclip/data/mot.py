@@ -11,6 +11,9 @@ The reader accepts the variants found in the wild:
   DanceTrack): the names are taken from the files in the image folder.
 * ``seqinfo.ini`` may lack ``imWidth``/``imHeight`` (read from the first image) or be absent (``img1`` and the
   extension of the files found there are used).
+* The frames may be one video file instead of an image folder (``SEQ/{match.mp4, gt/gt.txt}``, or ``imDir`` naming
+  the video): see :mod:`cgclip.data.video`. ``gt.txt`` may then be any tracker's MOT-format output
+  (``frame,id,x,y,w,h,score,-1,-1,-1``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from cgclip.data.video import VIDEO_EXTS, find_video, probe_video
 from cgclip.errors import DataError
 from cgclip.io_utils import read_text
 
@@ -63,16 +67,17 @@ class MotBox:
 
 @dataclass
 class MotSequence:
-    """A MOT sequence folder: its name, image folder, frame files and image size.
+    """A MOT sequence folder: its name, image folder (or video file), frame files and image size.
 
     Attributes:
         name: sequence name: the folder name (what track_mapping.csv refers to), not seqinfo.ini's ``name``.
         root: the sequence folder.
-        image_dir: folder holding the frame images.
-        length: number of frames (``seqLength``, or the number of frame files).
+        image_dir: folder holding the frame images (for a video sequence: the folder holding the video).
+        length: number of frames (``seqLength``, or the number of frame files, or the video's frame count).
         width, height: image size in pixels.
-        frame_files: frame number → image file name inside ``image_dir``.
-        frame_digits: zero-padded width of the frame names (0 when they are not padded consistently).
+        frame_files: frame number → image file name inside ``image_dir`` (empty for a video sequence).
+        frame_digits: zero-padded width of the frame names (0 when they are not padded consistently, or a video).
+        video: the video file holding the frames, or None for an image folder.
     """
 
     name: str
@@ -83,6 +88,7 @@ class MotSequence:
     height: int
     frame_files: dict[int, str] = field(default_factory=dict, repr=False)
     frame_digits: int = 0
+    video: Path | None = None
 
     @property
     def gt_path(self) -> Path:
@@ -90,7 +96,14 @@ class MotSequence:
         return self.root / "gt" / "gt.txt"
 
     def frame_path(self, frame: int) -> Path | None:
-        """Path of the image of ``frame``, or None when no such file exists."""
+        """Path of the image of ``frame``, or None when no such file exists.
+
+        For a video sequence: the video file for frames ``1..length``, None for any other frame (so a gt row beyond
+        the video's end counts as a missing image). The video may still turn out shorter than ``length`` when it is
+        decoded; the builder counts those frames as missing too.
+        """
+        if self.video is not None:
+            return self.video if 1 <= frame <= self.length else None
         name = self.frame_files.get(frame)
         return self.image_dir / name if name is not None else None
 
@@ -256,8 +269,15 @@ def _frame_index(image_dir: Path, ext: str | None) -> tuple[dict[int, str], int,
 def read_sequence(root: str | Path) -> MotSequence:
     """Read a MOT sequence folder (``seqinfo.ini``, the image folder and its frame names).
 
+    When the image folder (``imDir``, default ``img1``) does not exist and the folder holds one video file (or
+    ``imDir`` names one), the sequence is that video (:func:`cgclip.data.video.find_video`): ``seqLength``,
+    ``imWidth`` and ``imHeight`` come from seqinfo.ini when given, else from the video
+    (:func:`cgclip.data.video.probe_video`); the video's first frame is decoded in any case, so that a file PyAV
+    cannot read is refused here, before anything is written.
+
     Raises:
-        DataError: the image folder is missing or empty, or ``seqinfo.ini`` is malformed.
+        DataError: the image folder is missing (and there is no video) or empty, ``seqinfo.ini`` is malformed, the
+            folder holds two videos, or the video cannot be decoded.
     """
     root = Path(root)
     ini = root / "seqinfo.ini"
@@ -266,7 +286,14 @@ def read_sequence(root: str | Path) -> MotSequence:
         log.info("%s: no seqinfo.ini; using img1/ and the image files found there", root)
     image_dir = root / info.get("imDir", "img1").strip()
     if not image_dir.is_dir():
-        raise DataError("image folder not found; expected the frames in img1/ (or seqinfo.ini's imDir)", path=image_dir)
+        video = find_video(root, info.get("imDir"))
+        if video is not None:
+            return _video_sequence(root, video, info, ini)
+        raise DataError(
+            "image folder not found; expected the frames in img1/ (or seqinfo.ini's imDir) or one video file "
+            f"({' '.join(VIDEO_EXTS)}) in the sequence folder",
+            path=image_dir,
+        )
     ext = info.get("imExt", "").strip() or None
     if ext is not None and not ext.startswith("."):
         ext = "." + ext
@@ -288,6 +315,25 @@ def read_sequence(root: str | Path) -> MotSequence:
     if missing:
         log.warning("%s: %d of %d frames have no image file", image_dir, missing, length)
     return MotSequence(root.name, root, image_dir, length, width, height, files, digits)
+
+
+def _video_sequence(root: Path, video: Path, info: dict[str, str], ini: Path) -> MotSequence:
+    """The :class:`MotSequence` of a sequence whose frames are the video file ``video``."""
+    length = _int_field(info, "seqLength", ini)
+    width, height = _int_field(info, "imWidth", ini), _int_field(info, "imHeight", ini)
+    frames, video_width, video_height = probe_video(video, count_frames=not length)
+    if length and frames and frames != length:
+        log.warning(
+            "%s: seqinfo.ini says seqLength=%d but the video has %d frames; frames beyond its end count as missing",
+            video,
+            length,
+            frames,
+        )
+    if width is None or height is None:
+        width, height = video_width, video_height
+    length = length or frames
+    log.info("%s: frames from the video %s (%d frames, %dx%d)", root, video.name, length, width, height)
+    return MotSequence(root.name, root, video.parent, length, width, height, video=video)
 
 
 def list_sequences(split_dir: str | Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 Steps (SPEC §3.1): read every sequence of the train and val split folders; crop every box clipped to the image;
 drop crops that are too small, barely visible, or whose frame image is missing or cannot be decoded (a warning and
-a count, never a silent drop); cut each track into tracklets of at most ``max_len`` consecutive kept frames (a gap
+a count, never a silent drop; for a sequence stored as a video, :mod:`cgclip.data.video`, a frame beyond the
+video's end is a missing image); cut each track into tracklets of at most ``max_len`` consecutive kept frames (a gap
 cuts too) and drop tracklets shorter than ``min_len``; give each track a global identity through the identity table
 and mapping (:mod:`cgclip.data.identity_table`); one camera per sequence; the val split becomes query/gallery by
 :func:`cgclip.data.vreid.select_queries`.
@@ -28,6 +29,7 @@ from cgclip.data import identity_table as idt
 from cgclip.data.image_io import FrameReadError, read_rgb
 from cgclip.data.mot import MotBox, MotSequence, group_tracks, list_sequences, read_gt, read_sequence
 from cgclip.data.tracklet import Tracklet, split_statistics
+from cgclip.data.video import iter_frames
 from cgclip.data.vreid import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -202,12 +204,13 @@ def _crop_sequence(
     store = CropStore(out / "crops" / split / seq.name, p["jpeg_quality"])
     digits = max(6, seq.frame_digits)
     corrupt: set[int] = set()
+    lacking: set[int] = set()  # frames the video turned out not to have
     size_warned = False
     while True:
         pieces = []
         for tid, kept in candidates.items():
             for segment, frames in enumerate(
-                cut_track([f for f in kept if f not in corrupt], p["max_len"], p["min_len"])
+                cut_track([f for f in kept if f not in corrupt and f not in lacking], p["max_len"], p["min_len"])
             ):
                 rels = [f"{tid}_{segment}/{f:0{digits}d}.jpg" for f in frames]
                 pieces.append(_Piece(split, seq, camid, tid, segment, frames, rels))
@@ -220,15 +223,19 @@ def _crop_sequence(
                     todo.setdefault(frame, []).append((rel, key, box))
         if not todo:
             break
-        for frame in progress(sorted(todo), total=len(todo), desc=f"crop {split}/{seq.name}", unit="frame"):
+        sources = iter_frames(seq.video, set(todo)) if seq.video is not None else ((f, None) for f in sorted(todo))
+        decoded: set[int] = set()
+        for frame, image in progress(sources, total=len(todo), desc=f"crop {split}/{seq.name}", unit="frame"):
+            decoded.add(frame)
             src = seq.frame_path(frame)
-            try:
-                image = read_rgb(str(src))
-            except FrameReadError as exc:
-                corrupt.add(frame)
-                summary.corrupt_frames.append(str(Path(src).relative_to(mot_root)))
-                log.warning("%s: cannot decode (%s); its %d crops are dropped", src, exc.reason, len(todo[frame]))
-                continue
+            if image is None:
+                try:
+                    image = read_rgb(str(src))
+                except FrameReadError as exc:
+                    corrupt.add(frame)
+                    summary.corrupt_frames.append(str(Path(src).relative_to(mot_root)))
+                    log.warning("%s: cannot decode (%s); its %d crops are dropped", src, exc.reason, len(todo[frame]))
+                    continue
             if image.size != (seq.width, seq.height) and not size_warned:
                 size_warned = True
                 log.warning(
@@ -240,10 +247,17 @@ def _crop_sequence(
                 )
             for rel, key, box in todo[frame]:
                 store.write(rel, key, image.crop(box))
+        missing = set(todo) - decoded
+        if missing:  # a video shorter than its frame count said: like missing images
+            lacking |= missing
+            n, first = len(missing), min(missing)
+            log.warning("%s: ends before frame %d (%d wanted frames); they count as missing_image", seq.video, first, n)
     n_corrupt = sum(1 for kept in candidates.values() for f in kept if f in corrupt)
+    n_lacking = sum(1 for kept in candidates.values() for f in kept if f in lacking)
     n_kept = sum(len(pc.frames) for pc in pieces)
     summary.dropped["corrupt_image"] += n_corrupt
-    summary.dropped["short_tracklet"] += sum(len(kept) for kept in candidates.values()) - n_corrupt - n_kept
+    summary.dropped["missing_image"] += n_lacking
+    summary.dropped["short_tracklet"] += sum(len(kept) for kept in candidates.values()) - n_corrupt - n_lacking - n_kept
     summary.crops_written += len(store.written)
     summary.crops_reused += store.save([rel for pc in pieces for rel in pc.rels])
     return pieces

@@ -15,6 +15,7 @@ component (:data:`PARITY_TOLERANCE`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -71,7 +72,7 @@ def _quiet_exporter() -> Iterator[None]:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
         try:
-            with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115 (closed with the process)
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
                 yield
         finally:
             for lg, level in zip(loggers, levels):
@@ -86,7 +87,8 @@ def export_model(
     per_frame: bool = False,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Write ``model``'s inference path as an ONNX file at ``path`` (see the module docstring).
+    """Write ``model``'s inference path as an ONNX file at ``path`` (see the module docstring), traced on CPU in fp32
+    (a model on another device or in another precision is copied first; its train/eval mode is restored).
 
     ``info`` describes the model for the embedder: ``model``, ``image_size``, ``seq_len``, ``sampling``,
     ``num_cameras`` (0 = no SIE input), ``feature_dim`` (and anything else worth keeping, e.g. the run).
@@ -96,7 +98,10 @@ def export_model(
     except ImportError:
         raise ConfigError(f"ONNX export needs onnx and onnxscript: {EXPORT_EXTRA}") from None
     opset = check_opset(opset)
-    model = model.float().cpu().eval()
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
+        model = copy.deepcopy(model).float().cpu()  # export on CPU in fp32; the caller's model stays as it is
+    was_training = model.training
+    model.eval()
     h, w = (int(v) for v in info["image_size"])
     sie = int(info["num_cameras"]) > 0
     batch, frames = torch.export.Dim("batch", min=1), torch.export.Dim("frames", min=1)
@@ -109,27 +114,30 @@ def export_model(
         shapes["camids"] = {0: batch}
         names.append("camids")
     graph = _FeatureGraph(model, per_frame).eval()
-    with _quiet_exporter():
-        program = torch.onnx.export(
-            graph,
-            args,
-            dynamo=True,
-            dynamic_shapes=shapes,
-            input_names=names,
-            output_names=["feature"],
-            opset_version=opset,
-            verbose=False,
-        )
-    meta = {
-        **info,
-        "format": ONNX_FORMAT,
-        "per_frame": bool(per_frame),
-        "inputs": names,
-        "mean": list(CLIP_MEAN),
-        "std": list(CLIP_STD),
-        "opset": opset,
-        "cgclip": __version__,
-    }
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                graph,
+                args,
+                dynamo=True,
+                dynamic_shapes=shapes,
+                input_names=names,
+                output_names=["feature"],
+                opset_version=opset,
+                verbose=False,
+            )
+        meta = {
+            **info,
+            "format": ONNX_FORMAT,
+            "per_frame": bool(per_frame),
+            "inputs": names,
+            "mean": list(CLIP_MEAN),
+            "std": list(CLIP_STD),
+            "opset": opset,
+            "cgclip": __version__,
+        }
+    finally:
+        model.train(was_training)
     program.model.metadata_props[METADATA_KEY] = json.dumps(meta, sort_keys=True)
     with _quiet_exporter():
         program.save(str(path))

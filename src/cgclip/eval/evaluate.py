@@ -3,6 +3,10 @@
 ``gallery_mode="gallery"`` ranks queries against the gallery set only (torchreid). ``"query+gallery"`` ranks them
 against concat(query, gallery) (TF-CLIP and the original MARS code); each query then also meets itself and its
 same-camera copies, which the same-pid-same-camera rule removes.
+
+``same_camera`` (:data:`~cgclip.eval.rank.SAME_CAMERA_POLICIES`) is that rule: ``"drop"`` (torchreid) removes a
+query's same-pid gallery items seen by its camera; ``"keep"`` (footage without camera ids) ranks them all, and only a
+query's own copy in the ``query+gallery`` mode is removed.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from cgclip.eval.rank import (
     GalleryIndex,
     RankResult,
     check_labels,
+    check_same_camera,
     evaluate_rank,
     finalize,
+    junk_keys,
     rank_chunks,
 )
 from cgclip.eval.rerank import rerank_features
@@ -40,6 +46,7 @@ def evaluate_features(
     g_camids: Any,
     metric: str = "cosine",
     gallery_mode: str = "gallery",
+    same_camera: str = "drop",
     rerank: bool = False,
     k1: int = 20,
     k2: int = 6,
@@ -59,17 +66,19 @@ def evaluate_features(
         q_pids, g_pids, q_camids, g_camids: person and camera ids, one per item.
         metric: ``"cosine"`` (1 − cos on L2-normalised features) or ``"euclidean"``.
         gallery_mode: ``"gallery"`` or ``"query+gallery"`` (see the module docstring).
+        same_camera: ``"drop"`` or ``"keep"`` same-pid gallery items of the query's camera (module docstring).
         rerank, k1, k2, lambda_value: k-reciprocal re-ranking and its parameters.
         max_rank: CMC length.
         chunk_size: queries per distance block.
         num_workers: ranking threads (default: CPU count, at most 4).
 
     Raises:
-        EvaluationError: bad shapes, NaN features, unknown metric / mode, or no query with a valid positive.
+        EvaluationError: bad shapes, NaN features, unknown metric / mode / policy, or no query with a valid positive.
     """
     check_metric(metric)
     if gallery_mode not in GALLERY_MODES:
         raise EvaluationError(f"unknown gallery_mode {gallery_mode!r}: use one of {', '.join(GALLERY_MODES)}")
+    check_same_camera(same_camera)
     q = as_features(qf, "query features")
     g = as_features(gf, "gallery features")
     q_pids, g_pids, q_camids, g_camids = check_labels(len(q), len(g), q_pids, g_pids, q_camids, g_camids)
@@ -82,13 +91,15 @@ def evaluate_features(
             len(q) + len(g),
         )
     gallery_parts: tuple[np.ndarray, ...] = (g,)
-    if gallery_mode == "query+gallery":
+    query_in_gallery = gallery_mode == "query+gallery"
+    if query_in_gallery:
         gallery_parts = (q, g)  # never concatenated, except for re-ranking
         g_pids = np.concatenate([q_pids, g_pids])
         g_camids = np.concatenate([q_camids, g_camids])
     protocol: dict[str, Any] = {
         "metric": metric,
         "gallery_mode": gallery_mode,
+        "same_camera": same_camera,
         "rerank": bool(rerank),
         "num_query": int(len(q)),
         "num_gallery": int(len(g_pids)),
@@ -109,16 +120,19 @@ def evaluate_features(
             max_rank=max_rank,
             chunk_size=chunk_size,
             num_workers=num_workers,
+            same_camera=same_camera,
+            query_in_gallery=query_in_gallery,
         )
         result.protocol = protocol
         return result
     if chunk_size is None:
         chunk_size = max(1, DEFAULT_CHUNK_ELEMENTS // max(len(g_pids), 1))
-    gallery = GalleryIndex(g_pids, g_camids)
+    q_keys, g_keys = junk_keys(q_camids, g_camids, same_camera, query_in_gallery)
+    gallery = GalleryIndex(g_pids, g_keys)
 
     def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for a, b, dist in iter_distance_chunks(q, gallery_parts, metric, chunk_size):
-            yield dist, q_pids[a:b], q_camids[a:b]
+            yield dist, q_pids[a:b], q_keys[a:b]
 
     stats = rank_chunks(blocks(), gallery, num_workers)
-    return finalize(stats, max_rank, len(g_pids), protocol)
+    return finalize(stats, max_rank, len(g_pids), protocol, same_camera)

@@ -1,7 +1,9 @@
 """Vectorised CMC / mAP / mINP from distances, with torchreid's ``eval_market1501`` semantics.
 
 For every query, gallery items with the same person id **and** the same camera id are removed ("junk"); the
-remaining gallery items with the query's person id are its positives. A query without positives is skipped.
+remaining gallery items with the query's person id are its positives. A query without positives is skipped. That is
+the ``drop`` policy of :data:`SAME_CAMERA_POLICIES`; ``keep`` (footage without camera ids) removes nothing but the
+query's own copy when the gallery holds the queries (:func:`junk_keys`).
 AP is the non-interpolated average precision over all remaining gallery items, CMC is clipped to 1, and
 INP = (number of positives) / (rank of the last positive).
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cgclip.config_sections import EvalConfig, choices_of
 from cgclip.errors import EvaluationError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,43 @@ PREFIX_MAX_FRACTION = 0.25
 
 #: Gallery entries per chunk of rows (rows × gallery); keeps a chunk's temporaries to a few hundred MB at most.
 DEFAULT_CHUNK_ELEMENTS = 4_000_000
+
+#: What a query's ranking does with the gallery items of its identity seen by its own camera: ``drop`` removes them
+#: (torchreid), ``keep`` ranks them as positives (footage without camera ids). Declared by ``EvalConfig.same_camera``.
+SAME_CAMERA_POLICIES: tuple[str, ...] = choices_of(EvalConfig, "same_camera")
+
+
+def check_same_camera(same_camera: str) -> None:
+    """Refuse a policy that is not one of :data:`SAME_CAMERA_POLICIES` (a one-line :class:`EvaluationError`)."""
+    if same_camera not in SAME_CAMERA_POLICIES:
+        raise EvaluationError(
+            f"unknown same_camera policy {same_camera!r}: use one of {', '.join(SAME_CAMERA_POLICIES)}"
+        )
+
+
+def junk_keys(
+    q_camids: np.ndarray, g_camids: np.ndarray, same_camera: str, query_in_gallery: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The keys :func:`rank_chunk` compares: a gallery item of a query's pid is removed from that query's ranking
+    ("junk") exactly when their keys are equal.
+
+    ``drop``: the camera ids themselves (same pid and same camera is junk). ``keep``: query ``i`` gets key
+    ``-(i + 1)`` and every gallery item 0, except that with ``query_in_gallery`` (the gallery starts with the
+    queries, in query order: the ``query+gallery`` mode) gallery item ``i`` shares query ``i``'s key, so a query's
+    own copy, and nothing else, is removed.
+    """
+    check_same_camera(same_camera)
+    if same_camera == "drop":
+        return q_camids, g_camids
+    q_keys = -np.arange(1, len(q_camids) + 1, dtype=np.int64)
+    g_keys = np.zeros(len(g_camids), dtype=np.int64)
+    if query_in_gallery:
+        if len(g_keys) < len(q_keys):
+            raise EvaluationError(
+                f"query_in_gallery needs the gallery ({len(g_keys)}) to start with the {len(q_keys)} queries"
+            )
+        g_keys[: len(q_keys)] = q_keys
+    return q_keys, g_keys
 
 
 @dataclass
@@ -209,7 +249,11 @@ def _tie_offsets(
 
 
 def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: GalleryIndex) -> ChunkStats:
-    """Rank one chunk of query rows (``dist``: rows × gallery) against ``gallery``; thread-safe."""
+    """Rank one chunk of query rows (``dist``: rows × gallery) against ``gallery``; thread-safe.
+
+    Same-pid gallery items whose camera id equals the query's are junk; pass :func:`junk_keys` as the camera ids
+    for another policy.
+    """
     n = dist.shape[0]
     rows, cols = gallery.same_pid_items(q_pids)
     junk = gallery.camids[cols] == q_camids[rows]
@@ -238,9 +282,14 @@ def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, galle
 
 
 def finalize(
-    chunks: list[ChunkStats], max_rank: int, num_gallery: int, protocol: dict[str, Any] | None = None
+    chunks: list[ChunkStats],
+    max_rank: int,
+    num_gallery: int,
+    protocol: dict[str, Any] | None = None,
+    same_camera: str = "drop",
 ) -> RankResult:
-    """Turn per-chunk outputs (in query order) into a :class:`RankResult`.
+    """Turn per-chunk outputs (in query order) into a :class:`RankResult`; ``same_camera`` (the policy the chunks
+    were ranked with) only words the messages.
 
     Raises:
         EvaluationError: no query has a positive left after junk removal.
@@ -250,10 +299,12 @@ def finalize(
     num_pos = np.concatenate([c.num_pos for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
     valid = num_pos > 0
     num_valid = int(valid.sum())
+    where = "in another camera" if same_camera == "drop" else "in the gallery"
     if num_valid == 0:
+        hint = "; footage without camera ids needs same_camera=keep" if same_camera == "drop" else ""
         raise EvaluationError(
-            f"no query has a positive in another camera ({len(num_pos)} queries, {num_gallery} "
-            "gallery items): check the pids/camids and that the gallery holds the query identities"
+            f"no query has a positive {where} ({len(num_pos)} queries, {num_gallery} gallery items): check the "
+            f"pids/camids and that the gallery holds the query identities{hint}"
         )
     ap = np.concatenate([c.ap for c in chunks])[valid]
     first = np.concatenate([c.first for c in chunks])[valid].astype(np.int64)
@@ -263,7 +314,7 @@ def finalize(
     minp = float(np.mean(num_pos[valid] / last))
     skipped = len(num_pos) - num_valid
     if skipped:
-        logger.info("%d of %d queries have no positive in another camera and were skipped", skipped, len(num_pos))
+        logger.info("%d of %d queries have no positive %s and were skipped", skipped, len(num_pos), where)
     return RankResult(
         cmc=cmc.astype(np.float32),
         mAP=float(np.mean(ap)),
@@ -339,17 +390,22 @@ def evaluate_rank(
     max_rank: int = 50,
     chunk_size: int | None = None,
     num_workers: int | None = None,
+    same_camera: str = "drop",
+    query_in_gallery: bool = False,
 ) -> RankResult:
     """CMC, mAP and mINP of a query × gallery distance matrix (smaller = more similar).
 
     Same semantics as torchreid's ``eval_market1501`` (same-pid-same-camera gallery items removed, queries with no
-    remaining positive skipped), but vectorised, chunked over queries (``chunk_size`` rows; default: sized to the
-    gallery) and ranked on ``num_workers`` threads. A query that keeps fewer than ``max_rank`` gallery items does not
+    remaining positive skipped) with ``same_camera="drop"``; ``"keep"`` removes no same-camera item, only each
+    query's own copy when ``query_in_gallery`` says the gallery's first items are the queries (:func:`junk_keys`).
+    Vectorised, chunked over queries (``chunk_size`` rows; default: sized to the gallery) and ranked on
+    ``num_workers`` threads. A query that keeps fewer than ``max_rank`` gallery items does not
     fail (its CMC is padded with its last value). ``distmat`` may be a NumPy array or a torch tensor; float64 input
     is ranked in float64.
 
     Raises:
-        EvaluationError: shapes disagree, the distances hold NaN, or no query has a valid positive.
+        EvaluationError: shapes disagree, the distances hold NaN, an unknown ``same_camera`` policy, or no query has
+            a valid positive.
     """
     if hasattr(distmat, "detach"):
         distmat = distmat.detach().cpu().numpy()
@@ -360,7 +416,8 @@ def evaluate_rank(
         distmat = distmat.astype(np.float32)
     num_q, num_g = distmat.shape
     q_pids, g_pids, q_camids, g_camids = check_labels(num_q, num_g, q_pids, g_pids, q_camids, g_camids)
-    gallery = GalleryIndex(g_pids, g_camids)
-    chunks = ((distmat[a:b], q_pids[a:b], q_camids[a:b]) for a, b in chunk_rows(num_q, num_g, chunk_size))
+    q_keys, g_keys = junk_keys(q_camids, g_camids, same_camera, query_in_gallery)
+    gallery = GalleryIndex(g_pids, g_keys)
+    chunks = ((distmat[a:b], q_pids[a:b], q_keys[a:b]) for a, b in chunk_rows(num_q, num_g, chunk_size))
     stats = rank_chunks(chunks, gallery, num_workers)
-    return finalize(stats, max_rank, num_g, {"num_gallery": num_g})
+    return finalize(stats, max_rank, num_g, {"num_gallery": num_g, "same_camera": same_camera}, same_camera)

@@ -110,6 +110,10 @@ class CGCLIPModel(VideoReIDModel):
             parts.append(tfe_feat)
         return parts, weights
 
+    def data_dependent_state(self) -> set[str]:
+        """The classifier and camera table, plus the Text Memory (the training identities' captions)."""
+        return super().data_dependent_state() | {k for k in self.state_dict() if k.startswith("text_memory.")}
+
     def forward(
         self, images: torch.Tensor, camids: torch.Tensor | None = None, pids: torch.Tensor | None = None
     ) -> dict:

@@ -128,6 +128,11 @@ class VideoReIDModel(nn.Module):
         """Names (as in ``named_parameters``) of the parameters that get ``optim.large_fc_lr_mult`` (none here)."""
         return set()
 
+    def data_dependent_state(self) -> set[str]:
+        """Names (as in ``state_dict``) of the entries tied to the training data — the ID classifiers (one row per
+        identity) and the SIE camera table — which ``cgclip train --init`` re-initialises instead of loading."""
+        return {k for k in self.state_dict() if ".classifier." in f".{k}" or k == "image_encoder.sie_embed"}
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, feature_dim={self.feature_dim}"
 

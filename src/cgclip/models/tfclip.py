@@ -146,6 +146,10 @@ class TFCLIPModel(VideoReIDModel):
             return set()
         return {f"neck_tmd.classifier.{n}" for n, _ in self.neck_tmd.classifier.named_parameters()}
 
+    def data_dependent_state(self) -> set[str]:
+        """The classifiers and camera table, plus the CLIP-Memory (one row per identity, rebuilt by ``prepare``)."""
+        return super().data_dependent_state() | {"clip_memory", "memory_ready"}
+
     def forward(
         self, images: torch.Tensor, camids: torch.Tensor | None = None, pids: torch.Tensor | None = None
     ) -> dict:

@@ -189,6 +189,7 @@ def evaluate_run(
     checkpoint: str = "best",
     sampling: str | None = None,
     gallery_mode: str | None = None,
+    same_camera: str | None = None,
     metric: str | None = None,
     rerank: bool | None = None,
     split: int | None = None,
@@ -202,7 +203,9 @@ def evaluate_run(
     """Evaluate a trained run on its dataset's test split (query/gallery) and write ``results.json``.
 
     Every argument left as None takes the run's configuration (``neck_feat``: retrieve on the feature before or
-    after the BNNeck, whichever the run trained with). Returns the results dict: ``mAP``, ``rank1``,
+    after the BNNeck, whichever the run trained with; ``same_camera``: ``drop`` or ``keep`` same-camera matches, see
+    :func:`cgclip.eval.evaluate_features`). A dataset without camera ids (``info["camera_ids"] == "none"``) is
+    refused under ``drop``, which would drop every positive. Returns the results dict: ``mAP``, ``rank1``,
     ``rank5``, ``rank10``, ``rank20``, ``mINP`` (fractions in [0, 1]), ``protocol``, ``model``, ``config``,
     ``dataset``, ``timing``, and the ``schema``/``unit`` fields of :mod:`cgclip.eval.results`.
     """
@@ -218,6 +221,7 @@ def evaluate_run(
         settings={
             "eval.sampling": sampling,
             "eval.gallery_mode": gallery_mode,
+            "eval.same_camera": same_camera,
             "eval.metric": metric,
             "eval.rerank": None if rerank is None else bool(rerank),
             "data.split": None if split is None else int(split),
@@ -226,6 +230,12 @@ def evaluate_run(
     )
     run, cfg, dataset, model, info = opened.run, opened.cfg, opened.dataset, opened.model, opened.info
     dev, prec = opened.device, opened.precision
+    if cfg.eval.same_camera == "drop" and dataset.info.get("camera_ids") == "none":
+        raise ConfigError(
+            "the dataset has no camera ids (every tracklet is camera 0), so dropping same-camera matches would drop "
+            "every positive; pass --same-camera keep (cgclip evaluate) or --set eval.same_camera=keep",
+            path=dataset.root,
+        )
     cache = run.root / "cache"
     start = time.perf_counter()
     common = dict(cfg=cfg, device=dev, precision=prec, cache_dir=cache, batch_size=batch_size, num_workers=num_workers)
@@ -242,6 +252,7 @@ def evaluate_run(
         [t.camid for t in dataset.gallery],
         metric=cfg.eval.metric,
         gallery_mode=cfg.eval.gallery_mode,
+        same_camera=cfg.eval.same_camera,
         rerank=cfg.eval.rerank,
     )
     rank_s = time.perf_counter() - t0

@@ -42,6 +42,7 @@ from cgclip.train.distributed import (
     wrap_model,
 )
 from cgclip.train.extract import autocast_context
+from cgclip.train.init_weights import init_from_run
 from cgclip.train.loop_state import LoopState, resume_state, save_last_state
 from cgclip.train.modeling import build_training_model, resolve_clip_path, save_clip_config
 from cgclip.train.optim import WarmupStepSchedule, optimizer_from_config
@@ -289,9 +290,14 @@ def _train(
         captions=data.captions,
         trained_cameras=data.cameras,
     ).to(device)
+    init_report = None
+    if cfg.train.init and not (resume and run.has_checkpoint()):  # a resumed run continues from its own weights
+        init_report = init_from_run(model, cfg.train.init)
     loader, sampler, train_ds = train_loader(data.split.train, cfg, info)
     if info.is_main:
         _record_start(run, cfg, data, clip_path, info, precision, command)
+        if init_report is not None:
+            run.write("init.json", init_report)
         run.write(
             "model.json",
             model_description(
