@@ -11,6 +11,18 @@ from cgclip.data import TrackletDataset
 from cgclip.data.tracklet import Tracklet, relabel
 
 IDENTITY_HEADER = "identity_id,split,scene,gender,uniform,number,hair,shoes,socks,build,accessories,others\n"
+#: Overrides of the ``tiny`` preset for a one-step training on :func:`tiny_dataset` (2-frame clips, 2 × 2 batches,
+#: fp32, no validation); add ``data.image_size=[32,16]`` for :func:`write_tiny_clip`'s CLIP.
+ONE_STEP = [
+    "data.seq_len=2",
+    "data.p=2",
+    "data.k=2",
+    "train.num_workers=0",
+    "train.epochs=1",
+    "train.max_iters=1",
+    "train.precision=fp32",
+    "data.val_identities=0",
+]
 COLOURS = ["red", "blue", "green", "white", "black", "yellow", "orange", "purple", "grey", "pink", "brown", "navy"]
 
 

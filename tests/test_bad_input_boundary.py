@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cgclip.cli import main  # noqa: E402
 from cgclip.config import load_config  # noqa: E402
 from cgclip.errors import CheckpointError, ConfigError, DataError, EvaluationError  # noqa: E402
-from fixtures_train import tiny_dataset, write_tiny_clip  # noqa: E402
+from fixtures_train import ONE_STEP, tiny_dataset, write_tiny_clip  # noqa: E402
 
 
 def _one_line_error(capsys, argv: list[str], expect: str) -> str:
@@ -257,14 +257,7 @@ def tiny_run(tmp_path_factory):
             "model.name=tap",
             f"model.clip_path={clip}",
             "data.image_size=[32,16]",
-            "data.seq_len=2",
-            "data.p=2",
-            "data.k=2",
-            "train.num_workers=0",
-            "train.epochs=1",
-            "train.max_iters=1",
-            "train.precision=fp32",
-            "data.val_identities=0",
+            *ONE_STEP,
         ],
     )
     train(cfg, root / "run", dataset=dataset)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,23 @@ def test_examples_parse() -> None:
                 continue
             args = parser.parse_args(argv)
             assert getattr(args, "func", None) is not None, line
+
+
+def test_a_closed_pipe_stops_the_command_quietly(tmp_path):
+    """`cgclip info DS | head`: the reader leaves; no 'unexpected error', the Unix exit status 141."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fixtures_reid import write_ilidsvid
+
+    write_ilidsvid(tmp_path / "ilids", persons=list(range(1, 5)), frames=2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cgclip", "info", str(tmp_path / "ilids")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # nobody reads: the first write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "unexpected error" not in err and "Traceback" not in err

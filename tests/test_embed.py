@@ -12,7 +12,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cgclip.config import load_config  # noqa: E402
 from cgclip.errors import CheckpointError, ConfigError, DataError  # noqa: E402
-from fixtures_train import tiny_captions, tiny_dataset, write_tiny_clip  # noqa: E402
+from fixtures_train import ONE_STEP, tiny_captions, tiny_dataset, write_tiny_clip  # noqa: E402
 
 # tap without SIE, tfclip and cgclip with it (so the camera-id input is exported and checked); cgclip-embedded
 # runs on the embedded CLIP (conv stem), the others on a ViT-layout CLIP.
@@ -39,14 +39,7 @@ def world(tmp_path_factory):
             [
                 *clip_opt,
                 *options,
-                "data.seq_len=2",
-                "data.p=2",
-                "data.k=2",
-                "train.num_workers=0",
-                "train.epochs=1",
-                "train.max_iters=1",
-                "train.precision=fp32",
-                "data.val_identities=0",
+                *ONE_STEP,
             ],
         )
         captions = tiny_captions(dataset) if "cgclip" in name else None
@@ -334,14 +327,7 @@ def test_cli_export_checks_on_the_runs_dataset(tmp_path, capsys):
             "model.name=tap",
             f"data.root={data}",
             "data.image_size=[32,16]",
-            "data.seq_len=2",
-            "data.p=2",
-            "data.k=2",
-            "train.num_workers=0",
-            "train.epochs=1",
-            "train.max_iters=1",
-            "train.precision=fp32",
-            "data.val_identities=0",
+            *ONE_STEP,
         ],
     )
     train(cfg, tmp_path / "run")

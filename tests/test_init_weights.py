@@ -12,19 +12,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cgclip.config import load_config  # noqa: E402
 from cgclip.errors import CgclipError, CheckpointError, ConfigError  # noqa: E402
-from fixtures_train import tiny_captions, tiny_dataset, write_tiny_clip  # noqa: E402
+from fixtures_train import ONE_STEP, tiny_captions, tiny_dataset, write_tiny_clip  # noqa: E402
 
-OPTIONS = [
-    "data.image_size=[32,16]",
-    "data.seq_len=2",
-    "data.p=2",
-    "data.k=2",
-    "train.num_workers=0",
-    "train.epochs=1",
-    "train.max_iters=1",
-    "train.precision=fp32",
-    "data.val_identities=0",
-]
+OPTIONS = ["data.image_size=[32,16]", *ONE_STEP]
 
 
 @pytest.fixture(scope="module")

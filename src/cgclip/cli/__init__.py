@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CgclipError as exc:
         print(f"cgclip {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `cgclip ... | head`: the reader left; stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that flushing stdout at exit does not fail again
+        return 141
     except OSError as exc:  # about a file the user named (name too long, disk full, ...): one line, not a bug
         if exc.filename is None or args.debug:
             return _unexpected(args, exc)
