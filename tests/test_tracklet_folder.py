@@ -283,3 +283,29 @@ def test_evaluate_run_refuses_drop_on_a_dataset_without_cameras(tmp_path, monkey
     monkeypatch.setattr(inference, "extract_run_features", lambda *a, **k: pytest.fail("features were extracted"))
     with pytest.raises(ConfigError, match="no camera ids .* pass --same-camera keep .*eval.same_camera=keep"):
         inference.evaluate_run(tmp_path / "run")
+
+
+def test_a_folder_without_cameras_trains_evaluates_and_searches(tmp_path, capsys):
+    """End to end through the CLI: train on a camera-less folder, evaluate with keep (drop is refused), search."""
+    import json
+
+    from fixtures_train import ONE_STEP, write_tiny_clip
+
+    people = {str(p): {f"t{k}": 3 for k in range(2)} for p in range(1, 5)}
+    layout = {"train": people, "query": {"7": {"q": 3}, "8": {"q": 3}}, "gallery": {"7": {"g": 3}, "8": {"g": 3}}}
+    data = write_folder(tmp_path / "ds", layout, size=(32, 16))
+    clip = write_tiny_clip(tmp_path / "clip")
+    run = tmp_path / "run"
+    argv = ["train", "--preset", "tiny", "--dataset", str(data), "--clip", str(clip), "--model", "tap"]
+    argv += [x for o in ["data.image_size=[32,16]", *ONE_STEP] for x in ("--set", o)]
+    assert main([*argv, "--out", str(run)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run)]) == 2
+    assert "--same-camera keep" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(run), "--same-camera", "keep"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["protocol"]["same_camera"] == "keep" and results["protocol"]["num_query"] == 2
+    assert main(["extract", "--run", str(run), "--out", str(tmp_path / "feats"), "--splits", "gallery"]) == 0
+    capsys.readouterr()
+    assert main(["search", "--gallery", str(tmp_path / "feats" / "gallery"), "--query", "0", "--topk", "2"]) == 0
+    assert "searched 1 queries in 2 gallery items" in capsys.readouterr().out
