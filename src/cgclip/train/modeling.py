@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from cgclip.config import ConfigError, ModelConfig, check_field, resolve_model_defaults
+from cgclip.config import Config, ConfigError, ModelConfig, check_field, config_to_dict, resolve_model_defaults
 from cgclip.errors import CheckpointError
 from cgclip.io_utils import read_json_object
+from cgclip.train.distributed import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,35 @@ def build_training_model(
         **{**model_options(model_cfg), "logit_scale_init": _start_scale(model_cfg, clip.logit_scale)},
     )
     return model
+
+
+def model_description(
+    cfg: Config,
+    model: torch.nn.Module,
+    num_classes: int,
+    num_cameras: int,
+    identities: Sequence[str],
+    clip_path: Path,
+    epoch: int | None,
+    cameras: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """``model.json``: what is needed to rebuild the model for inference and how to feed it (``sie_cameras``: the
+    camera ids training saw; others follow the unseen-camera rule)."""
+    return {
+        "format": "cgclip-model",
+        "version": 1,
+        "model": config_to_dict(cfg)["model"],
+        "clip_path": str(clip_path),
+        "num_classes": num_classes,
+        "num_cameras": num_cameras,
+        "sie_cameras": list(cameras) if cameras is not None else None,
+        "identities": list(identities),
+        "image_size": list(cfg.data.image_size),
+        "seq_len": cfg.data.seq_len,
+        "feature_dim": int(getattr(unwrap(model), "feature_dim", 0)),
+        "eval": config_to_dict(cfg)["eval"],
+        "epoch": epoch,
+    }
 
 
 #: The keys of a run's ``model.json`` (written by the trainer) and their JSON types.

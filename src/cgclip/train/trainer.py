@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from cgclip.config import Config, ModelConfig, OptimConfig, config_to_dict, diff_configs, resolve_defaults
+from cgclip.config import Config, resolve_defaults
 from cgclip.data import TrackletDataset
 from cgclip.data.sampling import PKSampler
 from cgclip.data.video_dataset import VideoClipDataset
@@ -38,14 +38,24 @@ from cgclip.train.distributed import (
     init_distributed,
     max_across_ranks,
     sum_across_ranks,
-    unwrap,
     wrap_model,
 )
 from cgclip.train.extract import autocast_context
 from cgclip.train.init_weights import init_from_run
 from cgclip.train.loop_state import LoopState, resume_state, save_last_state
-from cgclip.train.modeling import build_training_model, resolve_clip_path, save_clip_config
+from cgclip.train.modeling import (  # noqa: F401 (model_description re-exported)
+    build_training_model,
+    model_description,
+    resolve_clip_path,
+    save_clip_config,
+)
 from cgclip.train.optim import WarmupStepSchedule, optimizer_from_config
+from cgclip.train.resume_config import (  # noqa: F401 (re-exported)
+    LEGACY_VALUES,
+    RESUMABLE_CHANGES,
+    _apply_legacy_values,
+    _resolve_config,
+)
 from cgclip.train.run_dir import RunDir, environment
 from cgclip.train.setup import (  # noqa: F401 (re-exported)
     load_captions,
@@ -59,19 +69,6 @@ from cgclip.train.setup import (  # noqa: F401 (re-exported)
 from cgclip.train.training_data import TrainingData, training_data
 
 log = logging.getLogger(__name__)
-
-#: Settings that may change when a run is resumed (everything else must match the saved configuration).
-RESUMABLE_CHANGES = {
-    "train.epochs",
-    "train.eval_every",
-    "train.num_workers",
-    "train.log_every",
-    "train.save_every",
-    "data.root",
-    "data.captions",
-    "model.clip_path",
-    "eval.batch_size",
-}
 
 
 class TrainingError(CgclipError):
@@ -87,49 +84,6 @@ class TrainResult:
     best_epoch: int | None
     best_metric: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-#: Values of settings added later, for runs whose saved config.yaml predates them (so that they resume as they ran).
-LEGACY_VALUES = {"optim.bias_lr_factor": 1.0, "optim.large_fc_lr_mult": 1.0, "model.tfe_norm": False}
-
-
-def _apply_legacy_values(saved: Config, cfg: Config, run: RunDir) -> None:
-    """Give ``saved`` the :data:`LEGACY_VALUES` of the keys its config.yaml lacks, and ``cfg`` too where it holds the
-    default (a resume command that does not set them)."""
-    import yaml
-
-    tree = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
-    defaults = {"optim": OptimConfig(), "model": ModelConfig()}
-    for key, value in LEGACY_VALUES.items():
-        section, name = key.split(".")
-        if name in (tree.get(section) or {}):
-            continue
-        setattr(getattr(saved, section), name, value)
-        if getattr(getattr(cfg, section), name) == getattr(defaults[section], name):
-            setattr(getattr(cfg, section), name, value)
-        log.info("the run's config.yaml predates %s: resuming with %s (its behaviour then)", key, value)
-
-
-def _resolve_config(cfg: Config, run: RunDir, resume: bool) -> Config:
-    """On resume, the saved configuration wins; only :data:`RESUMABLE_CHANGES` may differ."""
-    if not (resume and run.exists()):
-        return cfg
-    saved = run.load_config()
-    _apply_legacy_values(saved, cfg, run)
-    changed = [k for k in diff_configs(saved, cfg) if k not in RESUMABLE_CHANGES]
-    # a setting left at its default on the command line (e.g. no --clip) keeps the saved value
-    if changed:
-        raise ConfigError(
-            f"--resume with settings that differ from the run's config.yaml: {', '.join(changed)}; "
-            "resume with the same settings or start a new run with another --out",
-            path=run.config_path,
-        )
-    for key in RESUMABLE_CHANGES:
-        section, name = key.split(".")
-        new = getattr(getattr(cfg, section), name)
-        if new not in (None, ""):
-            setattr(getattr(saved, section), name, new)
-    return saved
 
 
 def train(
@@ -370,35 +324,6 @@ def _train(
         _record_end(run, cfg, model, data, clip_path, state)
     barrier(info)
     return TrainResult(run.root, cfg.train.epochs, state.best_epoch, state.best_metric, state.history)
-
-
-def model_description(
-    cfg: Config,
-    model: torch.nn.Module,
-    num_classes: int,
-    num_cameras: int,
-    identities: Sequence[str],
-    clip_path: Path,
-    epoch: int | None,
-    cameras: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """``model.json``: what is needed to rebuild the model for inference and how to feed it (``sie_cameras``: the
-    camera ids training saw; others follow the unseen-camera rule)."""
-    return {
-        "format": "cgclip-model",
-        "version": 1,
-        "model": config_to_dict(cfg)["model"],
-        "clip_path": str(clip_path),
-        "num_classes": num_classes,
-        "num_cameras": num_cameras,
-        "sie_cameras": list(cameras) if cameras is not None else None,
-        "identities": list(identities),
-        "image_size": list(cfg.data.image_size),
-        "seq_len": cfg.data.seq_len,
-        "feature_dim": int(getattr(unwrap(model), "feature_dim", 0)),
-        "eval": config_to_dict(cfg)["eval"],
-        "epoch": epoch,
-    }
 
 
 def _summary(record: dict[str, Any]) -> str:
